@@ -1,0 +1,1 @@
+//! The cluster store (placeholder, filled in by the store work).
