@@ -38,8 +38,13 @@ pub(crate) struct StoreWorkload {
 /// Runs the store workload on the embedded store (both durabilities) and a
 /// real etcd started on loopback (or the one at `etcd_endpoint`), and prints
 /// the figures and the ratios.
-pub(crate) async fn store(workload: StoreWorkload, etcd_endpoint: Option<String>) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("bulwark-bench-").tempdir()?;
+pub(crate) async fn store(
+    workload: StoreWorkload,
+    etcd_endpoint: Option<String>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("bulwark-bench-")
+        .tempdir()?;
     let mut rows = Vec::new();
 
     for (name, durability) in [
@@ -77,13 +82,19 @@ pub(crate) async fn store(workload: StoreWorkload, etcd_endpoint: Option<String>
     config.prefix = format!("/bulwark-bench-{}", std::process::id());
     let etcd = EtcdStore::connect(config)?;
     eprintln!("measuring etcd …");
-    rows.push(("etcd 3.4 (fsync per commit)", run(Arc::new(etcd), workload).await?));
+    rows.push((
+        "etcd 3.4 (fsync per commit)",
+        run(Arc::new(etcd), workload).await?,
+    ));
 
     print_table(&rows);
     Ok(())
 }
 
-async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyhow::Result<StoreFigures> {
+async fn run<S: Store + ?Sized>(
+    store: Arc<S>,
+    workload: StoreWorkload,
+) -> anyhow::Result<StoreFigures> {
     let value = vec![b'v'; 256];
     let mut figures = StoreFigures::default();
 
@@ -108,7 +119,9 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
                 let mut latencies = Vec::with_capacity(workload.per_writer);
                 for i in 0..workload.per_writer {
                     let t = Instant::now();
-                    store.put(&format!("/bench/conc/{w}/{i}"), value.clone()).await?;
+                    store
+                        .put(&format!("/bench/conc/{w}/{i}"), value.clone())
+                        .await?;
                     latencies.push(t.elapsed());
                 }
                 anyhow::Ok(latencies)
@@ -119,7 +132,8 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
     for task in tasks {
         latencies.extend(task.await??);
     }
-    figures.concurrent_puts_per_s = (64 * workload.per_writer) as f64 / start.elapsed().as_secs_f64();
+    figures.concurrent_puts_per_s =
+        (64 * workload.per_writer) as f64 / start.elapsed().as_secs_f64();
     figures.concurrent_put_p99 = percentile(&mut latencies, 99.0);
 
     // Compare-and-swap updates on 1,000 hot keys from 64 writers, each
@@ -145,7 +159,10 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
                 for round in 0..workload.per_writer {
                     let slot = round % mine.len();
                     let (k, rev) = mine[slot];
-                    match store.update(&format!("/bench/hot/{k}"), value.clone(), rev).await? {
+                    match store
+                        .update(&format!("/bench/hot/{k}"), value.clone(), rev)
+                        .await?
+                    {
                         WriteOutcome::Committed { revision, .. } => {
                             mine[slot].1 = revision;
                             done += 1;
@@ -169,7 +186,9 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
             let store = store.clone();
             tokio::spawn(async move {
                 for i in (w..10_000).step_by(16) {
-                    store.put(&format!("/bench/range/{i:05}"), vec![b'r'; 256]).await?;
+                    store
+                        .put(&format!("/bench/range/{i:05}"), vec![b'r'; 256])
+                        .await?;
                 }
                 anyhow::Ok(())
             })
@@ -183,7 +202,11 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
         let t = Instant::now();
         let page = store.range(Range::prefix("/bench/range/")).await?;
         latencies.push(t.elapsed());
-        anyhow::ensure!(page.kvs.len() == 10_000, "range returned {} keys", page.kvs.len());
+        anyhow::ensure!(
+            page.kvs.len() == 10_000,
+            "range returned {} keys",
+            page.kvs.len()
+        );
     }
     figures.range_10k = percentile(&mut latencies, 50.0);
 
@@ -209,7 +232,9 @@ async fn run<S: Store + ?Sized>(store: Arc<S>, workload: StoreWorkload) -> anyho
         let sent = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut payload = sent.to_le_bytes().to_vec();
         payload.extend_from_slice(&value[8..]);
-        store.put(&format!("/bench/watch/{}", i % 50), payload).await?;
+        store
+            .put(&format!("/bench/watch/{}", i % 50), payload)
+            .await?;
     }
     let mut latencies = Vec::new();
     for watcher in watchers {
