@@ -24,3 +24,4 @@
 
 mod gofmt;
 pub mod patch;
+pub mod validation;
