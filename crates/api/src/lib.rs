@@ -8,6 +8,10 @@
 //!
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch, with
 //!   upstream's status codes and messages.
+//! - [`labels`] and [`fields`]: label and field selectors, parsed and matched
+//!   as upstream does, with the field labels each kind supports.
+//! - [`validation`]: name, label and metadata checks returning the field
+//!   errors of a 422 `Invalid` `Status`.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -22,6 +26,8 @@
 //! # Ok::<(), bulwark_api::patch::PatchError>(())
 //! ```
 
+pub mod fields;
 mod gofmt;
+pub mod labels;
 pub mod patch;
 pub mod validation;
