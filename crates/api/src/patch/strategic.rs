@@ -294,17 +294,70 @@ fn merge_set_element_order(
         let (in_order, server_only) = partition(merged, &order, merge_key)?;
         let original_list = original_list.unwrap_or_default();
         let kind = slice_element_type(&[&original_list, patch_list.as_deref().unwrap_or(&[])])?;
+        let server_order = match &patch_list {
+            Some(p) if field.strategy == Strategy::Merge && kind == GoKind::Map => {
+                aliased_live_order(&original_list, p, merge_key)
+            }
+            _ => original_list,
+        };
         let ordered = normalize_element_order(
             in_order,
             server_only,
             &order,
-            &original_list,
+            &server_order,
             merge_key,
             kind,
         )?;
         original.insert(list_key, Value::Array(ordered));
     }
     Ok(())
+}
+
+/// The live list as upstream's ordering step sees it after merging.
+///
+/// Upstream merges the list in place: deleting items shifts the rest of the
+/// Go slice's backing array left, and new items are appended into the freed
+/// slots. Its ordering step then reads the live list through the original
+/// slice header, i.e. the first `len` slots of that array. Where live-only
+/// items are placed depends on this view, so we reproduce it.
+fn aliased_live_order(live: &[Value], patch: &[Value], merge_key: &str) -> Vec<Value> {
+    let key_of = |v: &Value| v.as_object().and_then(|m| m.get(merge_key)).cloned();
+    let directive = |v: &Value| v.get(DIRECTIVE).and_then(Value::as_str).map(str::to_owned);
+    if patch
+        .iter()
+        .any(|v| directive(v).as_deref() == Some("replace"))
+    {
+        return live.to_vec();
+    }
+    // `view` is the backing array seen through the original header;
+    // `current` is the slice as the merge grows and shrinks it.
+    let mut view = live.to_vec();
+    let mut current = live.to_vec();
+    let same_key = |v: &Value, key: &Option<Value>| key.is_some() && key_of(v) == *key;
+    for item in patch
+        .iter()
+        .filter(|v| directive(v).as_deref() == Some("delete"))
+    {
+        let key = key_of(item);
+        while let Some(i) = current.iter().position(|v| same_key(v, &key)) {
+            // Everything after `i` shifts left; the last slot keeps its value.
+            for j in i..current.len() - 1 {
+                view[j] = view[j + 1].clone();
+            }
+            current.remove(i);
+        }
+    }
+    for item in patch.iter().filter(|v| directive(v).is_none()) {
+        let key = key_of(item);
+        if current.iter().any(|v| same_key(v, &key)) {
+            continue;
+        }
+        if let Some(slot) = view.get_mut(current.len()) {
+            *slot = item.clone();
+        }
+        current.push(item.clone());
+    }
+    view
 }
 
 /// Removes `key` from `m` and returns it as a list, if present.

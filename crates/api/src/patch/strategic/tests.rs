@@ -294,6 +294,17 @@ fn set_element_order() {
         r#"{"spec":{"$setElementOrderX":[]}}"#,
         expect![[r#"400 BadRequest: invalid patch format of setElementOrder list"#]],
     );
+    // Deleting one item and adding another: upstream merges in place, so the
+    // new item takes the freed slot in the live order it places live-only
+    // items by (d stays before the new c).
+    check(
+        "Pod",
+        r#"{"spec":{"containers":[{"name":"a"},{"name":"b","image":"x"},{"name":"d","image":"y"}]}}"#,
+        r#"{"spec":{"$setElementOrder/containers":[{"name":"b"},{"name":"c"}],"containers":[{"name":"c"},{"$patch":"delete","name":"a"}]}}"#,
+        expect![[
+            r#"{"spec":{"containers":[{"image":"x","name":"b"},{"image":"y","name":"d"},{"name":"c"}]}}"#
+        ]],
+    );
     // A list the object lacks is created in the given order, directives dropped.
     check(
         "Pod",
