@@ -51,6 +51,27 @@ fn parses_every_operator() {
     // `in` and `notin` are identifiers where values are expected.
     check("in in (in, notin)", expect!["ok: in in (in,notin)"]);
     check("example.com/app=x", expect!["ok: example.com/app=x"]);
+    check("x in (a,,a,,)", expect!["ok: x in (,a)"]);
+    check("x notin ( )", expect!["ok: x notin ()"]);
+    check("\rx", expect!["ok: x"]);
+    check(
+        "0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
+        expect!["ok: 0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)"],
+    );
+    check(
+        "x nott in (y)",
+        expect![
+            "error: unable to parse requirement: found 'nott', expected: in, notin, =, ==, !=, gt, lt"
+        ],
+    );
+    check(
+        "a in (xyz)b notin ()",
+        expect!["error: found 'b', expected: ',' or 'end of string'"],
+    );
+    check(
+        "x,,y",
+        expect!["error: found ',', expected: identifier after ','"],
+    );
 }
 
 #[test]
