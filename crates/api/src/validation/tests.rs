@@ -1,0 +1,238 @@
+use expect_test::{Expect, expect};
+use serde_json::json;
+
+use super::*;
+
+/// Runs one of the `is_*` checks and renders its messages, one per line.
+fn check(f: fn(&str) -> Vec<String>, value: &str, expect: Expect) {
+    let msgs = f(value);
+    expect.assert_eq(&if msgs.is_empty() {
+        "ok".to_owned()
+    } else {
+        msgs.join("\n")
+    });
+}
+
+fn check_errors(errors: Vec<FieldError>, expect: Expect) {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} {}", e.error_type.reason(), e))
+        .collect();
+    expect.assert_eq(&if lines.is_empty() {
+        "ok".to_owned()
+    } else {
+        lines.join("\n")
+    });
+}
+
+#[test]
+fn dns1123_subdomain() {
+    check(is_dns1123_subdomain, "example.com", expect!["ok"]);
+    check(is_dns1123_subdomain, "a", expect!["ok"]);
+    check(is_dns1123_subdomain, "0-a.b-1", expect!["ok"]);
+    check(
+        is_dns1123_subdomain,
+        "Foo",
+        expect![[
+            r#"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"#
+        ]],
+    );
+    for bad in ["", "-a", "a-", "a..b", ".a", "a.", "a_b", "a b"] {
+        assert_eq!(is_dns1123_subdomain(bad).len(), 1, "{bad:?}");
+    }
+    check(
+        is_dns1123_subdomain,
+        &"a".repeat(254),
+        expect!["must be no more than 253 characters"],
+    );
+    assert!(is_dns1123_subdomain(&"a".repeat(253)).is_empty());
+}
+
+#[test]
+fn dns_labels() {
+    check(is_dns1123_label, "my-name", expect!["ok"]);
+    check(is_dns1123_label, "123-abc", expect!["ok"]);
+    check(is_dns1123_label, "a.b", expect!["must not contain dots"]);
+    check(
+        is_dns1123_label,
+        "-a",
+        expect![[
+            r#"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"#
+        ]],
+    );
+    check(
+        is_dns1123_label,
+        &"a".repeat(64),
+        expect!["must be no more than 63 characters"],
+    );
+    check(is_dns1035_label, "my-svc", expect!["ok"]);
+    check(
+        is_dns1035_label,
+        "1svc",
+        expect![[
+            r#"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#
+        ]],
+    );
+}
+
+#[test]
+fn qualified_names_and_label_values() {
+    check(is_qualified_name, "app", expect!["ok"]);
+    check(is_qualified_name, "app.kubernetes.io/name", expect!["ok"]);
+    check(is_qualified_name, "My_Name.1", expect!["ok"]);
+    check(
+        is_qualified_name,
+        "/name",
+        expect!["prefix part must be non-empty"],
+    );
+    check(
+        is_qualified_name,
+        "Example.com/name",
+        expect![[
+            r#"prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"#
+        ]],
+    );
+    check(
+        is_qualified_name,
+        "a/b/c",
+        expect![[
+            r#"a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"#
+        ]],
+    );
+    check(
+        is_qualified_name,
+        "example.com/",
+        expect![[r#"name part must be non-empty
+name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"#]],
+    );
+    check(
+        is_qualified_name,
+        &"a".repeat(64),
+        expect!["name part must be no more than 63 characters"],
+    );
+    check(is_valid_label_value, "", expect!["ok"]);
+    check(is_valid_label_value, "v1.2_x-y", expect!["ok"]);
+    check(
+        is_valid_label_value,
+        "-bad",
+        expect![[
+            r#"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"#
+        ]],
+    );
+}
+
+#[test]
+fn object_meta() {
+    check_errors(
+        validate_object_meta(
+            &json!({"name": "web", "namespace": "default", "labels": {"app": "web"}}),
+            true,
+            NameRule::Dns1123Subdomain,
+        ),
+        expect!["ok"],
+    );
+    check_errors(
+        validate_object_meta(&json!({}), true, NameRule::Dns1123Subdomain),
+        expect![[r#"
+            FieldValueRequired metadata.name: Required value: name or generateName is required
+            FieldValueRequired metadata.namespace: Required value"#]],
+    );
+    check_errors(
+        validate_object_meta(
+            &json!({"name": "n", "namespace": "x"}),
+            false,
+            NameRule::Dns1123Label,
+        ),
+        expect!["FieldValueForbidden metadata.namespace: Forbidden: not allowed on this type"],
+    );
+    // generateName may end with '-'.
+    check_errors(
+        validate_object_meta(
+            &json!({"generateName": "web-", "name": "web-x1", "namespace": "d"}),
+            true,
+            NameRule::Dns1123Subdomain,
+        ),
+        expect!["ok"],
+    );
+    check_errors(
+        validate_object_meta(
+            &json!({"name": "n", "namespace": "d", "generation": -1,
+                    "labels": {"bad key": "-v"}, "annotations": {"Example.com/Ok": "x", "a/b/c": ""},
+                    "finalizers": ["orphan", "foregroundDeletion", "bad/fin/x"],
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "1", "controller": true},
+                                        {"apiVersion": "a/b/c", "kind": "K", "name": "n", "uid": "2", "controller": true}]}),
+            true,
+            NameRule::Dns1123Subdomain,
+        ),
+        expect![[r#"
+            FieldValueInvalid metadata.generation: Invalid value: -1: must be greater than or equal to 0
+            FieldValueInvalid metadata.labels: Invalid value: "bad key": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')
+            FieldValueInvalid metadata.labels: Invalid value: "-v": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')
+            FieldValueInvalid metadata.annotations: Invalid value: "a/b/c": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')
+            FieldValueInvalid metadata.ownerReferences[0]: Invalid value: {"apiVersion":"v1","controller":true,"kind":"Event","name":"e","uid":"1"}: /v1, Kind=Event is disallowed from being an owner
+            FieldValueInvalid metadata.ownerReferences[1].apiVersion: Invalid value: "a/b/c": must be <group>/<version> or <version>
+            FieldValueInvalid metadata.ownerReferences: Invalid value: [{"apiVersion":"v1","controller":true,"kind":"Event","name":"e","uid":"1"},{"apiVersion":"a/b/c","controller":true,"kind":"K","name":"n","uid":"2"}]: Only one reference can have Controller set to true. Found "true" in references for Event/e and K/n
+            FieldValueInvalid metadata.finalizers: Invalid value: "bad/fin/x": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')
+            FieldValueInvalid metadata.finalizers: Invalid value: ["orphan","foregroundDeletion","bad/fin/x"]: finalizer orphan and foregroundDeletion cannot be both set"#]],
+    );
+}
+
+#[test]
+fn annotation_size_limit() {
+    let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT - 1);
+    check_errors(
+        validate_annotations(&json!({ "a": big }), "metadata.annotations"),
+        expect!["ok"],
+    );
+    let too_big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
+    check_errors(
+        validate_annotations(&json!({ "a": too_big }), "metadata.annotations"),
+        expect![
+            "FieldValueTooLong metadata.annotations: Too long: may not be more than 262144 bytes"
+        ],
+    );
+}
+
+#[test]
+fn invalid_status_shape() {
+    let errors = validate_object_meta(
+        &json!({"name": "Foo", "namespace": "default"}),
+        true,
+        NameRule::Dns1123Subdomain,
+    );
+    let status = invalid_status("apps", "Deployment", "Foo", &errors);
+    expect![[r#"
+        {
+          "apiVersion": "v1",
+          "code": 422,
+          "details": {
+            "causes": [
+              {
+                "field": "metadata.name",
+                "message": "Invalid value: \"Foo\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "reason": "FieldValueInvalid"
+              }
+            ],
+            "group": "apps",
+            "kind": "Deployment",
+            "name": "Foo"
+          },
+          "kind": "Status",
+          "message": "Deployment.apps \"Foo\" is invalid: metadata.name: Invalid value: \"Foo\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+          "metadata": {},
+          "reason": "Invalid",
+          "status": "Failure"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&status).expect("JSON"));
+    // Two errors: bracketed, comma-separated; repeats once.
+    let two = vec![
+        FieldError::required("spec.a", ""),
+        FieldError::not_supported("spec.b", "x", &["Always", "Never"]),
+        FieldError::required("spec.a", ""),
+    ];
+    assert_eq!(
+        invalid_status("", "Pod", "p", &two)["message"],
+        r#"Pod "p" is invalid: [spec.a: Required value, spec.b: Unsupported value: "x": supported values: "Always", "Never"]"#
+    );
+    assert_eq!(go_quote("a\"b\\\u{1}"), r#""a\"b\\\x01""#);
+}
