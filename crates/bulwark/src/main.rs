@@ -17,9 +17,34 @@ struct Cli {
 enum Command {
     /// Print the version of this binary.
     Version,
+    /// Run the control plane: the API server on the embedded store (or etcd).
+    Server(ServerArgs),
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Where certificates, kubeconfigs and the embedded store live.
+    #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: std::net::IpAddr,
+    /// Port the API server listens on.
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Use a real etcd cluster instead of the embedded store (comma-separated
+    /// client URLs).
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/bulwark")]
+    etcd_prefix: String,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    tls_sans: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +72,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             println!("bulwark {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Server(args) => runtime()?.block_on(server(args)),
         Command::Bench(Bench::Store {
             etcd_endpoint,
             sequential,
@@ -68,6 +94,34 @@ fn main() -> anyhow::Result<()> {
                 watch_events,
             };
             runtime()?.block_on(bench::store(workload, etcd_endpoint))
+        }
+    }
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let store = if args.etcd_endpoints.is_empty() {
+        bulwark_apiserver::StoreChoice::Embedded
+    } else {
+        let mut etcd = bulwark_store::EtcdConfig::new(args.etcd_endpoints);
+        etcd.prefix = args.etcd_prefix;
+        bulwark_apiserver::StoreChoice::Etcd(etcd)
+    };
+    let running = bulwark_apiserver::start(bulwark_apiserver::Config {
+        data_dir: args.data_dir,
+        bind_address: args.bind_address,
+        port: args.port,
+        store,
+        extra_sans: args.tls_sans,
+    })
+    .await?;
+    println!("Bulwark API server listening on {}", running.url);
+    println!("kubeconfig: {}", running.kubeconfig.display());
+    println!("  export KUBECONFIG={}", running.kubeconfig.display());
+    tokio::select! {
+        result = running.wait() => result,
+        _ = tokio::signal::ctrl_c() => {
+            println!("shutting down");
+            Ok(())
         }
     }
 }

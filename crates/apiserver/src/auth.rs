@@ -1,0 +1,47 @@
+//! Who is asking: the identity of a request.
+//!
+//! Today: an x509 client certificate signed by the cluster CA, as upstream
+//! reads it (CN = user name, O = groups). Service-account and bootstrap
+//! tokens come with the security issue. A request without a verified
+//! identity is refused with 401: anonymous access is off.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+/// The authenticated user of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserInfo {
+    /// User name, e.g. `bulwark-admin` or `system:node:n1`.
+    pub username: String,
+    /// Groups, always including `system:authenticated`.
+    pub groups: Vec<String>,
+}
+
+/// The TCP peer of a request (for audit and logs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub SocketAddr);
+
+impl UserInfo {
+    /// The identity in a client certificate the TLS layer verified.
+    pub fn from_certificate(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let username = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())?
+            .to_owned();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_owned))
+            .collect();
+        groups.push("system:authenticated".to_owned());
+        Some(UserInfo { username, groups })
+    }
+
+    /// `authentication.k8s.io/v1` `UserInfo`.
+    pub fn to_json(&self) -> Value {
+        json!({"username": self.username, "groups": self.groups})
+    }
+}

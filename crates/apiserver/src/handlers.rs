@@ -1,0 +1,932 @@
+//! The verbs: get, list, create, update, patch, delete, deletecollection, and
+//! the subresources (status, scale, binding, eviction), over the store with
+//! upstream's semantics. Watch lives in [`crate::watchcache`].
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bulwark_api::fields::{FieldSelector, object_fields};
+use bulwark_api::labels::LabelSelector;
+use bulwark_store::{Range, Store, StoreExt, Write, WriteOutcome};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::defaults;
+use crate::objects::{self, FieldValidation};
+use crate::registry::ResourceType;
+use crate::request::{ResourceRequest, Verb, content_type, decode_body};
+use crate::status::{ApiError, ApiResult};
+
+/// A successful answer: status code, body, and `Warning` headers.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// HTTP status.
+    pub code: u16,
+    /// The body (an object, a list, or a Status).
+    pub body: Value,
+    /// Warnings for the `Warning` header.
+    pub warnings: Vec<String>,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Self {
+        Reply {
+            code: 200,
+            body,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The shared state handlers need.
+pub(crate) struct Api {
+    /// The cluster store.
+    pub(crate) store: Arc<dyn Store>,
+    /// The watch caches (also serving lists at resourceVersion 0).
+    pub(crate) caches: crate::watchcache::Caches,
+}
+
+/// Runs a resource request (everything but watch).
+pub(crate) async fn handle(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    match (req.verb, req.subresource.as_deref()) {
+        (Verb::Get, None | Some("status")) => get(api, req).await.map(Reply::ok),
+        (Verb::Get, Some("scale")) => to_scale(&req.resource, &get(api, req).await?).map(Reply::ok),
+        (Verb::List, _) => list(api, req).await.map(Reply::ok),
+        (Verb::Create, None) => create(api, req, headers, body).await,
+        (Verb::Create, Some("binding")) => bind(api, req, headers, body).await,
+        (Verb::Create, Some("eviction")) => evict(api, req).await,
+        (Verb::Update, _) => update(api, req, headers, body).await,
+        (Verb::Patch, _) => patch(api, req, headers, body).await,
+        (Verb::Delete, None) => delete(api, req, headers, body).await.map(Reply::ok),
+        (Verb::DeleteCollection, None) => delete_collection(api, req, headers, body)
+            .await
+            .map(Reply::ok),
+        (verb, _) => Err(ApiError::method_not_allowed(verb.as_str())),
+    }
+}
+
+fn name_of(req: &ResourceRequest) -> ApiResult<&str> {
+    req.name.as_deref().ok_or_else(ApiError::no_route)
+}
+
+fn key_of(req: &ResourceRequest) -> ApiResult<String> {
+    Ok(req.resource.key(req.namespace.as_deref(), name_of(req)?))
+}
+
+fn not_found(req: &ResourceRequest) -> ApiError {
+    ApiError::not_found(
+        req.resource.plural,
+        req.resource.group,
+        req.name.as_deref().unwrap_or(""),
+    )
+}
+
+fn dry_run(req: &ResourceRequest) -> ApiResult<bool> {
+    match req.query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other:?}: valid values are \"All\""
+        ))),
+    }
+}
+
+/// Decodes a stored value and stamps its resourceVersion.
+pub(crate) fn decode_stored(value: &[u8], revision: i64) -> ApiResult<Value> {
+    let mut object: Value = serde_json::from_slice(value)
+        .map_err(|err| ApiError::internal(format!("stored object does not decode: {err}")))?;
+    objects::set_resource_version(&mut object, revision);
+    Ok(object)
+}
+
+fn encode(object: &Value) -> ApiResult<Bytes> {
+    let mut stored = object.clone();
+    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&stored)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+async fn get(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
+    let kv = api
+        .store
+        .get(&key_of(req)?)
+        .await?
+        .ok_or_else(|| not_found(req))?;
+    decode_stored(&kv.value, kv.mod_revision)
+}
+
+/// Label and field selectors of a list or watch.
+pub(crate) struct Selectors {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Selectors {
+    /// From the query (`labelSelector`, `fieldSelector`).
+    pub(crate) fn from_request(req: &ResourceRequest) -> ApiResult<Self> {
+        let labels =
+            LabelSelector::parse(req.query.get("labelSelector").map_or("", String::as_str))
+                .map_err(|err| ApiError::bad_request(err.0.clone()))?;
+        let fields =
+            FieldSelector::parse(req.query.get("fieldSelector").map_or("", String::as_str))
+                .map_err(|err| ApiError::bad_request(err.0.clone()))?;
+        fields
+            .check_supported(&req.resource.api_version(), req.resource.kind)
+            .map_err(|err| ApiError::bad_request(err.0.clone()))?;
+        Ok(Selectors { labels, fields })
+    }
+
+    /// Whether nothing is filtered out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
+    /// Whether `object` (of `resource`) is selected.
+    pub(crate) fn matches(&self, resource: &ResourceType, object: &Value) -> bool {
+        if !self.labels.is_empty() {
+            let empty = serde_json::Map::new();
+            let labels = object
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            if !self.labels.matches(labels) {
+                return false;
+            }
+        }
+        if !self.fields.is_empty() {
+            let fields = object_fields(&resource.api_version(), resource.kind, object);
+            if !self.fields.matches(|f| fields.get(f).map(String::as_str)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The storage prefix a list or watch covers.
+pub(crate) fn list_prefix(req: &ResourceRequest) -> String {
+    match &req.namespace {
+        Some(ns) => format!("{}{ns}/", req.resource.key_prefix()),
+        None => req.resource.key_prefix(),
+    }
+}
+
+/// The upstream-shaped continue token: base64 of the list revision and the
+/// key to go on after.
+fn continue_token(revision: i64, last_key: &str) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn parse_continue(token: &str, prefix: &str) -> ApiResult<(i64, String)> {
+    let bad = || ApiError::bad_request("continue key is not valid: the token is malformed");
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let rev = value["rv"].as_i64().ok_or_else(bad)?;
+    let start = value["start"].as_str().ok_or_else(bad)?.to_owned();
+    if !start.starts_with(prefix) {
+        return Err(bad());
+    }
+    Ok((rev, start))
+}
+
+async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
+    let selectors = Selectors::from_request(req)?;
+    let prefix = list_prefix(req);
+    let any_version = req.query.get("resourceVersion").map(String::as_str) == Some("0");
+    let paging = req.query.get("continue").is_some_and(|c| !c.is_empty());
+    if any_version && !paging {
+        // resourceVersion=0: any recent state will do; the watch cache has it.
+        let cache = api.caches.get(&req.resource).await?;
+        let (objects, revision) = cache.snapshot(&prefix);
+        let items: Vec<Value> = objects
+            .iter()
+            .filter(|o| selectors.matches(&req.resource, o))
+            .map(|o| (**o).clone())
+            .collect();
+        return Ok(list_body(
+            &req.resource,
+            items,
+            json!({"resourceVersion": revision.to_string()}),
+        ));
+    }
+    let limit: usize = match req.query.get("limit").map(|l| l.parse::<i64>()) {
+        None => 0,
+        Some(Ok(n)) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(Ok(_)) => 0,
+        Some(Err(_)) => return Err(ApiError::bad_request("limit must be an integer")),
+    };
+    let (mut at, mut after) = match req.query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let (rev, start) = parse_continue(token, &prefix)?;
+            (Some(rev), Some(start))
+        }
+        None => (None, None),
+    };
+    let mut items = Vec::new();
+    let mut next_token = None;
+    let mut remaining = None;
+    loop {
+        let chunk = if limit > 0 { limit.max(100) } else { 0 };
+        let mut range = Range::prefix(&prefix);
+        if chunk > 0 {
+            range = range.limit(chunk);
+        }
+        if let Some(rev) = at {
+            range = range.at(rev);
+        }
+        if let Some(last) = &after {
+            range = range.after(last);
+        }
+        let page = api.store.range(range).await.map_err(|err| match err {
+            bulwark_store::StoreError::Compacted { .. } => ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ),
+            other => other.into(),
+        })?;
+        at = Some(page.revision);
+        let mut last_key = None;
+        let page_len = page.kvs.len();
+        for (i, kv) in page.kvs.iter().enumerate() {
+            let object = decode_stored(&kv.value, kv.mod_revision)?;
+            last_key = Some(kv.key.clone());
+            if selectors.matches(&req.resource, &object) {
+                items.push(object);
+            }
+            if limit > 0 && items.len() == limit {
+                let more_here = i + 1 < page_len;
+                if more_here || page.more {
+                    next_token = Some(continue_token(page.revision, &kv.key));
+                    if selectors.is_empty() {
+                        remaining = Some(page.count - (i as i64 + 1));
+                    }
+                }
+                break;
+            }
+        }
+        if next_token.is_some() || !page.more || (limit > 0 && items.len() == limit) {
+            break;
+        }
+        after = last_key;
+    }
+    let revision = at.unwrap_or(0);
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(token) = next_token {
+        metadata["continue"] = json!(token);
+        if let Some(remaining) = remaining.filter(|r| *r > 0) {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+    }
+    Ok(list_body(&req.resource, items, metadata))
+}
+
+/// A `<Kind>List`; items carry no kind/apiVersion, as upstream sends them.
+fn list_body(resource: &ResourceType, mut items: Vec<Value>, metadata: Value) -> Value {
+    for item in &mut items {
+        if let Some(map) = item.as_object_mut() {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+    }
+    json!({
+        "kind": format!("{}List", resource.kind),
+        "apiVersion": resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })
+}
+
+/// Refuses creates in a namespace that is missing or terminating.
+async fn check_namespace_open(
+    api: &Api,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+) -> ApiResult<()> {
+    let Some(ns) = namespace.filter(|_| resource.namespaced) else {
+        return Ok(());
+    };
+    let Some(kv) = api.store.get(&format!("/registry/namespaces/{ns}")).await? else {
+        return Err(ApiError::not_found("namespaces", "", ns));
+    };
+    let namespace: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
+    if namespace.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            resource.plural, ""
+        )));
+    }
+    Ok(())
+}
+
+async fn create(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    let resource = &req.resource;
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
+    let mut object = decode_body(headers, body)?;
+    objects::check_type_meta(resource, &mut object)?;
+    objects::check_namespace(resource, &mut object, req.namespace.as_deref())?;
+    objects::generate_name(&mut object);
+    let warnings = objects::check_type(resource, &mut object, validation)?;
+    let name = objects::object_name(&object).unwrap_or_default();
+    let causes = objects::validate_metadata(resource, &object);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            &name,
+            causes,
+        ));
+    }
+    check_namespace_open(api, resource, req.namespace.as_deref()).await?;
+    defaults::apply(resource, &mut object);
+    objects::initialize(resource, &mut object);
+    let key = resource.key(req.namespace.as_deref(), &name);
+    if dry_run(req)? {
+        if api.store.get(&key).await?.is_some() {
+            return Err(ApiError::already_exists(
+                resource.plural,
+                resource.group,
+                &name,
+            ));
+        }
+        return Ok(Reply {
+            code: 201,
+            body: object,
+            warnings,
+        });
+    }
+    match api
+        .store
+        .write(Write::put(&key, encode(&object)?).if_absent())
+        .await?
+    {
+        WriteOutcome::Committed { revision, .. } => {
+            objects::set_resource_version(&mut object, revision);
+            Ok(Reply {
+                code: 201,
+                body: object,
+                warnings,
+            })
+        }
+        WriteOutcome::Failed { .. } => Err(ApiError::already_exists(
+            resource.plural,
+            resource.group,
+            &name,
+        )),
+    }
+}
+
+/// Read, change, compare-and-swap, retrying on a concurrent change (unless
+/// the caller pinned a resourceVersion): upstream's `GuaranteedUpdate`.
+/// `change` gets the current object and returns the new one.
+pub(crate) async fn guaranteed_update(
+    api: &Api,
+    req: &ResourceRequest,
+    pinned: Option<String>,
+    mut change: impl FnMut(Value) -> ApiResult<Value>,
+) -> ApiResult<Value> {
+    let key = key_of(req)?;
+    let name = name_of(req)?.to_owned();
+    let resource = &req.resource;
+    for _ in 0..16 {
+        let kv = api.store.get(&key).await?.ok_or_else(|| not_found(req))?;
+        if let Some(pinned) = &pinned
+            && *pinned != kv.mod_revision.to_string()
+        {
+            return Err(ApiError::conflict(
+                resource.plural,
+                resource.group,
+                &name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        let current = decode_stored(&kv.value, kv.mod_revision)?;
+        let mut updated = change(current.clone())?;
+        objects::set_resource_version(&mut updated, kv.mod_revision);
+        if updated == current {
+            return Ok(current);
+        }
+        let finalized = updated.pointer("/metadata/deletionTimestamp").is_some()
+            && updated
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            && !pod_awaits_node(&updated);
+        if dry_run(req)? {
+            return Ok(updated);
+        }
+        let write = if finalized {
+            Write::delete(&key).if_mod_revision(kv.mod_revision)
+        } else {
+            Write::put(&key, encode(&updated)?).if_mod_revision(kv.mod_revision)
+        };
+        match api.store.write(write).await? {
+            WriteOutcome::Committed { revision, .. } => {
+                objects::set_resource_version(&mut updated, revision);
+                return Ok(updated);
+            }
+            WriteOutcome::Failed { .. } if pinned.is_some() => {
+                return Err(ApiError::conflict(
+                    resource.plural,
+                    resource.group,
+                    &name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+            WriteOutcome::Failed { .. } => continue,
+        }
+    }
+    Err(ApiError::conflict(
+        resource.plural,
+        resource.group,
+        &name,
+        "too many concurrent updates",
+    ))
+}
+
+/// A pod bound to a node and not yet terminal is deleted by its node's agent
+/// once its containers stopped: the API server only marks it.
+fn pod_awaits_node(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Pod")
+        && object
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+        && !matches!(
+            object.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        )
+        && object
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            != Some(0)
+}
+
+/// Applies a full new object from the client onto `current` by the rules of
+/// the main resource or of the status subresource.
+fn merge_update(
+    req: &ResourceRequest,
+    current: &Value,
+    mut new: Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Value> {
+    let resource = &req.resource;
+    objects::check_type_meta(resource, &mut new)?;
+    objects::check_namespace(resource, &mut new, req.namespace.as_deref())?;
+    let url_name = name_of(req)?;
+    match objects::object_name(&new) {
+        Some(name) if name == url_name => {}
+        None => {
+            objects::metadata(&mut new).insert("name".into(), json!(url_name));
+        }
+        Some(name) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({url_name})"
+            )));
+        }
+    }
+    warnings.extend(objects::check_type(resource, &mut new, validation)?);
+    let mut merged = match req.subresource.as_deref() {
+        Some("status") => {
+            let mut merged = current.clone();
+            merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            merged
+        }
+        _ => {
+            if resource.subresource("status").is_some() {
+                match current.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(map) = new.as_object_mut() {
+                            map.remove("status");
+                        }
+                    }
+                }
+            }
+            new
+        }
+    };
+    let causes = objects::validate_metadata(resource, &merged);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            url_name,
+            causes,
+        ));
+    }
+    objects::check_immutable(resource, current, &merged)?;
+    defaults::apply(resource, &mut merged);
+    objects::preserve_on_update(resource, current, &mut merged);
+    Ok(merged)
+}
+
+fn pinned_version(object: &Value) -> Option<String> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+        .map(str::to_owned)
+}
+
+async fn update(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
+    let body = decode_body(headers, body)?;
+    if req.subresource.as_deref() == Some("scale") {
+        let replicas = body.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        let pinned = pinned_version(&body);
+        let updated = guaranteed_update(api, req, pinned, |mut current| {
+            current["spec"]["replicas"] = replicas.clone();
+            Ok(current)
+        })
+        .await?;
+        return Ok(Reply::ok(to_scale(&req.resource, &updated)?));
+    }
+    let pinned = pinned_version(&body);
+    let mut warnings = Vec::new();
+    let updated = guaranteed_update(api, req, pinned, |current| {
+        merge_update(req, &current, body.clone(), validation, &mut warnings)
+    })
+    .await?;
+    Ok(Reply {
+        code: 200,
+        body: updated,
+        warnings,
+    })
+}
+
+async fn patch(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    use bulwark_api::patch::{
+        PatchSchema, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch,
+    };
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
+    let media = content_type(headers);
+    let resource = req.resource.clone();
+    let patch_fn = |target: &Value| -> ApiResult<Value> {
+        let result = match media.as_str() {
+            "application/json-patch+json" => apply_json_patch(target, body),
+            "application/merge-patch+json" => apply_merge_patch(target, body),
+            "application/strategic-merge-patch+json" => {
+                let api_version = target
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let kind = target.get("kind").and_then(Value::as_str).unwrap_or("");
+                let schema = PatchSchema::for_kind(api_version, kind).ok_or_else(|| {
+                    ApiError::unsupported_media_type("application/strategic-merge-patch+json")
+                })?;
+                apply_strategic_merge_patch(target, body, schema)
+            }
+            "application/apply-patch+yaml" => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml",
+                ));
+            }
+            other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        result.map_err(|err| ApiError {
+            code: err.code(),
+            reason: err.reason(),
+            message: err.to_string(),
+            details: None,
+        })
+    };
+    let mut warnings = Vec::new();
+    if req.subresource.as_deref() == Some("scale") {
+        let updated = guaranteed_update(api, req, None, |mut current| {
+            let scale = patch_fn(&to_scale(&resource, &current)?)?;
+            current["spec"]["replicas"] =
+                scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+            Ok(current)
+        })
+        .await?;
+        return Ok(Reply::ok(to_scale(&resource, &updated)?));
+    }
+    // A resourceVersion in the patch pins the update to that version.
+    let pinned = serde_json::from_slice::<Value>(body)
+        .ok()
+        .as_ref()
+        .and_then(pinned_version);
+    let updated = guaranteed_update(api, req, pinned, |current| {
+        let patched = patch_fn(&current)?;
+        merge_update(req, &current, patched, validation, &mut warnings)
+    })
+    .await?;
+    Ok(Reply {
+        code: 200,
+        body: updated,
+        warnings,
+    })
+}
+
+/// `DeleteOptions` from the body and the query.
+struct DeleteOptions {
+    grace_period: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+fn delete_options(
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<DeleteOptions> {
+    let opts = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        decode_body(headers, body)?
+    };
+    let query_grace = req
+        .query
+        .get("gracePeriodSeconds")
+        .and_then(|g| g.parse().ok());
+    Ok(DeleteOptions {
+        grace_period: opts["gracePeriodSeconds"].as_i64().or(query_grace),
+        propagation: opts["propagationPolicy"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| req.query.get("propagationPolicy").cloned()),
+        uid: opts
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_version: opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+async fn delete(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Value> {
+    let opts = delete_options(req, headers, body)?;
+    let resource = req.resource.clone();
+    let name = name_of(req)?.to_owned();
+    let finalizer = match opts.propagation.as_deref() {
+        None | Some("Background") => None,
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "",
+                "",
+                vec![crate::status::Cause {
+                    reason: "FieldValueNotSupported".into(),
+                    message: format!(
+                        "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                    field: "propagationPolicy".into(),
+                }],
+            ));
+        }
+    };
+    let mut deleted_now = false;
+    let result = guaranteed_update(api, req, opts.resource_version.clone(), |mut current| {
+        if let Some(uid) = &opts.uid
+            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(ApiError::conflict(
+                resource.plural,
+                resource.group,
+                &name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    current
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+            ));
+        }
+        let meta = objects::metadata(&mut current);
+        if let Some(finalizer) = finalizer {
+            let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
+        }
+        let grace = if resource.kind == "Pod" {
+            opts.grace_period.or_else(|| {
+                current
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+        } else {
+            Some(0)
+        };
+        let meta = objects::metadata(&mut current);
+        if !meta.contains_key("deletionTimestamp") {
+            let grace = grace.unwrap_or(0).max(0);
+            let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        } else if let Some(grace) = grace {
+            // A later delete may shorten the grace period, never lengthen it.
+            let old = meta
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MAX);
+            if grace < old {
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            }
+        }
+        if resource.kind == "Namespace" {
+            current["status"]["phase"] = json!("Terminating");
+        }
+        let blocked = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+            || pod_awaits_node(&current)
+            || (resource.kind == "Namespace"
+                && current
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty()));
+        deleted_now = !blocked;
+        Ok(current)
+    })
+    .await?;
+    if deleted_now && !dry_run(req)? {
+        // Nothing holds it: remove it now (unless a concurrent write just
+        // changed it, in which case the marked object stands).
+        let key = key_of(req)?;
+        if let Some(kv) = api.store.get(&key).await? {
+            let _ = api
+                .store
+                .write(Write::delete(&key).if_mod_revision(kv.mod_revision))
+                .await?;
+        }
+    }
+    Ok(result)
+}
+
+async fn delete_collection(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Value> {
+    let listed = list(api, req).await?;
+    let mut deleted = Vec::new();
+    for item in listed["items"].as_array().cloned().unwrap_or_default() {
+        let Some(name) = objects::object_name(&item) else {
+            continue;
+        };
+        let mut one = req.clone();
+        one.name = Some(name);
+        one.verb = Verb::Delete;
+        match delete(api, &one, headers, body).await {
+            Ok(object) => deleted.push(object),
+            Err(err) if err.code == 404 => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(json!({
+        "kind": format!("{}List", req.resource.kind),
+        "apiVersion": req.resource.api_version(),
+        "metadata": {"resourceVersion": ""},
+        "items": deleted,
+    }))
+}
+
+/// The `autoscaling/v1 Scale` view of a scalable object.
+fn to_scale(resource: &ResourceType, object: &Value) -> ApiResult<Value> {
+    if resource.subresource("scale").is_none() {
+        return Err(ApiError::no_route());
+    }
+    let selector = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &object["metadata"];
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    }))
+}
+
+fn success_status() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+}
+
+/// `POST pods/{name}/binding`: assigns the pod to a node, once.
+async fn bind(
+    api: &Api,
+    req: &ResourceRequest,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    let binding = decode_body(headers, body)?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Binding",
+                "",
+                req.name.as_deref().unwrap_or(""),
+                vec![crate::status::Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "target.name".into(),
+                }],
+            )
+        })?
+        .to_owned();
+    let name = name_of(req)?.to_owned();
+    guaranteed_update(api, req, None, |mut pod| {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::conflict("pods", "", &name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        if let Some(current) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict("pods", "", &name, &format!("pod {name} is already assigned to node \"{current}\"")));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        let conditions = pod["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+        if let Some(Value::Array(conditions)) = conditions {
+            conditions.retain(|c| c["type"] != "PodScheduled");
+            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()}));
+        }
+        Ok(pod)
+    })
+    .await?;
+    Ok(Reply {
+        code: 201,
+        body: success_status(),
+        warnings: Vec::new(),
+    })
+}
+
+/// `POST pods/{name}/eviction`: deletes the pod (disruption budgets are
+/// honoured once their controller exists).
+async fn evict(api: &Api, req: &ResourceRequest) -> ApiResult<Reply> {
+    let mut one = req.clone();
+    one.subresource = None;
+    one.verb = Verb::Delete;
+    delete(api, &one, &HeaderMap::new(), &Bytes::new()).await?;
+    Ok(Reply {
+        code: 201,
+        body: success_status(),
+        warnings: Vec::new(),
+    })
+}

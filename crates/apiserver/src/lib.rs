@@ -1,0 +1,373 @@
+//! The Kubernetes API server: the front of Bulwark's control plane.
+//!
+//! Sits between every client (kubectl, kube-rs, Bulwark's own controllers,
+//! scheduler and agents) and the store (DESIGN.md, "One request, end to
+//! end"): TLS → authentication → (authorization and admission: the security
+//! issue) → decoding, defaulting, validation → the store, and back out as
+//! JSON or a Table. Watches are served from per-resource watch caches.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let server = bulwark_apiserver::start(bulwark_apiserver::Config {
+//!     data_dir: "/var/lib/bulwark".into(),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("kubeconfig: {}", server.kubeconfig.display());
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod defaults;
+mod discovery;
+mod handlers;
+mod metrics;
+mod objects;
+pub mod pki;
+mod registry;
+mod request;
+mod status;
+mod table;
+mod tls;
+mod watch;
+mod watchcache;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bulwark_store::{SqliteConfig, SqliteStore, Store, StoreExt, Write};
+use http::header::{CONTENT_TYPE, HeaderValue};
+use serde_json::{Value, json};
+
+pub use auth::UserInfo;
+pub use pki::Pki;
+pub use registry::{Registry, ResourceType};
+use request::{Representation, Target, Verb};
+use status::{ApiError, ApiResult};
+
+/// Which store backs the cluster.
+#[derive(Clone, Debug, Default)]
+pub enum StoreChoice {
+    /// The embedded SQLite store at `<data-dir>/db/state.db`.
+    #[default]
+    Embedded,
+    /// A real etcd cluster.
+    Etcd(bulwark_store::EtcdConfig),
+}
+
+/// How to run the API server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where certificates, kubeconfigs and the embedded store live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub bind_address: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// The store.
+    pub store: StoreChoice,
+    /// Extra names/addresses for the serving certificate.
+    pub extra_sans: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/bulwark"),
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 6443,
+            store: StoreChoice::Embedded,
+            extra_sans: Vec::new(),
+        }
+    }
+}
+
+/// A running API server.
+pub struct Running {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// The admin kubeconfig written at start.
+    pub kubeconfig: PathBuf,
+    /// The cluster's certificates.
+    pub pki: Pki,
+    /// `https://host:port`.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops serving (connections in flight end).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
+    /// Waits until the server stops (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the API server task failed")
+    }
+}
+
+struct Server {
+    api: handlers::Api,
+    registry: Registry,
+    metrics: metrics::Metrics,
+}
+
+/// Starts the API server: data dir and certificates, the store, default
+/// namespaces, then the HTTPS listener. Returns once it accepts requests.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let pki = Pki::load_or_create(&config.data_dir, &config.extra_sans)
+        .with_context(|| format!("preparing certificates in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = match &config.store {
+        StoreChoice::Embedded => {
+            let dir = config.data_dir.join("db");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Arc::new(SqliteStore::open(
+                dir.join("state.db"),
+                SqliteConfig::default(),
+            )?)
+        }
+        StoreChoice::Etcd(etcd) => Arc::new(bulwark_store::EtcdStore::connect(etcd.clone())?),
+    };
+    bootstrap(&*store).await?;
+    let server = Arc::new(Server {
+        api: handlers::Api {
+            store: store.clone(),
+            caches: watchcache::Caches::new(store),
+        },
+        registry: Registry::builtin(),
+        metrics: metrics::Metrics::default(),
+    });
+    let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", config.bind_address, config.port))?;
+    let address = listener.local_addr()?;
+    let host = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    let url = format!("https://{host}:{}", address.port());
+    let kubeconfig = config.data_dir.join("admin.kubeconfig");
+    pki.write_admin_kubeconfig(&kubeconfig, &url)?;
+    let tls = tls::server_config(&pki)?;
+    let app = axum::Router::new().fallback(dispatch).with_state(server);
+    let task = tokio::spawn(tls::serve(listener, tls, app));
+    tracing::info!(%address, kubeconfig = %kubeconfig.display(), "API server listening");
+    Ok(Running {
+        address,
+        kubeconfig,
+        pki,
+        url,
+        task,
+    })
+}
+
+/// The namespaces every cluster has.
+async fn bootstrap(store: &dyn Store) -> anyhow::Result<()> {
+    let registry = Registry::builtin();
+    let resource = registry
+        .get("", "v1", "namespaces")
+        .context("namespaces are served")?;
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let key = resource.key(None, name);
+        if store.get(&key).await?.is_some() {
+            continue;
+        }
+        let mut namespace =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        defaults::apply(&resource, &mut namespace);
+        objects::initialize(&resource, &mut namespace);
+        store
+            .write(Write::put(&key, serde_json::to_vec(&namespace)?).if_absent())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let user = request.extensions().get::<UserInfo>().cloned();
+    let peer = request.extensions().get::<auth::Peer>().map(|p| p.0);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        path,
+        user = user.as_ref().map(|u| u.username.as_str()),
+        peer = peer.map(tracing::field::display),
+    );
+    let _enter = span.enter();
+    let started = std::time::Instant::now();
+    let (response, verb, resource) = match user {
+        None => (ApiError::unauthorized().into_response(), "", String::new()),
+        Some(user) => route(&server, user, request).await,
+    };
+    let code = response.status().as_u16();
+    server
+        .metrics
+        .observe(verb, &resource, code, started.elapsed());
+    tracing::debug!(
+        code,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "done"
+    );
+    response
+}
+
+async fn route(
+    server: &Server,
+    user: UserInfo,
+    request: Request,
+) -> (Response, &'static str, String) {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let target = match request::parse(&server.registry, &parts.method, &path, &query) {
+        Ok(target) => target,
+        Err(err) => return (err.into_response(), "", String::new()),
+    };
+    let body = match axum::body::to_bytes(body, request::MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return (
+                ApiError::too_large("Request entity too large: limit is 3145728").into_response(),
+                "",
+                String::new(),
+            );
+        }
+    };
+    match target {
+        Target::Other => (
+            other(server, &user, &parts, &path, &body).await,
+            "",
+            String::new(),
+        ),
+        Target::Resource(req) => {
+            let verb = req.verb.as_str();
+            let resource = req.resource.plural.to_owned();
+            let response = match resource_request(server, &req, &parts.headers, &body).await {
+                Ok(response) => response,
+                Err(err) => err.into_response(),
+            };
+            (response, verb, resource)
+        }
+    }
+}
+
+async fn resource_request(
+    server: &Server,
+    req: &request::ResourceRequest,
+    headers: &http::HeaderMap,
+    body: &bytes::Bytes,
+) -> ApiResult<Response> {
+    let representation = request::representation(headers)?;
+    if req.verb == Verb::Watch {
+        return watch::serve(&server.api.caches, req, representation).await;
+    }
+    let reply = handlers::handle(&server.api, req, headers, body).await?;
+    let body = match (representation, req.verb) {
+        (Representation::Table, Verb::List) => {
+            let items = reply.body["items"].as_array().cloned().unwrap_or_default();
+            table::table(&req.resource, &items, reply.body["metadata"].clone(), true)
+        }
+        (Representation::Table, Verb::Get) if req.subresource.is_none() => {
+            let meta = json!({"resourceVersion": reply.body.pointer("/metadata/resourceVersion")});
+            table::table(&req.resource, std::slice::from_ref(&reply.body), meta, true)
+        }
+        _ => reply.body,
+    };
+    Ok(json_response(reply.code, &body, &reply.warnings))
+}
+
+fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
+    let mut response = Response::builder()
+        .status(code)
+        .header(CONTENT_TYPE, "application/json");
+    for warning in warnings {
+        let text = format!("299 - \"{}\"", warning.replace('"', "\\\""));
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response = response.header("Warning", value);
+        }
+    }
+    response
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| ApiError::internal("building a response").into_response())
+}
+
+/// Everything that is not a resource: health, version, discovery, reviews.
+async fn other(
+    server: &Server,
+    user: &UserInfo,
+    parts: &http::request::Parts,
+    path: &str,
+    body: &bytes::Bytes,
+) -> Response {
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let get = parts.method == http::Method::GET;
+    match (parts.method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "/healthz" | "/livez" | "/readyz") => (http::StatusCode::OK, "ok").into_response(),
+        ("GET", "/version") => json_response(200, &discovery::version(), &[]),
+        ("GET", "/metrics") => (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+            server.metrics.render(),
+        )
+            .into_response(),
+        ("GET", "/api") if discovery::wants_aggregated(accept) => {
+            aggregated_response(&discovery::aggregated(&server.registry, true))
+        }
+        ("GET", "/api") => json_response(200, &discovery::core_versions(), &[]),
+        ("GET", "/apis") if discovery::wants_aggregated(accept) => {
+            aggregated_response(&discovery::aggregated(&server.registry, false))
+        }
+        ("GET", "/apis") => json_response(200, &discovery::group_list(&server.registry), &[]),
+        ("GET", "/api/v1") => match discovery::resource_list(&server.registry, "", "v1") {
+            Some(list) => json_response(200, &list, &[]),
+            None => ApiError::no_route().into_response(),
+        },
+        ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") => {
+            let _ = body;
+            json_response(
+                201,
+                &json!({
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": null},
+                    "status": {"userInfo": user.to_json()},
+                }),
+                &[],
+            )
+        }
+        (_, p) if get && p.starts_with("/apis/") => {
+            let segments: Vec<&str> = p.trim_start_matches("/apis/").split('/').collect();
+            let found = match segments.as_slice() {
+                [group] => discovery::group(&server.registry, group),
+                [group, version] => discovery::resource_list(&server.registry, group, version),
+                _ => None,
+            };
+            match found {
+                Some(value) => json_response(200, &value, &[]),
+                None => ApiError::no_route().into_response(),
+            }
+        }
+        _ => ApiError::no_route().into_response(),
+    }
+}
+
+fn aggregated_response(body: &Value) -> Response {
+    Response::builder()
+        .status(200)
+        .header(CONTENT_TYPE, discovery::AGGREGATED)
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| ApiError::internal("building a response").into_response())
+}

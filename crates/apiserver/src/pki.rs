@@ -1,0 +1,280 @@
+//! The cluster's certificates: a CA, the API server's serving certificate,
+//! and the admin's client certificate, created at first start in the data
+//! dir and reused afterwards.
+//!
+//! Files (keys and kubeconfigs 0600, certificates 0644, the directory 0700,
+//! as CIS 1.1.x asks): `pki/ca.{crt,key}`, `pki/apiserver.{crt,key}`,
+//! `pki/admin.{crt,key}`, and `admin.kubeconfig`.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// Why the certificates could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Generating or parsing a certificate failed.
+    #[error("certificate {what}: {source}")]
+    Cert {
+        /// Which certificate.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: rcgen::Error,
+    },
+}
+
+/// The cluster's certificate material, PEM-encoded.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    /// The CA certificate (trust anchor for clients and servers).
+    pub ca_cert_pem: String,
+    /// The serving certificate of the API server.
+    pub server_cert_pem: String,
+    /// Its private key.
+    pub server_key_pem: String,
+    /// The admin client certificate (CN `bulwark-admin`, O `system:masters`).
+    pub admin_cert_pem: String,
+    /// Its private key.
+    pub admin_key_pem: String,
+    ca_key_pem: String,
+}
+
+impl Pki {
+    /// Loads the certificates from `data_dir/pki`, creating what is missing.
+    /// The serving certificate covers `extra_sans` besides localhost,
+    /// 127.0.0.1, the host name and the in-cluster service names.
+    pub fn load_or_create(data_dir: &Path, extra_sans: &[String]) -> Result<Self, PkiError> {
+        let dir = data_dir.join("pki");
+        create_private_dir(data_dir)?;
+        create_private_dir(&dir)?;
+        let (ca_cert_pem, ca_key_pem) = match (read(&dir.join("ca.crt")), read(&dir.join("ca.key")))
+        {
+            (Some(cert), Some(key)) => (cert, key),
+            _ => {
+                let (cert, key) = new_ca()?;
+                write_file(&dir.join("ca.key"), &key, 0o600)?;
+                write_file(&dir.join("ca.crt"), &cert, 0o644)?;
+                (cert, key)
+            }
+        };
+        let issuer_key = KeyPair::from_pem(&ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+
+        let (server_cert_pem, server_key_pem) = load_or_issue(
+            &dir,
+            "apiserver",
+            || {
+                let mut params = CertificateParams::new(server_names(extra_sans))
+                    .map_err(cert_err("apiserver"))?;
+                params.distinguished_name = name("kube-apiserver", None);
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                Ok(params)
+            },
+            &issuer,
+        )?;
+        let (admin_cert_pem, admin_key_pem) = load_or_issue(
+            &dir,
+            "admin",
+            || client_params("bulwark-admin", &["system:masters"]),
+            &issuer,
+        )?;
+        Ok(Pki {
+            ca_cert_pem,
+            server_cert_pem,
+            server_key_pem,
+            admin_cert_pem,
+            admin_key_pem,
+            ca_key_pem,
+        })
+    }
+
+    /// Issues a client certificate for `user` in `groups`, signed by the
+    /// cluster CA (for components and tests). Returns (cert, key) PEM.
+    pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<(String, String), PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let key = KeyPair::generate().map_err(cert_err("client key"))?;
+        let cert = client_params(user, groups)?
+            .signed_by(&key, &issuer)
+            .map_err(cert_err("client"))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A kubeconfig for `server` authenticating with the given client
+    /// certificate.
+    pub fn kubeconfig(&self, server: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: bulwark
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: {user}@bulwark
+  context:
+    cluster: bulwark
+    user: {user}
+current-context: {user}@bulwark
+",
+            ca = b64(&self.ca_cert_pem),
+            cert = b64(cert_pem),
+            key = b64(key_pem),
+        )
+    }
+
+    /// Writes the admin kubeconfig to `path` (mode 0600).
+    pub fn write_admin_kubeconfig(&self, path: &Path, server: &str) -> Result<(), PkiError> {
+        let config = self.kubeconfig(
+            server,
+            "bulwark-admin",
+            &self.admin_cert_pem,
+            &self.admin_key_pem,
+        );
+        write_file(path, &config, 0o600)
+    }
+}
+
+fn new_ca() -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate().map_err(cert_err("ca key"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name("bulwark-ca", None);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let cert = params.self_signed(&key).map_err(cert_err("ca"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn client_params(user: &str, groups: &[&str]) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for group in groups {
+        dn.push(DnType::OrganizationName, *group);
+    }
+    dn.push(DnType::CommonName, user);
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    Ok(params)
+}
+
+fn load_or_issue(
+    dir: &Path,
+    stem: &str,
+    params: impl FnOnce() -> Result<CertificateParams, PkiError>,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(String, String), PkiError> {
+    let cert_path = dir.join(format!("{stem}.crt"));
+    let key_path = dir.join(format!("{stem}.key"));
+    if let (Some(cert), Some(key)) = (read(&cert_path), read(&key_path)) {
+        return Ok((cert, key));
+    }
+    let key = KeyPair::generate().map_err(cert_err("key"))?;
+    let cert = params()?
+        .signed_by(&key, issuer)
+        .map_err(cert_err("leaf"))?;
+    write_file(&key_path, &key.serialize_pem(), 0o600)?;
+    write_file(&cert_path, &cert.pem(), 0o644)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn name(common_name: &str, org: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(org) = org {
+        dn.push(DnType::OrganizationName, org);
+    }
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// The names and addresses the API server answers to.
+fn server_names(extra: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "127.0.0.1",
+        "::1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() {
+            names.push(host.to_owned());
+        }
+    }
+    names.extend(extra.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn cert_err(what: &'static str) -> impl Fn(rcgen::Error) -> PkiError {
+    move |source| PkiError::Cert { what, source }
+}
+
+fn read(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+    fs::create_dir_all(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
+}

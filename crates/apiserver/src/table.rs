@@ -1,0 +1,579 @@
+//! `meta.k8s.io/v1 Table` for human `kubectl get`: the columns upstream's
+//! printers show for each built-in kind, and NAME/AGE for the rest.
+
+use serde_json::{Value, json};
+
+use crate::registry::ResourceType;
+
+/// One column: name, type, and whether it shows only with `-o wide`.
+struct Column {
+    name: &'static str,
+    kind: &'static str,
+    wide: bool,
+}
+
+const fn col(name: &'static str, kind: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        wide: false,
+    }
+}
+
+const fn wide(name: &'static str, kind: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        wide: true,
+    }
+}
+
+fn columns(kind: &str) -> Vec<Column> {
+    match kind {
+        "Pod" => vec![
+            col("Name", "string"),
+            col("Ready", "string"),
+            col("Status", "string"),
+            col("Restarts", "string"),
+            col("Age", "string"),
+            wide("IP", "string"),
+            wide("Node", "string"),
+            wide("Nominated Node", "string"),
+            wide("Readiness Gates", "string"),
+        ],
+        "Deployment" => vec![
+            col("Name", "string"),
+            col("Ready", "string"),
+            col("Up-to-date", "integer"),
+            col("Available", "integer"),
+            col("Age", "string"),
+            wide("Containers", "string"),
+            wide("Images", "string"),
+            wide("Selector", "string"),
+        ],
+        "ReplicaSet" => vec![
+            col("Name", "string"),
+            col("Desired", "integer"),
+            col("Current", "integer"),
+            col("Ready", "integer"),
+            col("Age", "string"),
+            wide("Containers", "string"),
+            wide("Images", "string"),
+            wide("Selector", "string"),
+        ],
+        "StatefulSet" => vec![
+            col("Name", "string"),
+            col("Ready", "string"),
+            col("Age", "string"),
+        ],
+        "DaemonSet" => vec![
+            col("Name", "string"),
+            col("Desired", "integer"),
+            col("Current", "integer"),
+            col("Ready", "integer"),
+            col("Up-to-date", "integer"),
+            col("Available", "integer"),
+            col("Node Selector", "string"),
+            col("Age", "string"),
+        ],
+        "Service" => vec![
+            col("Name", "string"),
+            col("Type", "string"),
+            col("Cluster-IP", "string"),
+            col("External-IP", "string"),
+            col("Port(s)", "string"),
+            col("Age", "string"),
+            wide("Selector", "string"),
+        ],
+        "Namespace" => vec![
+            col("Name", "string"),
+            col("Status", "string"),
+            col("Age", "string"),
+        ],
+        "Node" => vec![
+            col("Name", "string"),
+            col("Status", "string"),
+            col("Roles", "string"),
+            col("Age", "string"),
+            col("Version", "string"),
+        ],
+        "ConfigMap" => vec![
+            col("Name", "string"),
+            col("Data", "integer"),
+            col("Age", "string"),
+        ],
+        "Secret" => vec![
+            col("Name", "string"),
+            col("Type", "string"),
+            col("Data", "integer"),
+            col("Age", "string"),
+        ],
+        "ServiceAccount" => vec![
+            col("Name", "string"),
+            col("Secrets", "integer"),
+            col("Age", "string"),
+        ],
+        "Job" => vec![
+            col("Name", "string"),
+            col("Status", "string"),
+            col("Completions", "string"),
+            col("Duration", "string"),
+            col("Age", "string"),
+        ],
+        "CronJob" => vec![
+            col("Name", "string"),
+            col("Schedule", "string"),
+            col("Timezone", "string"),
+            col("Suspend", "boolean"),
+            col("Active", "integer"),
+            col("Last Schedule", "string"),
+            col("Age", "string"),
+        ],
+        "Lease" => vec![
+            col("Name", "string"),
+            col("Holder", "string"),
+            col("Age", "string"),
+        ],
+        "Endpoints" => vec![
+            col("Name", "string"),
+            col("Endpoints", "string"),
+            col("Age", "string"),
+        ],
+        _ => vec![col("Name", "string"), col("Age", "string")],
+    }
+}
+
+/// Builds the Table for `objects` (full objects) of `resource`.
+pub(crate) fn table(
+    resource: &ResourceType,
+    objects: &[Value],
+    list_meta: Value,
+    with_columns: bool,
+) -> Value {
+    let columns = columns(resource.kind);
+    let definitions: Vec<Value> = if with_columns {
+        columns
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "type": c.kind,
+                    "format": if c.name == "Name" { "name" } else { "" },
+                    "description": "",
+                    "priority": if c.wide { 1 } else { 0 },
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = jiff::Timestamp::now();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let cells: Vec<Value> = columns
+                .iter()
+                .map(|c| cell(resource.kind, c.name, object, now))
+                .collect();
+            json!({
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": definitions,
+        "rows": rows,
+    })
+}
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn int_at(object: &Value, pointer: &str) -> i64 {
+    object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn len_at(object: &Value, pointer: &str) -> usize {
+    match object.pointer(pointer) {
+        Some(Value::Object(map)) => map.len(),
+        Some(Value::Array(list)) => list.len(),
+        _ => 0,
+    }
+}
+
+fn none_if_empty(s: String) -> Value {
+    if s.is_empty() {
+        json!("<none>")
+    } else {
+        json!(s)
+    }
+}
+
+fn cell(kind: &str, column: &str, o: &Value, now: jiff::Timestamp) -> Value {
+    match (kind, column) {
+        (_, "Name") => json!(str_at(o, "/metadata/name")),
+        (_, "Age") => json!(age(str_at(o, "/metadata/creationTimestamp"), now)),
+        ("Pod", "Ready") => {
+            let statuses = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
+            let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+            json!(format!("{ready}/{}", len_at(o, "/spec/containers")))
+        }
+        ("Pod", "Status") => json!(pod_status(o)),
+        ("Pod", "Restarts") => {
+            let restarts: i64 = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .map_or(0, |s| {
+                    s.iter()
+                        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                        .sum()
+                });
+            json!(restarts.to_string())
+        }
+        ("Pod", "IP") => none_if_empty(str_at(o, "/status/podIP").to_owned()),
+        ("Pod", "Node") => none_if_empty(str_at(o, "/spec/nodeName").to_owned()),
+        ("Pod", "Nominated Node") => {
+            none_if_empty(str_at(o, "/status/nominatedNodeName").to_owned())
+        }
+        ("Pod", "Readiness Gates") => json!("<none>"),
+        ("Deployment" | "StatefulSet", "Ready") => {
+            json!(format!(
+                "{}/{}",
+                int_at(o, "/status/readyReplicas"),
+                int_at(o, "/spec/replicas")
+            ))
+        }
+        ("Deployment" | "DaemonSet", "Up-to-date") => {
+            json!(int_at(
+                o,
+                if kind == "Deployment" {
+                    "/status/updatedReplicas"
+                } else {
+                    "/status/updatedNumberScheduled"
+                }
+            ))
+        }
+        ("Deployment", "Available") => json!(int_at(o, "/status/availableReplicas")),
+        ("ReplicaSet", "Desired") => json!(int_at(o, "/spec/replicas")),
+        ("ReplicaSet", "Current") => json!(int_at(o, "/status/replicas")),
+        ("ReplicaSet", "Ready") => json!(int_at(o, "/status/readyReplicas")),
+        ("DaemonSet", "Desired") => json!(int_at(o, "/status/desiredNumberScheduled")),
+        ("DaemonSet", "Current") => json!(int_at(o, "/status/currentNumberScheduled")),
+        ("DaemonSet", "Ready") => json!(int_at(o, "/status/numberReady")),
+        ("DaemonSet", "Available") => json!(int_at(o, "/status/numberAvailable")),
+        ("DaemonSet", "Node Selector") => {
+            none_if_empty(labels_string(o.pointer("/spec/template/spec/nodeSelector")))
+        }
+        (_, "Containers") => json!(containers(o, "name")),
+        (_, "Images") => json!(containers(o, "image")),
+        ("Service", "Selector") => none_if_empty(labels_string(o.pointer("/spec/selector"))),
+        (_, "Selector") => none_if_empty(labels_string(o.pointer("/spec/selector/matchLabels"))),
+        ("Service", "Type") => json!(str_at(o, "/spec/type")),
+        ("Service", "Cluster-IP") => none_if_empty(str_at(o, "/spec/clusterIP").to_owned()),
+        ("Service", "External-IP") => none_if_empty(
+            o.pointer("/spec/externalIPs")
+                .and_then(Value::as_array)
+                .map(|ips| {
+                    ips.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+        ),
+        ("Service", "Port(s)") => none_if_empty(
+            o.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|p| match p["nodePort"].as_i64() {
+                            Some(node) => format!(
+                                "{}:{node}/{}",
+                                p["port"],
+                                p["protocol"].as_str().unwrap_or("TCP")
+                            ),
+                            None => {
+                                format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+        ),
+        ("Namespace", "Status") => json!(str_at(o, "/status/phase")),
+        ("Node", "Status") => {
+            let ready = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| c["status"] == "True");
+            let mut status = match ready {
+                Some(true) => "Ready".to_owned(),
+                Some(false) | None => "NotReady".to_owned(),
+            };
+            if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
+                status.push_str(",SchedulingDisabled");
+            }
+            json!(status)
+        }
+        ("Node", "Roles") => {
+            let roles: Vec<&str> = o
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            none_if_empty(roles.join(","))
+        }
+        ("Node", "Version") => json!(str_at(o, "/status/nodeInfo/kubeletVersion")),
+        ("ConfigMap", "Data") => json!(len_at(o, "/data") + len_at(o, "/binaryData")),
+        ("Secret", "Type") => json!(str_at(o, "/type")),
+        ("Secret", "Data") => json!(len_at(o, "/data")),
+        ("ServiceAccount", "Secrets") => json!(len_at(o, "/secrets")),
+        ("Job", "Status") => json!(job_status(o)),
+        ("Job", "Completions") => json!(format!(
+            "{}/{}",
+            int_at(o, "/status/succeeded"),
+            o.pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .map_or("1".to_owned(), |c| c.to_string())
+        )),
+        ("Job", "Duration") => {
+            let start = str_at(o, "/status/startTime");
+            let end = str_at(o, "/status/completionTime");
+            match (
+                start.parse::<jiff::Timestamp>(),
+                end.parse::<jiff::Timestamp>(),
+            ) {
+                (Ok(s), Ok(e)) => json!(human_duration(e.duration_since(s).as_secs())),
+                (Ok(s), Err(_)) => json!(human_duration(now.duration_since(s).as_secs())),
+                _ => json!(""),
+            }
+        }
+        ("CronJob", "Schedule") => json!(str_at(o, "/spec/schedule")),
+        ("CronJob", "Timezone") => none_if_empty(str_at(o, "/spec/timeZone").to_owned()),
+        ("CronJob", "Suspend") => json!(
+            o.pointer("/spec/suspend")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+        ("CronJob", "Active") => json!(len_at(o, "/status/active")),
+        ("CronJob", "Last Schedule") => {
+            let last = str_at(o, "/status/lastScheduleTime");
+            if last.is_empty() {
+                json!("<none>")
+            } else {
+                json!(age(last, now))
+            }
+        }
+        ("Lease", "Holder") => json!(str_at(o, "/spec/holderIdentity")),
+        ("Endpoints", "Endpoints") => {
+            let mut addresses = Vec::new();
+            for subset in o
+                .pointer("/subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for address in subset["addresses"].as_array().into_iter().flatten() {
+                    for port in subset["ports"].as_array().into_iter().flatten() {
+                        addresses.push(format!(
+                            "{}:{}",
+                            address["ip"].as_str().unwrap_or(""),
+                            port["port"]
+                        ));
+                    }
+                }
+            }
+            none_if_empty(addresses.join(","))
+        }
+        _ => json!(""),
+    }
+}
+
+fn labels_string(labels: Option<&Value>) -> String {
+    labels
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+fn containers(o: &Value, field: &str) -> String {
+    o.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c[field].as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// The STATUS column of a pod, as kubectl shows it.
+fn pod_status(o: &Value) -> String {
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        return "Terminating".into();
+    }
+    let mut status = str_at(o, "/status/reason").to_owned();
+    if status.is_empty() {
+        status = str_at(o, "/status/phase").to_owned();
+    }
+    for c in o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(reason) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
+            status = reason.to_owned();
+        } else if let Some(reason) = c
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str)
+        {
+            status = reason.to_owned();
+        }
+    }
+    status
+}
+
+fn job_status(o: &Value) -> &'static str {
+    let conditions = o.pointer("/status/conditions").and_then(Value::as_array);
+    let has = |t: &str| {
+        conditions.is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+/// kubectl's AGE: a timestamp's distance from now, in its short form.
+fn age(timestamp: &str, now: jiff::Timestamp) -> String {
+    match timestamp.parse::<jiff::Timestamp>() {
+        Ok(t) => human_duration(now.duration_since(t).as_secs()),
+        Err(_) => "<unknown>".into(),
+    }
+}
+
+/// Upstream's `duration.HumanDuration`.
+fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    let s = seconds.max(0);
+    let minutes = s / 60;
+    let hours = s / 3600;
+    let days = hours / 24;
+    if s < 120 {
+        format!("{s}s")
+    } else if minutes < 10 {
+        if s % 60 == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{}s", s % 60)
+        }
+    } else if minutes < 180 {
+        format!("{minutes}m")
+    } else if hours < 8 {
+        if minutes % 60 == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{}m", minutes % 60)
+        }
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        if hours % 24 == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{}h", hours % 24)
+        }
+    } else if hours < 24 * 365 * 2 {
+        format!("{days}d")
+    } else {
+        let years = days / 365;
+        if years < 8 {
+            format!("{years}y{}d", days % 365)
+        } else {
+            format!("{years}y")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_match_kubectl() {
+        for (secs, shown) in [
+            (5, "5s"),
+            (119, "119s"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600 + 120, "3h2m"),
+            (30 * 3600, "30h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (40 * 86400, "40d"),
+            (3 * 365 * 86400, "3y0d"),
+        ] {
+            assert_eq!(human_duration(secs), shown, "{secs}");
+        }
+    }
+
+    #[test]
+    fn pod_rows_show_ready_status_restarts() {
+        let pod = json!({
+            "metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+        });
+        let now = jiff::Timestamp::now();
+        let cells: Vec<Value> = ["Name", "Ready", "Status", "Restarts", "Node"]
+            .iter()
+            .map(|c| cell("Pod", c, &pod, now))
+            .collect();
+        assert_eq!(
+            cells,
+            vec![
+                json!("web"),
+                json!("1/2"),
+                json!("CrashLoopBackOff"),
+                json!("3"),
+                json!("n1")
+            ]
+        );
+    }
+}
