@@ -354,6 +354,10 @@ async fn create(
     }
     check_namespace_open(api, resource, req.namespace.as_deref()).await?;
     defaults::apply(resource, &mut object);
+    let causes = crate::validation::validate(resource, &object);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(resource.kind, resource.group, &name, causes));
+    }
     objects::initialize(resource, &mut object);
     let key = resource.key(req.namespace.as_deref(), &name);
     if dry_run(req)? {
@@ -533,6 +537,10 @@ fn merge_update(
     }
     objects::check_immutable(resource, current, &merged)?;
     defaults::apply(resource, &mut merged);
+    let causes = crate::validation::validate(resource, &merged);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(resource.kind, resource.group, url_name, causes));
+    }
     objects::preserve_on_update(resource, current, &mut merged);
     Ok(merged)
 }

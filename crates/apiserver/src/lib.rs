@@ -29,6 +29,7 @@ mod request;
 mod status;
 mod table;
 mod tls;
+mod validation;
 mod watch;
 mod watchcache;
 

@@ -1,0 +1,334 @@
+//! End-to-end: the real `kubectl` against a running `bulwark server`.
+//!
+//! Each test starts its own server (the binary built by cargo) on a free
+//! loopback port with a temporary data dir, drives it with kubectl (with its
+//! own discovery cache dir), and stops it by PID.
+
+#![allow(clippy::unwrap_used)] // harness code outside #[test] fns: a panic is the failure report
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    child: Child,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("bulwark-e2e-").tempdir().unwrap();
+        let port = bulwark_testkit::free_loopback_port().unwrap();
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let cluster = Cluster { child, kubeconfig: data.join("admin.kubeconfig"), dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if cluster.kubeconfig.exists() && cluster.kubectl(&["get", "--raw", "/readyz"]).status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server never became ready: {}", cluster.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let kubectl = std::env::var("BULWARK_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let mut command = Command::new(kubectl);
+        command
+            .args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("kubectl runs")
+    }
+
+    /// Runs kubectl, expecting success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl, expecting failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `kubectl apply`/`create` of a manifest given inline.
+    fn with_manifest(&self, args: &[&str], manifest: &str) -> String {
+        let path = self.dir.path().join(format!("manifest-{}.yaml", rand_suffix()));
+        std::fs::write(&path, manifest).unwrap();
+        let mut full: Vec<&str> = args.to_vec();
+        let path_str = path.to_str().unwrap().to_owned();
+        full.extend(["-f", &path_str]);
+        self.ok(&full)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+const DEPLOYMENT: &str = "
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        env: [{name: GREETING, value: hello}]
+";
+
+#[test]
+fn version_discovery_and_default_namespaces() {
+    let c = Cluster::start();
+    let version = c.ok(&["version"]);
+    assert!(version.contains("Server Version: v1.33.0+bulwark"), "{version}");
+    let resources = c.ok(&["api-resources"]);
+    let deploy = resources.lines().find(|l| l.starts_with("deployments")).unwrap();
+    assert!(deploy.contains("deploy") && deploy.contains("apps/v1") && deploy.contains("Deployment"), "{deploy}");
+    let versions = c.ok(&["api-versions"]);
+    for gv in ["v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "networking.k8s.io/v1"] {
+        assert!(versions.lines().any(|l| l == gv), "{gv} missing from {versions}");
+    }
+    let namespaces = c.ok(&["get", "namespaces"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(namespaces.lines().any(|l| l.starts_with(ns) && l.contains("Active")), "{namespaces}");
+    }
+    let whoami = c.ok(&["auth", "whoami"]);
+    assert!(whoami.contains("bulwark-admin") && whoami.contains("system:masters"), "{whoami}");
+}
+
+#[test]
+fn apply_creates_updates_and_removes_fields() {
+    let c = Cluster::start();
+    let out = c.with_manifest(&["apply", "--validate=false"], DEPLOYMENT);
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 3").replace(
+        "        env: [{name: GREETING, value: hello}]\n",
+        "",
+    );
+    let out = c.with_manifest(&["apply", "--validate=false"], &changed);
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let state = c.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}|{.spec.template.spec.containers[0].env}|{.metadata.generation}",
+    ]);
+    assert_eq!(state, "3||2", "replicas changed, env removed, generation bumped");
+    let out = c.with_manifest(&["apply", "--validate=false"], &changed);
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+}
+
+#[test]
+fn get_in_every_output_format() {
+    let c = Cluster::start();
+    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.with_manifest(&["create", "--validate=false"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n");
+    c.with_manifest(
+        &["create", "--validate=false", "-n", "other"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, labels: {tier: backend}}\ndata: {a: '1', b: '2'}\n",
+    );
+    let table = c.ok(&["get", "deployments"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[..4], ["web", "0/2", "0", "0"], "{table}");
+    let wide = c.ok(&["get", "deploy", "-o", "wide"]);
+    assert!(wide.contains("CONTAINERS") && wide.contains("busybox:1.36") && wide.contains("app=web"), "{wide}");
+    let yaml = c.ok(&["get", "deploy", "web", "-o", "yaml"]);
+    assert!(yaml.contains("kind: Deployment") && yaml.contains("uid:") && yaml.contains("resourceVersion:"), "{yaml}");
+    let json: serde_json::Value = serde_json::from_str(&c.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    assert_eq!(json["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", "defaults are filled");
+    let all = c.ok(&["get", "configmaps", "-A"]);
+    assert!(all.lines().any(|l| l.starts_with("other") && l.contains("settings") && l.contains(" 2 ")), "{all}");
+    let labelled = c.ok(&["get", "cm", "-A", "-l", "tier=backend", "-o", "name"]);
+    assert_eq!(labelled.trim(), "configmap/settings");
+    let none = c.ok(&["get", "cm", "-A", "-l", "tier!=backend,tier", "-o", "name"]);
+    assert_eq!(none.trim(), "");
+    let by_field = c.ok(&["get", "cm", "-A", "--field-selector", "metadata.namespace=other", "-o", "name"]);
+    assert_eq!(by_field.trim(), "configmap/settings");
+    let shown = c.ok(&["get", "cm", "settings", "-n", "other", "--show-labels"]);
+    assert!(shown.contains("tier=backend"), "{shown}");
+}
+
+#[test]
+fn patch_label_annotate_scale_and_delete() {
+    let c = Cluster::start();
+    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":5}}"#]);
+    c.ok(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]);
+    c.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#,
+    ]);
+    c.ok(&["label", "deploy", "web", "tier=front"]);
+    c.ok(&["annotate", "deploy", "web", "owner=team-a"]);
+    let state = c.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.minReadySeconds}|{.spec.replicas}|{.spec.template.spec.containers[0].image}|{.spec.template.spec.containers[0].env[0].name}|{.metadata.labels.tier}|{.metadata.annotations.owner}",
+    ]);
+    assert_eq!(state, "5|4|busybox:1.37|GREETING|front|team-a", "strategic merge kept the env");
+    c.ok(&["scale", "deploy", "web", "--replicas=6"]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "6");
+    let out = c.ok(&["delete", "deploy", "web"]);
+    assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+    let err = c.fails(&["get", "deploy", "web"]);
+    assert!(err.contains("Error from server (NotFound): deployments.apps \"web\" not found"), "{err}");
+}
+
+#[test]
+fn watch_sees_a_change() {
+    let c = Cluster::start();
+    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    let mut watch = c
+        .command(&["get", "deploy", "web", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // A header, the current state, then the change.
+    let header = rx.recv_timeout(Duration::from_secs(20)).expect("a header");
+    assert!(header.starts_with("EVENT") && header.contains("READY"), "{header}");
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("initial state");
+    assert!(first.starts_with("ADDED") && first.contains("web"), "{first}");
+    c.ok(&["scale", "deploy", "web", "--replicas=9"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.contains("MODIFIED") && line.contains("0/9") {
+                break;
+            }
+            seen.push(line);
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(Instant::now() < deadline, "no MODIFIED event with 0/9; saw {seen:?}");
+}
+
+#[test]
+fn errors_read_as_upstream_words_them() {
+    let c = Cluster::start();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once}\ndata: {a: b}\n";
+    c.with_manifest(&["create", "--validate=false"], cm);
+    let path = c.dir.path().join("again.yaml");
+    std::fs::write(&path, cm).unwrap();
+    let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
+    assert!(err.contains("Error from server (AlreadyExists)") && err.contains("configmaps \"once\" already exists"), "{err}");
+
+    let bad = DEPLOYMENT.replace("name: web\n  labels", "name: Web_Bad\n  labels").replace("image: busybox:1.36", "image: ''");
+    let path = c.dir.path().join("bad.yaml");
+    std::fs::write(&path, bad).unwrap();
+    let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
+    assert!(err.contains("The Deployment \"Web_Bad\" is invalid"), "{err}");
+    assert!(err.contains("metadata.name: Invalid value: \"Web_Bad\""), "{err}");
+
+    let err = c.fails(&["get", "pods", "nope"]);
+    assert!(err.contains("Error from server (NotFound): pods \"nope\" not found"), "{err}");
+    let err = c.fails(&["get", "frobnicators"]);
+    assert!(err.contains("the server doesn't have a resource type \"frobnicators\""), "{err}");
+}
+
+#[test]
+fn requests_without_a_valid_identity_are_refused() {
+    let c = Cluster::start();
+    // The same server and CA, with a made-up bearer token instead of the
+    // client certificate.
+    let config = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let anonymous: String = config
+        .lines()
+        .filter(|l| !l.contains("client-certificate-data") && !l.contains("client-key-data"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("  user:\n", "  user: {token: forged-token}\n");
+    let path = c.dir.path().join("anonymous.kubeconfig");
+    std::fs::write(&path, anonymous).unwrap();
+    let out = Command::new("kubectl")
+        .args(["get", "namespaces", "--kubeconfig", path.to_str().unwrap(), "--cache-dir"])
+        .arg(c.dir.path().join("anon-cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("You must be logged in to the server"), "{err}");
+}
+
+#[test]
+fn diff_shows_changes_without_writing() {
+    let c = Cluster::start();
+    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 8");
+    let path = c.dir.path().join("diff.yaml");
+    std::fs::write(&path, changed).unwrap();
+    let out = c.kubectl(&["diff", "-f", path.to_str().unwrap()]);
+    // kubectl diff exits 1 when there are differences.
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(diff.contains("-  replicas: 2") && diff.contains("+  replicas: 8"), "{diff}");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "2", "diff wrote nothing");
+}
