@@ -1,0 +1,73 @@
+//! Bodies captured from the real `kubectl` 1.32 (see `tests/capture/capture.py`),
+//! decoded and compared with snapshots: each snapshot is the JSON object the
+//! API server will see, then the unknown fields the decoder skipped.
+
+use expect_test::{ExpectFile, expect_file};
+
+fn check(fixture: &str, expect: ExpectFile) {
+    let path = format!("{}/tests/fixtures/{fixture}.pb", env!("CARGO_MANIFEST_DIR"));
+    let body = std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let (object, unknown) =
+        bulwark_wire::decode_with_unknown(&body).unwrap_or_else(|err| panic!("{fixture}: {err}"));
+    let mut text = serde_json::to_string_pretty(&object).expect("a Value always serializes");
+    text.push_str("\nunknown fields: ");
+    text.push_str(&format!("{unknown:?}\n"));
+    expect.assert_eq(&text);
+}
+
+macro_rules! fixtures {
+    ($($test:ident => $fixture:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check($fixture, expect_file![concat!("snapshots/", $fixture, ".json")]);
+            }
+        )*
+
+        /// Every captured fixture has a test above.
+        #[test]
+        fn every_fixture_is_checked() {
+            let known = [$($fixture),*];
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+            let mut missing = Vec::new();
+            for entry in std::fs::read_dir(dir).expect("fixtures directory") {
+                let name = entry.expect("directory entry").file_name().into_string().expect("UTF-8 name");
+                if let Some(stem) = name.strip_suffix(".pb") {
+                    if !known.contains(&stem) {
+                        missing.push(stem.to_owned());
+                    }
+                }
+            }
+            assert!(missing.is_empty(), "fixtures without a test: {missing:?}");
+        }
+    };
+}
+
+fixtures! {
+    create_configmap => "configmap",
+    create_secret_generic => "secret",
+    create_secret_docker_registry => "docker-registry",
+    create_namespace => "namespace",
+    create_serviceaccount => "serviceaccount",
+    create_deployment => "deployment",
+    create_job => "job",
+    create_job_from_cronjob => "job-from-cronjob",
+    create_cronjob => "cronjob",
+    create_role => "role",
+    create_clusterrole_aggregated => "clusterrole",
+    create_rolebinding => "rolebinding",
+    create_clusterrolebinding => "clusterrolebinding",
+    create_service_clusterip => "service",
+    create_quota => "quota",
+    create_priorityclass => "priorityclass",
+    create_poddisruptionbudget => "pdb",
+    create_ingress => "ingress",
+    auth_can_i => "can-i",
+    auth_can_i_subresource => "can-i-subresource",
+    auth_can_i_nonresource => "can-i-nonresource",
+    auth_can_i_list => "can-i-list",
+    auth_whoami => "whoami",
+    create_token => "token",
+    certificate_approve => "certificate-approve",
+    debug_node_pod => "debug-node",
+}
