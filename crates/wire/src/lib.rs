@@ -47,7 +47,11 @@
 //!
 //! # Test fixtures
 //!
-//! `tests/fixtures/*.pb` are bodies captured from the real `kubectl` 1.32.
+//! `tests/fixtures/*.pb` are bodies captured from the real `kubectl` 1.32
+//! (1.33 sends the same bytes); `tests/snapshots/` holds what they decode to.
+//! For each `kubectl create …` body, `tests/fixtures/*.kubectl.json` is
+//! kubectl's own JSON for the same object (`--dry-run=client -o json`), and
+//! a test asserts the decoded body equals it.
 //! To capture them again, run `python3 tests/capture/capture.py` from this
 //! crate's directory: it starts a plain-HTTP fake API server on loopback,
 //! points a temporary kubeconfig at it, runs each `kubectl` command listed in

@@ -71,3 +71,50 @@ fixtures! {
     certificate_approve => "certificate-approve",
     debug_node_pod => "debug-node",
 }
+
+/// For every `kubectl create …` fixture, the decoded protobuf body is the
+/// very object kubectl itself prints as JSON (`--dry-run=client -o json`),
+/// except that JSON spells Go's zero times `null` where the decoder leaves
+/// them out.
+#[test]
+fn decoded_bodies_equal_kubectls_own_json() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(dir).expect("fixtures directory") {
+        let path = entry.expect("directory entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 name")
+            .to_owned();
+        let Some(stem) = name.strip_suffix(".kubectl.json") else {
+            continue;
+        };
+        let json = std::fs::read(&path).expect("kubectl JSON");
+        let mut expected: serde_json::Value =
+            serde_json::from_slice(&json).expect("kubectl printed JSON");
+        drop_nulls(&mut expected);
+        let body = std::fs::read(format!("{dir}/{stem}.pb")).expect("matching .pb fixture");
+        let actual = bulwark_wire::decode(&body).unwrap_or_else(|err| panic!("{stem}: {err}"));
+        assert_eq!(
+            actual,
+            expected,
+            "{stem}: decoded\n{}\nkubectl printed\n{}",
+            serde_json::to_string_pretty(&actual).expect("serializes"),
+            serde_json::to_string_pretty(&expected).expect("serializes"),
+        );
+        compared += 1;
+    }
+    assert!(compared >= 15, "only {compared} kubectl JSON fixtures");
+}
+
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}

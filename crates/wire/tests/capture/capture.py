@@ -6,6 +6,8 @@ answers for each command to finish), writes a temporary kubeconfig pointing
 at it, runs each kubectl command below and saves every
 `application/vnd.kubernetes.protobuf` body it receives to
 `tests/fixtures/<name>.pb` (`<name>-<n>.pb` when a command sends several).
+For `kubectl create …` commands it also saves kubectl's own JSON for the same
+object (`--dry-run=client -o json`) as `<name>.kubectl.json`.
 
 Run from crates/wire:  python3 tests/capture/capture.py [path/to/kubectl]
 Default kubectl: /usr/lib/google-cloud-sdk/bin/kubectl.1.32 (the
@@ -259,6 +261,13 @@ current-context: fake
             print(f'{name}: exit {run.returncode}, {len(bodies)} protobuf bodies'
                   + (f', other writes {others}' if others else '')
                   + (f'\n  {run.stderr.strip()}' if run.returncode else ''))
+            if args[0] == 'create' and args[1] != 'token':
+                # The same object as kubectl's own JSON: what a JSON client sends.
+                at = cmd.index('--') if '--' in cmd else len(cmd)
+                dry_cmd = cmd[:at] + ['--dry-run=client', '-o', 'json'] + cmd[at:]
+                dry = subprocess.run(dry_cmd, capture_output=True, text=True, timeout=60, check=True)
+                with open(os.path.join(FIXTURES, f'{name}.kubectl.json'), 'w') as f:
+                    f.write(dry.stdout)
             for i, (method, path, _, body) in enumerate(bodies):
                 suffix = '' if len(bodies) == 1 else f'-{i + 1}'
                 with open(os.path.join(FIXTURES, f'{name}{suffix}.pb'), 'wb') as f:
