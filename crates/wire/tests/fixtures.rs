@@ -52,6 +52,8 @@ fixtures! {
     create_deployment => "deployment",
     create_job => "job",
     create_job_from_cronjob => "job-from-cronjob",
+    create_job_from_rich_cronjob => "job-from-rich-cronjob",
+    debug_copy_pod => "debug-copy-pod",
     create_cronjob => "cronjob",
     create_role => "role",
     create_clusterrole_aggregated => "clusterrole",

@@ -37,6 +37,9 @@ COMMANDS = [
              '--restart=Never', '--', 'sleep', '1']),
     ('job', ['create', 'job', 'j', '--image=busybox', '--', 'echo', 'hi']),
     ('job-from-cronjob', ['create', 'job', 'j2', '--from=cronjob/c']),
+    ('job-from-rich-cronjob', ['create', 'job', 'rich-1', '--from=cronjob/rich']),
+    ('debug-copy-pod', ['debug', 'rich', '--copy-to=rich-copy', '--image=busybox', '--container=dbg',
+                        '--share-processes', '--profile=general']),
     ('cronjob', ['create', 'cronjob', 'c', '--image=busybox', '--schedule=*/5 * * * *', '--', 'date']),
     ('role', ['create', 'role', 'reader', '--verb=get,list', '--resource=pods,deployments.apps',
               '--resource-name=a']),
@@ -99,6 +102,109 @@ CRONJOB = {'apiVersion': 'batch/v1', 'kind': 'CronJob',
                    'restartPolicy': 'OnFailure',
                    'containers': [{'name': 'c', 'image': 'busybox', 'args': ['date'],
                                    'resources': {'limits': {'cpu': '500m', 'memory': '64Mi'}}}]}}}}}}
+# A pod spec that touches most PodSpec fields, served by GET so that kubectl
+# sends it back in protobuf (create job --from=cronjob/rich, debug --copy-to).
+RICH_POD_SPEC = {
+    'initContainers': [{'name': 'init', 'image': 'busybox', 'command': ['true'], 'restartPolicy': 'Always'}],
+    'containers': [{
+        'name': 'main', 'image': 'nginx:1.27', 'imagePullPolicy': 'IfNotPresent', 'workingDir': '/w',
+        'args': ['-g', 'daemon off;'], 'stdin': True, 'tty': True,
+        'terminationMessagePath': '/dev/termination-log', 'terminationMessagePolicy': 'FallbackToLogsOnError',
+        'ports': [{'name': 'http', 'containerPort': 80, 'protocol': 'TCP', 'hostPort': 8080, 'hostIP': '0.0.0.0'}],
+        'env': [
+            {'name': 'PLAIN', 'value': 'v'},
+            {'name': 'NODE', 'valueFrom': {'fieldRef': {'apiVersion': 'v1', 'fieldPath': 'spec.nodeName'}}},
+            {'name': 'CPU', 'valueFrom': {'resourceFieldRef': {'containerName': 'main', 'resource': 'limits.cpu',
+                                                               'divisor': '1m'}}},
+            {'name': 'CM', 'valueFrom': {'configMapKeyRef': {'name': 'cm', 'key': 'k', 'optional': True}}},
+            {'name': 'SEC', 'valueFrom': {'secretKeyRef': {'name': 's', 'key': 'k', 'optional': False}}},
+        ],
+        'envFrom': [{'prefix': 'CM_', 'configMapRef': {'name': 'cm'}}, {'secretRef': {'name': 's', 'optional': True}}],
+        'resources': {'limits': {'cpu': '500m', 'memory': '128Mi'}, 'requests': {'cpu': '100m', 'memory': '64Mi'}},
+        'volumeMounts': [{'name': 'cache', 'mountPath': '/cache', 'readOnly': True, 'subPath': 'a',
+                          'mountPropagation': 'HostToContainer'},
+                         {'name': 'pvc', 'mountPath': '/data', 'subPathExpr': '$(NODE)'}],
+        'livenessProbe': {'httpGet': {'path': '/healthz', 'port': 'http', 'scheme': 'HTTPS',
+                                      'httpHeaders': [{'name': 'X-A', 'value': 'b'}]},
+                          'initialDelaySeconds': 3, 'periodSeconds': 10, 'timeoutSeconds': 2,
+                          'successThreshold': 1, 'failureThreshold': 5, 'terminationGracePeriodSeconds': 7},
+        'readinessProbe': {'tcpSocket': {'port': 80}, 'periodSeconds': 5},
+        'startupProbe': {'grpc': {'port': 9090, 'service': 'health'}},
+        'lifecycle': {'postStart': {'exec': {'command': ['sh', '-c', 'echo hi']}},
+                      'preStop': {'sleep': {'seconds': 5}}},
+        'securityContext': {'capabilities': {'add': ['NET_BIND_SERVICE'], 'drop': ['ALL']}, 'privileged': False,
+                            'runAsUser': 1000, 'runAsGroup': 1000, 'runAsNonRoot': True,
+                            'readOnlyRootFilesystem': True, 'allowPrivilegeEscalation': False,
+                            'seccompProfile': {'type': 'RuntimeDefault'}, 'procMount': 'Default'},
+    }],
+    'volumes': [
+        {'name': 'cache', 'emptyDir': {'medium': 'Memory', 'sizeLimit': '1Gi'}},
+        {'name': 'cfg', 'configMap': {'name': 'cm', 'items': [{'key': 'k', 'path': 'p', 'mode': 0o400}],
+                                      'defaultMode': 0o644, 'optional': True}},
+        {'name': 'sec', 'secret': {'secretName': 's', 'defaultMode': 0o400}},
+        {'name': 'host', 'hostPath': {'path': '/var/log', 'type': 'Directory'}},
+        {'name': 'pvc', 'persistentVolumeClaim': {'claimName': 'data', 'readOnly': True}},
+        {'name': 'down', 'downwardAPI': {'items': [{'path': 'labels', 'fieldRef': {'fieldPath': 'metadata.labels'}}]}},
+        {'name': 'proj', 'projected': {'defaultMode': 0o440, 'sources': [
+            {'serviceAccountToken': {'audience': 'vault', 'expirationSeconds': 3600, 'path': 'token'}},
+            {'configMap': {'name': 'cm', 'items': [{'key': 'k', 'path': 'k'}]}},
+            {'secret': {'name': 's'}},
+            {'downwardAPI': {'items': [{'path': 'cpu', 'resourceFieldRef': {'containerName': 'main',
+                                                                            'resource': 'requests.cpu'}}]}}]}},
+    ],
+    'restartPolicy': 'OnFailure', 'terminationGracePeriodSeconds': 45, 'activeDeadlineSeconds': 600,
+    'dnsPolicy': 'ClusterFirstWithHostNet', 'nodeSelector': {'disk': 'ssd'},
+    'serviceAccountName': 'robot', 'automountServiceAccountToken': False, 'hostNetwork': False,
+    'shareProcessNamespace': True, 'hostname': 'h', 'subdomain': 'sub', 'schedulerName': 'default-scheduler',
+    'priorityClassName': 'high', 'priority': 1000, 'preemptionPolicy': 'Never', 'enableServiceLinks': False,
+    'runtimeClassName': 'runc', 'setHostnameAsFQDN': False, 'hostUsers': False,
+    'securityContext': {'runAsUser': 1000, 'runAsGroup': 3000, 'fsGroup': 2000, 'supplementalGroups': [4000],
+                        'fsGroupChangePolicy': 'OnRootMismatch', 'sysctls': [{'name': 'net.ipv4.ip_local_port_range',
+                                                                             'value': '1024 65535'}],
+                        'seccompProfile': {'type': 'Localhost', 'localhostProfile': 'p.json'}},
+    'imagePullSecrets': [{'name': 'pull'}],
+    'tolerations': [{'key': 'k', 'operator': 'Equal', 'value': 'v', 'effect': 'NoExecute', 'tolerationSeconds': 30}],
+    'hostAliases': [{'ip': '10.0.0.1', 'hostnames': ['a', 'b']}],
+    'dnsConfig': {'nameservers': ['1.1.1.1'], 'searches': ['svc'], 'options': [{'name': 'ndots', 'value': '2'}]},
+    'readinessGates': [{'conditionType': 'example.com/ready'}],
+    'topologySpreadConstraints': [{'maxSkew': 1, 'topologyKey': 'zone', 'whenUnsatisfiable': 'DoNotSchedule',
+                                   'labelSelector': {'matchLabels': {'app': 'rich'}}, 'minDomains': 2,
+                                   'nodeAffinityPolicy': 'Honor', 'matchLabelKeys': ['pod-template-hash']}],
+    'affinity': {
+        'nodeAffinity': {
+            'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
+                {'matchExpressions': [{'key': 'zone', 'operator': 'In', 'values': ['a', 'b']}],
+                 'matchFields': [{'key': 'metadata.name', 'operator': 'NotIn', 'values': ['n9']}]}]},
+            'preferredDuringSchedulingIgnoredDuringExecution': [
+                {'weight': 10, 'preference': {'matchExpressions': [{'key': 'gpu', 'operator': 'Exists'}]}}]},
+        'podAffinity': {'requiredDuringSchedulingIgnoredDuringExecution': [
+            {'labelSelector': {'matchExpressions': [{'key': 'app', 'operator': 'In', 'values': ['db']}]},
+             'topologyKey': 'kubernetes.io/hostname', 'namespaces': ['data'],
+             'namespaceSelector': {'matchLabels': {'team': 'a'}}}]},
+        'podAntiAffinity': {'preferredDuringSchedulingIgnoredDuringExecution': [
+            {'weight': 100, 'podAffinityTerm': {'labelSelector': {'matchLabels': {'app': 'rich'}},
+                                                'topologyKey': 'zone'}}]},
+    },
+}
+RICH_CRONJOB = {'apiVersion': 'batch/v1', 'kind': 'CronJob',
+                'metadata': {'name': 'rich', 'namespace': 'default', 'uid': 'cj2', 'resourceVersion': '1'},
+                'spec': {'schedule': '0 * * * *', 'jobTemplate': {
+                    'metadata': {'labels': {'app': 'rich'}, 'annotations': {'a': 'b'}},
+                    'spec': {'parallelism': 2, 'completions': 4, 'completionMode': 'Indexed', 'backoffLimit': 3,
+                             'backoffLimitPerIndex': 1, 'maxFailedIndexes': 2, 'activeDeadlineSeconds': 900,
+                             'ttlSecondsAfterFinished': 60, 'suspend': False, 'podReplacementPolicy': 'Failed',
+                             'manualSelector': False,
+                             'podFailurePolicy': {'rules': [
+                                 {'action': 'FailJob', 'onExitCodes': {'containerName': 'main', 'operator': 'In',
+                                                                       'values': [42]}},
+                                 {'action': 'Ignore', 'onPodConditions': [{'type': 'DisruptionTarget',
+                                                                           'status': 'True'}]}]},
+                             'successPolicy': {'rules': [{'succeededIndexes': '0-2', 'succeededCount': 2}]},
+                             'template': {'metadata': {'labels': {'app': 'rich'}}, 'spec': RICH_POD_SPEC}}}}}
+RICH_POD = {'apiVersion': 'v1', 'kind': 'Pod',
+            'metadata': {'name': 'rich', 'namespace': 'default', 'uid': 'p2', 'resourceVersion': '1',
+                         'labels': {'app': 'rich'}},
+            'spec': dict(RICH_POD_SPEC, restartPolicy='Always', nodeName='n1')}
 CSR = {'apiVersion': 'certificates.k8s.io/v1', 'kind': 'CertificateSigningRequest',
        'metadata': {'name': 'csr1', 'resourceVersion': '1'},
        'spec': {'request': 'LS0tLS0=', 'signerName': 'kubernetes.io/kube-apiserver-client',
@@ -185,10 +291,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(NODE)
         if path == '/api/v1/pods':
             return self.send_json({'apiVersion': 'v1', 'kind': 'PodList', 'metadata': {}, 'items': [POD]})
+        if path == '/api/v1/namespaces/default/pods/rich':
+            return self.send_json(RICH_POD)
         if path.startswith('/api/v1/namespaces/default/pods/'):
             # Evicted: drain waits until the pod is gone.
             return self.send_json({'apiVersion': 'v1', 'kind': 'Status', 'status': 'Failure',
                                    'reason': 'NotFound', 'code': 404}, 404)
+        if path == '/apis/batch/v1/namespaces/default/cronjobs/rich':
+            return self.send_json(RICH_CRONJOB)
         if path == '/apis/batch/v1/namespaces/default/cronjobs/c':
             return self.send_json(CRONJOB)
         if path == '/apis/certificates.k8s.io/v1/certificatesigningrequests/csr1':
