@@ -72,6 +72,8 @@ fixtures! {
     create_token => "token",
     certificate_approve => "certificate-approve",
     debug_node_pod => "debug-node",
+    autoscale_hpa => "autoscale",
+    drain_delete_options => "drain-delete",
 }
 
 /// For every `kubectl create …` fixture, the decoded protobuf body is the

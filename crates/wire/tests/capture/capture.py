@@ -65,7 +65,12 @@ COMMANDS = [
     ('docker-registry', ['create', 'secret', 'docker-registry', 'pull', '--docker-server=r.example',
                          '--docker-username=u', '--docker-password=p']),
     ('debug-node', ['debug', 'node/n1', '--image=busybox', '--profile=general']),
+    ('autoscale', ['autoscale', 'deployment', 'web', '--min=2', '--max=5', '--cpu-percent=80']),
+    # drain evicts in JSON (kubectl 1.32 and 1.33); without evictions it
+    # deletes pods with a protobuf DeleteOptions body.
     ('drain', ['drain', 'n1', '--force', '--ignore-daemonsets', '--grace-period=5', '--timeout=20s']),
+    ('drain-delete', ['drain', 'n1', '--force', '--ignore-daemonsets', '--grace-period=5', '--timeout=20s',
+                      '--disable-eviction']),
 ]
 
 CORE = [('configmaps', 'ConfigMap', True), ('secrets', 'Secret', True), ('namespaces', 'Namespace', False),
@@ -80,6 +85,7 @@ GROUPS = {
                                      ('clusterrolebindings', 'ClusterRoleBinding', False)],
     'policy/v1': [('poddisruptionbudgets', 'PodDisruptionBudget', True)],
     'networking.k8s.io/v1': [('ingresses', 'Ingress', True)],
+    'autoscaling/v1': [('horizontalpodautoscalers', 'HorizontalPodAutoscaler', True)],
     'scheduling.k8s.io/v1': [('priorityclasses', 'PriorityClass', False)],
     'authorization.k8s.io/v1': [('selfsubjectaccessreviews', 'SelfSubjectAccessReview', False),
                                 ('selfsubjectrulesreviews', 'SelfSubjectRulesReview', False)],
@@ -94,6 +100,11 @@ POD = {'apiVersion': 'v1', 'kind': 'Pod',
                     'ownerReferences': [{'apiVersion': 'apps/v1', 'kind': 'ReplicaSet', 'name': 'web',
                                          'uid': 'rs1', 'controller': True}]},
        'spec': {'nodeName': 'n1', 'containers': [{'name': 'c', 'image': 'busybox'}]}}
+DEPLOYMENT = {'apiVersion': 'apps/v1', 'kind': 'Deployment',
+              'metadata': {'name': 'web', 'namespace': 'default', 'resourceVersion': '1'},
+              'spec': {'replicas': 1, 'selector': {'matchLabels': {'app': 'web'}},
+                       'template': {'metadata': {'labels': {'app': 'web'}},
+                                    'spec': {'containers': [{'name': 'c', 'image': 'busybox'}]}}}}
 CRONJOB = {'apiVersion': 'batch/v1', 'kind': 'CronJob',
            'metadata': {'name': 'c', 'namespace': 'default', 'uid': 'cj1', 'resourceVersion': '1'},
            'spec': {'schedule': '*/5 * * * *', 'jobTemplate': {
@@ -297,6 +308,8 @@ class Handler(BaseHTTPRequestHandler):
             # Evicted: drain waits until the pod is gone.
             return self.send_json({'apiVersion': 'v1', 'kind': 'Status', 'status': 'Failure',
                                    'reason': 'NotFound', 'code': 404}, 404)
+        if path == '/apis/apps/v1/namespaces/default/deployments/web':
+            return self.send_json(DEPLOYMENT)
         if path == '/apis/batch/v1/namespaces/default/cronjobs/rich':
             return self.send_json(RICH_CRONJOB)
         if path == '/apis/batch/v1/namespaces/default/cronjobs/c':
@@ -312,6 +325,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == '/api/v1/nodes/n1':
             return self.send_json(dict(NODE, spec={'unschedulable': True}))
         self.send_json({'kind': 'Status', 'code': 404}, 404)
+
+    def do_DELETE(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0) or 0))
+        self.captured.append((self.command, self.path, self.headers.get('Content-Type', ''), body))
+        self.send_json({'apiVersion': 'v1', 'kind': 'Status', 'status': 'Success'})
 
     def do_PUT(self):
         self.do_POST()
