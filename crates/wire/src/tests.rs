@@ -359,17 +359,21 @@ fn every_kind_has_a_sound_table() {
     assert!(crate::is_supported("policy/v1beta1", "Eviction"));
     assert!(!crate::is_supported("apps/v1beta1", "Deployment"));
 
-    fn walk(message: &'static schema::Message, seen: &mut Vec<&'static str>) {
-        if seen.contains(&message.name) {
-            return;
-        }
-        seen.push(message.name);
+    /// Checks one message and its children; `ancestors` proves the table
+    /// has no cycles, so nesting is bounded by the schema itself.
+    fn walk(message: &'static schema::Message, ancestors: &mut Vec<&'static str>) {
+        assert!(
+            !ancestors.contains(&message.name),
+            "cycle: {ancestors:?} -> {}",
+            message.name
+        );
         let numbers: Vec<u32> = message.fields.iter().map(|f| f.number).collect();
         assert!(
             numbers.windows(2).all(|w| w[0] < w[1]),
             "{}: field numbers out of order",
             message.name
         );
+        ancestors.push(message.name);
         for field in message.fields {
             assert!(!field.name.is_empty());
             assert!(
@@ -379,9 +383,10 @@ fn every_kind_has_a_sound_table() {
                 field.name
             );
             if let Ty::Msg(child) = field.ty {
-                walk(child, seen);
+                walk(child, ancestors);
             }
         }
+        ancestors.pop();
     }
 }
 
@@ -445,4 +450,96 @@ fn deeply_nested_raw_objects_are_refused() {
         );
     }
     assert!(matches!(decode(&object), Err(WireError::TooDeep { .. })));
+}
+
+#[test]
+fn evictions_carry_delete_options() {
+    // kubectl 1.32 evicts in JSON, but client-go's typed clients (and so
+    // controllers built on it) may send protobuf.
+    let preconditions = Pb::default().str(1, "u-1").str(2, "42");
+    let options = Pb::default()
+        .int(1, 0)
+        .msg(2, preconditions)
+        .str(4, "Foreground")
+        .str(5, "All");
+    let eviction = Pb::default()
+        .msg(1, meta("web-1").str(3, "default"))
+        .msg(2, options);
+    check(
+        &body("policy/v1", "Eviction", eviction.clone()),
+        expect![[
+            r##"{"apiVersion":"policy/v1","deleteOptions":{"dryRun":["All"],"gracePeriodSeconds":0,"preconditions":{"resourceVersion":"42","uid":"u-1"},"propagationPolicy":"Foreground"},"kind":"Eviction","metadata":{"name":"web-1","namespace":"default"}}"##
+        ]],
+    );
+    assert!(decode(&body("policy/v1beta1", "Eviction", eviction)).is_ok());
+}
+
+#[test]
+fn pointer_strings_keep_their_empty_value() {
+    // PersistentVolumeClaimSpec.storageClassName is a *string: "" means
+    // "no class", unlike an absent one, so it must survive.
+    let resources = Pb::default().entry(2, "storage", Pb::default().str(1, "1Gi"));
+    let claim_spec = Pb::default()
+        .str(1, "ReadWriteOnce")
+        .msg(2, resources)
+        .str(3, "")
+        .str(5, "");
+    let claim = Pb::default().msg(1, meta("data")).msg(2, claim_spec);
+    let spec = Pb::default()
+        .int(1, 3)
+        .msg(4, claim)
+        .str(5, "db")
+        .str(6, "");
+    check(
+        &body(
+            "apps/v1",
+            "StatefulSet",
+            Pb::default().msg(1, meta("db")).msg(2, spec),
+        ),
+        expect![[
+            r##"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},"spec":{"replicas":3,"serviceName":"db","volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}},"storageClassName":""}}]}}"##
+        ]],
+    );
+}
+
+#[test]
+fn network_policy_ports() {
+    let port = Pb::default()
+        .str(1, "TCP")
+        .msg(2, Pb::default().int(1, 1).str(3, "http"))
+        .int(3, 8090);
+    let peer = Pb::default().msg(3, Pb::default().str(1, "10.0.0.0/8").str(2, "10.1.0.0/16"));
+    let rule = Pb::default().msg(1, port).msg(2, peer);
+    let spec = Pb::default()
+        .msg(1, Pb::default())
+        .msg(2, rule)
+        .str(4, "Ingress");
+    check(
+        &body(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Pb::default().msg(1, meta("np")).msg(2, spec),
+        ),
+        expect![[
+            r##"{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"np"},"spec":{"ingress":[{"from":[{"ipBlock":{"cidr":"10.0.0.0/8","except":["10.1.0.0/16"]}}],"ports":[{"endPort":8090,"port":"http","protocol":"TCP"}]}],"podSelector":{},"policyTypes":["Ingress"]}}"##
+        ]],
+    );
+}
+
+#[test]
+fn packed_and_unpacked_repeated_numbers() {
+    // Kubernetes writes repeated int32 unpacked (proto2); a packed run must
+    // decode the same. PodFailurePolicyOnExitCodesRequirement.values = 3.
+    let unpacked = Pb::default().str(2, "In").int(3, 1).int(3, 42);
+    let packed = Pb::default().str(2, "In").bytes(3, &[1, 42]);
+    for exit_codes in [unpacked, packed] {
+        let rule = Pb::default().str(1, "FailJob").msg(2, exit_codes);
+        let spec = Pb::default().msg(11, Pb::default().msg(1, rule));
+        check(
+            &body("batch/v1", "Job", Pb::default().msg(2, spec)),
+            expect![[
+                r##"{"apiVersion":"batch/v1","kind":"Job","spec":{"podFailurePolicy":{"rules":[{"action":"FailJob","onExitCodes":{"operator":"In","values":[1,42]}}]}}}"##
+            ]],
+        );
+    }
 }
