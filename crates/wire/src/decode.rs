@@ -12,6 +12,10 @@ use crate::schema::{self, Field, Message, Shape, Ty, one, rep};
 /// The magic that opens every Kubernetes protobuf body.
 const MAGIC: &[u8; 4] = b"k8s\0";
 
+/// How many unknown-field paths are kept: enough to warn or refuse, and a
+/// body of tiny unknown fields cannot make the list outgrow the body much.
+pub(crate) const MAX_UNKNOWN: usize = 100;
+
 /// How deep messages may nest. Our schema has no cycles, so this only
 /// bounds objects embedded in `RawExtension`s inside each other.
 const MAX_DEPTH: usize = 64;
@@ -20,7 +24,14 @@ const MAX_DEPTH: usize = 64;
 pub(crate) fn body(body: &[u8]) -> Result<(Value, Vec<String>), WireError> {
     let mut decoder = Decoder::default();
     let object = decoder.envelope(body, 0)?;
-    Ok((object, decoder.unknown))
+    let mut unknown = decoder.unknown;
+    if decoder.unknown_dropped > 0 {
+        unknown.push(format!(
+            "… and {} more unknown fields",
+            decoder.unknown_dropped
+        ));
+    }
+    Ok((object, unknown))
 }
 
 /// The `runtime.Unknown` envelope, read by hand: it is not an API object.
@@ -44,8 +55,10 @@ enum Seg {
 struct Decoder {
     /// The path to the value being decoded.
     path: Vec<Seg>,
-    /// Paths of skipped, unknown fields.
+    /// Paths of skipped, unknown fields, at most [`MAX_UNKNOWN`].
     unknown: Vec<String>,
+    /// How many more there were.
+    unknown_dropped: usize,
     depth: usize,
 }
 
@@ -172,8 +185,7 @@ impl Decoder {
             match message.field(number) {
                 Some(field) => self.field(field, wire_type, &mut r, &mut object)?,
                 None => {
-                    let path = self.render_child(&format!("#{number}"));
-                    self.unknown.push(path);
+                    self.skipped(number);
                     r.skip(wire_type)?;
                 }
             }
@@ -287,8 +299,7 @@ impl Decoder {
                     entry.skip(wire_type)?;
                 }
                 number => {
-                    let path = self.render_child(&format!("#{number}"));
-                    self.unknown.push(path);
+                    self.skipped(number);
                     entry.skip(wire_type)?;
                 }
             }
@@ -395,8 +406,7 @@ impl Decoder {
                 let offset = bytes.offset();
                 raw = Some((bytes.rest(), offset));
             } else {
-                let path = self.render_child(&format!("#{number}"));
-                self.unknown.push(path);
+                self.skipped(number);
                 sub.skip(wire_type)?;
             }
         }
@@ -487,6 +497,16 @@ impl Decoder {
             "(object)".to_owned()
         } else {
             out
+        }
+    }
+
+    /// Records an unknown field number at the current path.
+    fn skipped(&mut self, number: u64) {
+        if self.unknown.len() < MAX_UNKNOWN {
+            let path = self.render_child(&format!("#{number}"));
+            self.unknown.push(path);
+        } else {
+            self.unknown_dropped += 1;
         }
     }
 

@@ -77,7 +77,8 @@ pub fn decode(body: &[u8]) -> Result<Value, WireError> {
 
 /// Like [`decode`], and also returns the paths of skipped fields whose
 /// numbers the schema does not know (e.g. `spec.template.spec.#99`), in
-/// the order met.
+/// the order met: at most 100 of them, then one entry `… and N more
+/// unknown fields` if there were more.
 pub fn decode_with_unknown(body: &[u8]) -> Result<(Value, Vec<String>), WireError> {
     decode::body(body)
 }

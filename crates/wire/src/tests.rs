@@ -543,3 +543,15 @@ fn packed_and_unpacked_repeated_numbers() {
         );
     }
 }
+
+#[test]
+fn unknown_field_paths_are_capped() {
+    let mut raw = Pb::default();
+    for _ in 0..1000 {
+        raw = raw.int(99, 0);
+    }
+    let (_, unknown) = decode_with_unknown(&body("v1", "ConfigMap", raw)).expect("decodes");
+    assert_eq!(unknown.len(), crate::decode::MAX_UNKNOWN + 1);
+    assert_eq!(unknown[0], "#99");
+    assert_eq!(unknown[100], "… and 900 more unknown fields");
+}
