@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::defaults;
 use crate::objects::{self, FieldValidation};
 use crate::registry::ResourceType;
-use crate::request::{ResourceRequest, Verb, content_type, decode_body};
+use crate::request::{ResourceRequest, Verb, content_type, decode_body, decode_body_checked};
 use crate::status::{ApiError, ApiResult};
 
 /// A successful answer: status code, body, and `Warning` headers.
@@ -337,11 +337,12 @@ async fn create(
 ) -> ApiResult<Reply> {
     let resource = &req.resource;
     let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
-    let mut object = decode_body(headers, body)?;
+    let (mut object, unknown) = decode_body_checked(headers, body)?;
+    let mut warnings = unknown_field_warnings(unknown, validation)?;
     objects::check_type_meta(resource, &mut object)?;
     objects::check_namespace(resource, &mut object, req.namespace.as_deref())?;
     objects::generate_name(&mut object);
-    let warnings = objects::check_type(resource, &mut object, validation)?;
+    warnings.extend(objects::check_type(resource, &mut object, validation)?);
     let name = objects::object_name(&object).unwrap_or_default();
     let causes = objects::validate_metadata(resource, &object);
     if !causes.is_empty() {
@@ -356,7 +357,12 @@ async fn create(
     defaults::apply(resource, &mut object);
     let causes = crate::validation::validate(resource, &object);
     if !causes.is_empty() {
-        return Err(ApiError::invalid(resource.kind, resource.group, &name, causes));
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            &name,
+            causes,
+        ));
     }
     objects::initialize(resource, &mut object);
     let key = resource.key(req.namespace.as_deref(), &name);
@@ -392,6 +398,26 @@ async fn create(
             resource.group,
             &name,
         )),
+    }
+}
+
+/// Unknown fields found while decoding a protobuf body: refused under
+/// `Strict`, warned about under `Warn`.
+fn unknown_field_warnings(
+    unknown: Vec<String>,
+    validation: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match validation {
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => Ok(messages),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -539,7 +565,12 @@ fn merge_update(
     defaults::apply(resource, &mut merged);
     let causes = crate::validation::validate(resource, &merged);
     if !causes.is_empty() {
-        return Err(ApiError::invalid(resource.kind, resource.group, url_name, causes));
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            url_name,
+            causes,
+        ));
     }
     objects::preserve_on_update(resource, current, &mut merged);
     Ok(merged)
@@ -560,7 +591,8 @@ async fn update(
     body: &Bytes,
 ) -> ApiResult<Reply> {
     let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
-    let body = decode_body(headers, body)?;
+    let (body, unknown) = decode_body_checked(headers, body)?;
+    let mut warnings = unknown_field_warnings(unknown, validation)?;
     if req.subresource.as_deref() == Some("scale") {
         let replicas = body.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
         let pinned = pinned_version(&body);
@@ -572,7 +604,6 @@ async fn update(
         return Ok(Reply::ok(to_scale(&req.resource, &updated)?));
     }
     let pinned = pinned_version(&body);
-    let mut warnings = Vec::new();
     let updated = guaranteed_update(api, req, pinned, |current| {
         merge_update(req, &current, body.clone(), validation, &mut warnings)
     })

@@ -196,8 +196,18 @@ pub(crate) fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Decodes a JSON or YAML body into a value.
+/// Decodes a JSON, YAML or Kubernetes-protobuf body into a value.
 pub(crate) fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    Ok(decode_body_checked(headers, body)?.0)
+}
+
+/// Like [`decode_body`], also returning the paths of fields the protobuf
+/// decoder did not know (JSON and YAML bodies report theirs when the object
+/// is checked against its type).
+pub(crate) fn decode_body_checked(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<(Value, Vec<String>)> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large(
             "Request entity too large: limit is 3145728",
@@ -206,8 +216,19 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value>
     let media = content_type(headers);
     match media.as_str() {
         "application/json" | "" => serde_json::from_slice(body)
+            .map(|v| (v, Vec::new()))
             .map_err(|err| ApiError::bad_request(format!("error decoding JSON body: {err}"))),
-        "application/yaml" | "application/apply-patch+yaml" => decode_yaml(body),
+        "application/yaml" | "application/apply-patch+yaml" => {
+            decode_yaml(body).map(|v| (v, Vec::new()))
+        }
+        bulwark_wire::MEDIA_TYPE => {
+            bulwark_wire::decode_with_unknown(body).map_err(|err| match err {
+                bulwark_wire::WireError::UnknownKind { .. } => {
+                    ApiError::unsupported_media_type(bulwark_wire::MEDIA_TYPE)
+                }
+                other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
+            })
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

@@ -38,7 +38,10 @@ fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) ->
     let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
     Cause {
         reason: "FieldValueNotSupported".into(),
-        message: format!("Unsupported value: {value}: supported values: {}", list.join(", ")),
+        message: format!(
+            "Unsupported value: {value}: supported values: {}",
+            list.join(", ")
+        ),
         field: field.into(),
     }
 }
@@ -52,9 +55,18 @@ pub(crate) fn validate(resource: &ResourceType, object: &Value) -> Vec<Cause> {
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             workload(object, &mut causes)
         }
-        ("batch", "Job") => template(object.pointer("/spec/template"), "spec.template", None, &mut causes),
+        ("batch", "Job") => template(
+            object.pointer("/spec/template"),
+            "spec.template",
+            None,
+            &mut causes,
+        ),
         ("batch", "CronJob") => {
-            if object.pointer("/spec/schedule").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if object
+                .pointer("/spec/schedule")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 causes.push(required("spec.schedule"));
             }
             template(
@@ -72,7 +84,9 @@ pub(crate) fn validate(resource: &ResourceType, object: &Value) -> Vec<Cause> {
 
 fn workload(object: &Value, causes: &mut Vec<Cause>) {
     let selector = object.pointer("/spec/selector");
-    let match_labels = selector.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
+    let match_labels = selector
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object);
     let has_expressions = selector
         .and_then(|s| s.get("matchExpressions"))
         .and_then(Value::as_array)
@@ -89,7 +103,12 @@ fn workload(object: &Value, causes: &mut Vec<Cause>) {
             "must be greater than or equal to 0",
         ));
     }
-    template(object.pointer("/spec/template"), "spec.template", match_labels, causes);
+    template(
+        object.pointer("/spec/template"),
+        "spec.template",
+        match_labels,
+        causes,
+    );
 }
 
 fn template(
@@ -103,14 +122,19 @@ fn template(
         return;
     };
     if let Some(selector) = selector.filter(|s| !s.is_empty()) {
-        let labels = template.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = template
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         let matches = selector
             .iter()
             .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
         if !matches {
             causes.push(invalid(
                 format!("{path}.metadata.labels"),
-                &template.pointer("/metadata/labels").cloned().unwrap_or(Value::Null),
+                &template
+                    .pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or(Value::Null),
                 "`selector` does not match template `labels`",
             ));
         }
@@ -129,9 +153,19 @@ fn pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
     }
     let mut names = HashSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("{path}.{list}[{i}]");
-            match c.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            match c
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 None => causes.push(required(format!("{at}.name"))),
                 Some(name) => {
                     let errors = is_dns1123_label(name);
@@ -142,7 +176,10 @@ fn pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
                     }
                 }
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(|i| i.trim().is_empty()) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(|i| i.trim().is_empty())
+            {
                 causes.push(required(format!("{at}.image")));
             }
             if let Some(policy) = c.get("imagePullPolicy")
@@ -165,16 +202,26 @@ fn pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
             &["Always", "OnFailure", "Never"],
         ));
     }
-    if let Some(node) = spec.get("nodeName").and_then(Value::as_str).filter(|n| !n.is_empty())
+    if let Some(node) = spec
+        .get("nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
         && let Some(first) = is_dns1123_subdomain(node).first()
     {
-        causes.push(invalid(format!("{path}.nodeName"), &Value::from(node), first));
+        causes.push(invalid(
+            format!("{path}.nodeName"),
+            &Value::from(node),
+            first,
+        ));
     }
 }
 
 fn service(object: &Value, causes: &mut Vec<Cause>) {
     let headless = object.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
-    let kind = object.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let kind = object
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
     let ports = object.pointer("/spec/ports").and_then(Value::as_array);
     if ports.is_none_or(|p| p.is_empty()) && !headless && kind != "ExternalName" {
         causes.push(required("spec.ports"));
@@ -190,7 +237,10 @@ fn service(object: &Value, causes: &mut Vec<Cause>) {
             None => causes.push(required(format!("spec.ports[{i}].port"))),
         }
     }
-    if !matches!(kind, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+    if !matches!(
+        kind,
+        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+    ) {
         causes.push(not_supported(
             "spec.type",
             &Value::from(kind),
@@ -216,7 +266,11 @@ mod tests {
 
     #[test]
     fn pods_need_named_containers_with_images() {
-        let errors = check("", "pods", json!({"spec": {"containers": [{"name": ""}, {"name": "Web", "image": "x"}]}}));
+        let errors = check(
+            "",
+            "pods",
+            json!({"spec": {"containers": [{"name": ""}, {"name": "Web", "image": "x"}]}}),
+        );
         assert_eq!(
             errors,
             vec![
@@ -225,7 +279,10 @@ mod tests {
                 "spec.containers[1].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
             ]
         );
-        assert_eq!(check("", "pods", json!({"spec": {}})), vec!["spec.containers: Required value"]);
+        assert_eq!(
+            check("", "pods", json!({"spec": {}})),
+            vec!["spec.containers: Required value"]
+        );
     }
 
     #[test]
@@ -239,7 +296,9 @@ mod tests {
         );
         assert_eq!(
             errors,
-            vec!["spec.template.metadata.labels: Invalid value: {\"app\":\"b\"}: `selector` does not match template `labels`"]
+            vec![
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"b\"}: `selector` does not match template `labels`"
+            ]
         );
     }
 }

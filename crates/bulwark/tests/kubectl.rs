@@ -18,7 +18,10 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("bulwark-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-e2e-")
+            .tempdir()
+            .unwrap();
         let port = bulwark_testkit::free_loopback_port().unwrap();
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -30,13 +33,26 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap();
-        let cluster = Cluster { child, kubeconfig: data.join("admin.kubeconfig"), dir };
+        let cluster = Cluster {
+            child,
+            kubeconfig: data.join("admin.kubeconfig"),
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if cluster.kubeconfig.exists() && cluster.kubectl(&["get", "--raw", "/readyz"]).status.success() {
+            if cluster.kubeconfig.exists()
+                && cluster
+                    .kubectl(&["get", "--raw", "/readyz"])
+                    .status
+                    .success()
+            {
                 break;
             }
-            assert!(Instant::now() < deadline, "server never became ready: {}", cluster.log());
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready: {}",
+                cluster.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         cluster
@@ -84,7 +100,10 @@ impl Cluster {
 
     /// `kubectl apply`/`create` of a manifest given inline.
     fn with_manifest(&self, args: &[&str], manifest: &str) -> String {
-        let path = self.dir.path().join(format!("manifest-{}.yaml", rand_suffix()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("manifest-{}.yaml", rand_suffix()));
         std::fs::write(&path, manifest).unwrap();
         let mut full: Vec<&str> = args.to_vec();
         let path_str = path.to_str().unwrap().to_owned();
@@ -128,20 +147,46 @@ spec:
 fn version_discovery_and_default_namespaces() {
     let c = Cluster::start();
     let version = c.ok(&["version"]);
-    assert!(version.contains("Server Version: v1.33.0+bulwark"), "{version}");
+    assert!(
+        version.contains("Server Version: v1.33.0+bulwark"),
+        "{version}"
+    );
     let resources = c.ok(&["api-resources"]);
-    let deploy = resources.lines().find(|l| l.starts_with("deployments")).unwrap();
-    assert!(deploy.contains("deploy") && deploy.contains("apps/v1") && deploy.contains("Deployment"), "{deploy}");
+    let deploy = resources
+        .lines()
+        .find(|l| l.starts_with("deployments"))
+        .unwrap();
+    assert!(
+        deploy.contains("deploy") && deploy.contains("apps/v1") && deploy.contains("Deployment"),
+        "{deploy}"
+    );
     let versions = c.ok(&["api-versions"]);
-    for gv in ["v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "networking.k8s.io/v1"] {
-        assert!(versions.lines().any(|l| l == gv), "{gv} missing from {versions}");
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "rbac.authorization.k8s.io/v1",
+        "networking.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing from {versions}"
+        );
     }
     let namespaces = c.ok(&["get", "namespaces"]);
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert!(namespaces.lines().any(|l| l.starts_with(ns) && l.contains("Active")), "{namespaces}");
+        assert!(
+            namespaces
+                .lines()
+                .any(|l| l.starts_with(ns) && l.contains("Active")),
+            "{namespaces}"
+        );
     }
     let whoami = c.ok(&["auth", "whoami"]);
-    assert!(whoami.contains("bulwark-admin") && whoami.contains("system:masters"), "{whoami}");
+    assert!(
+        whoami.contains("bulwark-admin") && whoami.contains("system:masters"),
+        "{whoami}"
+    );
 }
 
 #[test]
@@ -149,10 +194,9 @@ fn apply_creates_updates_and_removes_fields() {
     let c = Cluster::start();
     let out = c.with_manifest(&["apply", "--validate=false"], DEPLOYMENT);
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 3").replace(
-        "        env: [{name: GREETING, value: hello}]\n",
-        "",
-    );
+    let changed = DEPLOYMENT
+        .replace("replicas: 2", "replicas: 3")
+        .replace("        env: [{name: GREETING, value: hello}]\n", "");
     let out = c.with_manifest(&["apply", "--validate=false"], &changed);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     let state = c.ok(&[
@@ -162,7 +206,10 @@ fn apply_creates_updates_and_removes_fields() {
         "-o",
         "jsonpath={.spec.replicas}|{.spec.template.spec.containers[0].env}|{.metadata.generation}",
     ]);
-    assert_eq!(state, "3||2", "replicas changed, env removed, generation bumped");
+    assert_eq!(
+        state, "3||2",
+        "replicas changed, env removed, generation bumped"
+    );
     let out = c.with_manifest(&["apply", "--validate=false"], &changed);
     assert!(out.contains("deployment.apps/web unchanged"), "{out}");
 }
@@ -171,7 +218,10 @@ fn apply_creates_updates_and_removes_fields() {
 fn get_in_every_output_format() {
     let c = Cluster::start();
     c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
-    c.with_manifest(&["create", "--validate=false"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n");
+    c.with_manifest(
+        &["create", "--validate=false"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+    );
     c.with_manifest(
         &["create", "--validate=false", "-n", "other"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, labels: {tier: backend}}\ndata: {a: '1', b: '2'}\n",
@@ -183,18 +233,42 @@ fn get_in_every_output_format() {
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(row[..4], ["web", "0/2", "0", "0"], "{table}");
     let wide = c.ok(&["get", "deploy", "-o", "wide"]);
-    assert!(wide.contains("CONTAINERS") && wide.contains("busybox:1.36") && wide.contains("app=web"), "{wide}");
+    assert!(
+        wide.contains("CONTAINERS") && wide.contains("busybox:1.36") && wide.contains("app=web"),
+        "{wide}"
+    );
     let yaml = c.ok(&["get", "deploy", "web", "-o", "yaml"]);
-    assert!(yaml.contains("kind: Deployment") && yaml.contains("uid:") && yaml.contains("resourceVersion:"), "{yaml}");
-    let json: serde_json::Value = serde_json::from_str(&c.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
-    assert_eq!(json["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", "defaults are filled");
+    assert!(
+        yaml.contains("kind: Deployment")
+            && yaml.contains("uid:")
+            && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    assert_eq!(
+        json["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%",
+        "defaults are filled"
+    );
     let all = c.ok(&["get", "configmaps", "-A"]);
-    assert!(all.lines().any(|l| l.starts_with("other") && l.contains("settings") && l.contains(" 2 ")), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("other") && l.contains("settings") && l.contains(" 2 ")),
+        "{all}"
+    );
     let labelled = c.ok(&["get", "cm", "-A", "-l", "tier=backend", "-o", "name"]);
     assert_eq!(labelled.trim(), "configmap/settings");
     let none = c.ok(&["get", "cm", "-A", "-l", "tier!=backend,tier", "-o", "name"]);
     assert_eq!(none.trim(), "");
-    let by_field = c.ok(&["get", "cm", "-A", "--field-selector", "metadata.namespace=other", "-o", "name"]);
+    let by_field = c.ok(&[
+        "get",
+        "cm",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=other",
+        "-o",
+        "name",
+    ]);
     assert_eq!(by_field.trim(), "configmap/settings");
     let shown = c.ok(&["get", "cm", "settings", "-n", "other", "--show-labels"]);
     assert!(shown.contains("tier=backend"), "{shown}");
@@ -204,8 +278,22 @@ fn get_in_every_output_format() {
 fn patch_label_annotate_scale_and_delete() {
     let c = Cluster::start();
     c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
-    c.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":5}}"#]);
-    c.ok(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]);
+    c.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minReadySeconds":5}}"#,
+    ]);
+    c.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
     c.ok(&[
         "patch",
         "deploy",
@@ -222,13 +310,22 @@ fn patch_label_annotate_scale_and_delete() {
         "-o",
         "jsonpath={.spec.minReadySeconds}|{.spec.replicas}|{.spec.template.spec.containers[0].image}|{.spec.template.spec.containers[0].env[0].name}|{.metadata.labels.tier}|{.metadata.annotations.owner}",
     ]);
-    assert_eq!(state, "5|4|busybox:1.37|GREETING|front|team-a", "strategic merge kept the env");
+    assert_eq!(
+        state, "5|4|busybox:1.37|GREETING|front|team-a",
+        "strategic merge kept the env"
+    );
     c.ok(&["scale", "deploy", "web", "--replicas=6"]);
-    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "6");
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "6"
+    );
     let out = c.ok(&["delete", "deploy", "web"]);
     assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
     let err = c.fails(&["get", "deploy", "web"]);
-    assert!(err.contains("Error from server (NotFound): deployments.apps \"web\" not found"), "{err}");
+    assert!(
+        err.contains("Error from server (NotFound): deployments.apps \"web\" not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -244,7 +341,10 @@ fn watch_sees_a_change() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 return;
             }
@@ -252,9 +352,17 @@ fn watch_sees_a_change() {
     });
     // A header, the current state, then the change.
     let header = rx.recv_timeout(Duration::from_secs(20)).expect("a header");
-    assert!(header.starts_with("EVENT") && header.contains("READY"), "{header}");
-    let first = rx.recv_timeout(Duration::from_secs(20)).expect("initial state");
-    assert!(first.starts_with("ADDED") && first.contains("web"), "{first}");
+    assert!(
+        header.starts_with("EVENT") && header.contains("READY"),
+        "{header}"
+    );
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("initial state");
+    assert!(
+        first.starts_with("ADDED") && first.contains("web"),
+        "{first}"
+    );
     c.ok(&["scale", "deploy", "web", "--replicas=9"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
@@ -268,7 +376,10 @@ fn watch_sees_a_change() {
     }
     let _ = watch.kill();
     let _ = watch.wait();
-    assert!(Instant::now() < deadline, "no MODIFIED event with 0/9; saw {seen:?}");
+    assert!(
+        Instant::now() < deadline,
+        "no MODIFIED event with 0/9; saw {seen:?}"
+    );
 }
 
 #[test]
@@ -279,19 +390,37 @@ fn errors_read_as_upstream_words_them() {
     let path = c.dir.path().join("again.yaml");
     std::fs::write(&path, cm).unwrap();
     let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
-    assert!(err.contains("Error from server (AlreadyExists)") && err.contains("configmaps \"once\" already exists"), "{err}");
+    assert!(
+        err.contains("Error from server (AlreadyExists)")
+            && err.contains("configmaps \"once\" already exists"),
+        "{err}"
+    );
 
-    let bad = DEPLOYMENT.replace("name: web\n  labels", "name: Web_Bad\n  labels").replace("image: busybox:1.36", "image: ''");
+    let bad = DEPLOYMENT
+        .replace("name: web\n  labels", "name: Web_Bad\n  labels")
+        .replace("image: busybox:1.36", "image: ''");
     let path = c.dir.path().join("bad.yaml");
     std::fs::write(&path, bad).unwrap();
     let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
-    assert!(err.contains("The Deployment \"Web_Bad\" is invalid"), "{err}");
-    assert!(err.contains("metadata.name: Invalid value: \"Web_Bad\""), "{err}");
+    assert!(
+        err.contains("The Deployment \"Web_Bad\" is invalid"),
+        "{err}"
+    );
+    assert!(
+        err.contains("metadata.name: Invalid value: \"Web_Bad\""),
+        "{err}"
+    );
 
     let err = c.fails(&["get", "pods", "nope"]);
-    assert!(err.contains("Error from server (NotFound): pods \"nope\" not found"), "{err}");
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
     let err = c.fails(&["get", "frobnicators"]);
-    assert!(err.contains("the server doesn't have a resource type \"frobnicators\""), "{err}");
+    assert!(
+        err.contains("the server doesn't have a resource type \"frobnicators\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -309,7 +438,13 @@ fn requests_without_a_valid_identity_are_refused() {
     let path = c.dir.path().join("anonymous.kubeconfig");
     std::fs::write(&path, anonymous).unwrap();
     let out = Command::new("kubectl")
-        .args(["get", "namespaces", "--kubeconfig", path.to_str().unwrap(), "--cache-dir"])
+        .args([
+            "get",
+            "namespaces",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+            "--cache-dir",
+        ])
         .arg(c.dir.path().join("anon-cache"))
         .output()
         .unwrap();
@@ -327,8 +462,135 @@ fn diff_shows_changes_without_writing() {
     std::fs::write(&path, changed).unwrap();
     let out = c.kubectl(&["diff", "-f", path.to_str().unwrap()]);
     // kubectl diff exits 1 when there are differences.
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let diff = String::from_utf8_lossy(&out.stdout);
-    assert!(diff.contains("-  replicas: 2") && diff.contains("+  replicas: 8"), "{diff}");
-    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "2", "diff wrote nothing");
+    assert!(
+        diff.contains("-  replicas: 2") && diff.contains("+  replicas: 8"),
+        "{diff}"
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2",
+        "diff wrote nothing"
+    );
+}
+
+#[test]
+fn imperative_creates_send_protobuf_and_work() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "--from-literal=a=b",
+    ]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=busybox:1.36",
+        "--replicas=2",
+    ]);
+    c.ok(&[
+        "create",
+        "job",
+        "once",
+        "-n",
+        "team",
+        "--image=busybox",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "-n",
+        "team",
+        "--from-literal=password=s3cret",
+    ]);
+    c.ok(&["create", "serviceaccount", "robot", "-n", "team"]);
+    c.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    c.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "team",
+        "--tcp=80:8080",
+    ]);
+    let all = c.ok(&["get", "all", "-n", "team"]);
+    for expected in ["deployment.apps/web", "job.batch/once", "service/web"] {
+        assert!(all.contains(expected), "{expected} missing from:\n{all}");
+    }
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "secret",
+            "token",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "czNjcmV0",
+        "stored base64, as the API shows Secrets"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "role",
+            "reader",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.rules[0].verbs}"
+        ]),
+        r#"["get","list"]"#
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "busybox:1.36"
+    );
 }
