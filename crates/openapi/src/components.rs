@@ -135,6 +135,9 @@ impl Components {
     pub(crate) fn into_schemas(mut self) -> Map<String, Value> {
         let mut schemas = self.generator.take_definitions(false);
         schemas.append(&mut self.synthesized);
+        for schema in schemas.values_mut() {
+            wrap_refs_with_siblings(schema);
+        }
         for (name, gvks) in self.gvks {
             if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
                 let entries = gvks
@@ -155,6 +158,39 @@ impl Components {
             }
         }
         schemas
+    }
+}
+
+/// Rewrites `{"$ref": R, "description": D}` as
+/// `{"allOf": [{"$ref": R}], "description": D}`, everywhere below `v`.
+///
+/// OpenAPI 3.0 ignores a `$ref`'s siblings, and kubectl explain (its
+/// `plaintext.tmpl`) does too: it prints the description of the schema a
+/// `$ref` names, so a field such as `maxSurge` would show IntOrString's
+/// text instead of its own. Wrapped in `allOf`, the field's description is
+/// printed first, then the type's, as kube-apiserver's documents read.
+fn wrap_refs_with_siblings(schema: &mut Value) {
+    let Value::Object(o) = schema else { return };
+    if o.len() > 1
+        && let Some(reference) = o.remove("$ref")
+    {
+        o.insert("allOf".to_owned(), json!([{ "$ref": reference }]));
+    }
+    // Only subschemas: a property may well be named `$ref` (JSONSchemaProps).
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(named)) = o.get_mut(key) {
+            named.values_mut().for_each(wrap_refs_with_siblings);
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = o.get_mut(key) {
+            wrap_refs_with_siblings(sub);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(subs)) = o.get_mut(key) {
+            subs.iter_mut().for_each(wrap_refs_with_siblings);
+        }
     }
 }
 

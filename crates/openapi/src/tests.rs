@@ -217,6 +217,14 @@ const SERVED: &[ResourceInfo<'static>] = &[
         NONE,
     ),
     r(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        STATUS,
+    ),
+    r(
         "stable.example.com",
         "v1",
         "CronTab",
@@ -601,8 +609,10 @@ fn explain_finds_every_served_kind() {
 /// `$ref`s, and returns the description of the last field.
 fn explain(doc: &Value, schema_name: &str, field_path: &str) -> String {
     let schemas = &doc["components"]["schemas"];
+    // A field whose type is a named schema reads `{"allOf": [{"$ref": …}]}`.
     let resolve = |s: &Value| -> Value {
-        match s["$ref"].as_str() {
+        let reference = s["$ref"].as_str().or(s["allOf"][0]["$ref"].as_str());
+        match reference {
             Some(r) => {
                 let name = r.strip_prefix("#/components/schemas/").expect("local ref");
                 schemas[name].clone()
@@ -647,6 +657,37 @@ fn explain_pod_spec_containers_reads_descriptions() {
     );
 }
 
+/// kubectl explain prints the description beside a `$ref`'s target, not
+/// beside the `$ref`: a field's own description must sit beside an `allOf`.
+#[test]
+fn fields_of_named_types_keep_their_own_description() {
+    let doc = document("apps", "v1");
+    let max_surge = &doc["components"]["schemas"]["io.k8s.api.apps.v1.RollingUpdateDeployment"]["properties"]
+        ["maxSurge"];
+    let keys: Vec<&String> = max_surge.as_object().expect("schema").keys().collect();
+    assert_eq!(keys, ["allOf", "description"]);
+    assert_eq!(
+        max_surge["allOf"],
+        serde_json::json!([{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString"}])
+    );
+    // Without siblings a `$ref` stays as it is.
+    let containers = &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+        ["items"];
+    assert_eq!(
+        containers,
+        &serde_json::json!({"$ref": "#/components/schemas/io.k8s.api.core.v1.Container"})
+    );
+}
+
+/// A property may be named `$ref` (JSONSchemaProps): it is not a reference.
+#[test]
+fn a_property_named_ref_is_left_alone() {
+    let doc = document("apiextensions.k8s.io", "v1");
+    let props = &doc["components"]["schemas"]["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]
+        ["properties"];
+    assert_eq!(props["$ref"]["type"], "string");
+}
+
 #[test]
 fn container_image_has_a_description() {
     let doc = document("", "v1");
@@ -667,8 +708,10 @@ fn refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
-                if k == "$ref" {
-                    out.push((at.clone(), x.as_str().unwrap_or("<not a string>")));
+                // A string: a reference; an object: a property named `$ref`
+                // (JSONSchemaProps has one).
+                if let (true, Some(reference)) = (k == "$ref", x.as_str()) {
+                    out.push((at.clone(), reference));
                 } else {
                     refs(x, format!("{at}/{k}"), out);
                 }
@@ -827,7 +870,7 @@ fn custom_kinds_get_a_permissive_schema() {
     let schema = &doc["components"]["schemas"]["com.example.stable.v1.CronTab"];
     assert_eq!(schema["x-kubernetes-preserve-unknown-fields"], true);
     assert_eq!(
-        schema["properties"]["metadata"]["$ref"],
+        schema["properties"]["metadata"]["allOf"][0]["$ref"],
         "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     );
     assert_eq!(
@@ -843,6 +886,7 @@ fn discovery_lists_exactly_the_served_group_versions() {
     expect![[r#"
         [
             "api/v1",
+            "apis/apiextensions.k8s.io/v1",
             "apis/apps/v1",
             "apis/authentication.k8s.io/v1",
             "apis/authorization.k8s.io/v1",
