@@ -59,12 +59,6 @@ pub(crate) const NAMESPACE: Param = Param {
     ty: "string",
     description: "the namespace the object lives in",
 };
-pub(crate) const PROXY_PATH: Param = Param {
-    name: "path",
-    location: "path",
-    ty: "string",
-    description: "the path to forward to",
-};
 
 pub(crate) const PRETTY: Param = query(
     "pretty",
@@ -261,4 +255,10 @@ pub(crate) const PORT_FORWARD: &[&Param] = &[&query(
     "ports",
     "integer",
     "A port of the pod to forward to.",
+)];
+/// Proxying a request to a pod, node or service.
+pub(crate) const PROXY: &[&Param] = &[&query(
+    "path",
+    "string",
+    "The path to forward the request to.",
 )];

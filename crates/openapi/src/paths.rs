@@ -178,12 +178,14 @@ enum Subresource {
     Create,
     /// A container's log, as text.
     Log,
-    /// A stream or proxy: the methods, and the `kind` of its options.
-    Connect(
-        &'static [&'static str],
-        &'static str,
-        &'static [&'static Param],
-    ),
+    /// A stream or a proxy.
+    Connect {
+        methods: &'static [&'static str],
+        /// Between the kind and `Options` in the GVK upstream gives its
+        /// operations: `Exec` in `PodExecOptions`.
+        options: &'static str,
+        query: &'static [&'static Param],
+    },
 }
 
 impl Subresource {
@@ -192,16 +194,26 @@ impl Subresource {
             "binding" | "eviction" | "token" => Subresource::Create,
             "finalize" => Subresource::Object(&["put"]),
             "log" => Subresource::Log,
-            "exec" => Subresource::Connect(&["get", "post"], "Exec", params::EXEC),
-            "attach" => Subresource::Connect(&["get", "post"], "Attach", params::ATTACH),
-            "portforward" => {
-                Subresource::Connect(&["get", "post"], "PortForward", params::PORT_FORWARD)
-            }
-            "proxy" => Subresource::Connect(
-                &["delete", "get", "head", "options", "patch", "post", "put"],
-                "Proxy",
-                &[&params::PROXY_PATH],
-            ),
+            "exec" => Subresource::Connect {
+                methods: &["get", "post"],
+                options: "Exec",
+                query: params::EXEC,
+            },
+            "attach" => Subresource::Connect {
+                methods: &["get", "post"],
+                options: "Attach",
+                query: params::ATTACH,
+            },
+            "portforward" => Subresource::Connect {
+                methods: &["get", "post"],
+                options: "PortForward",
+                query: params::PORT_FORWARD,
+            },
+            "proxy" => Subresource::Connect {
+                methods: &["delete", "get", "head", "options", "patch", "post", "put"],
+                options: "Proxy",
+                query: params::PROXY,
+            },
             _ => Subresource::Object(&["get", "put", "patch"]),
         }
     }
@@ -416,7 +428,11 @@ impl Resource<'_> {
                 };
                 item.insert("get".to_owned(), op.to_json(self.gv));
             }
-            Subresource::Connect(methods, options, query) => {
+            Subresource::Connect {
+                methods,
+                options,
+                query,
+            } => {
                 let kind = format!("{}{options}Options", self.info.kind);
                 let gvk = target.unwrap_or(Gvk {
                     kind: &kind,

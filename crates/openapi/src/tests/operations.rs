@@ -223,6 +223,23 @@ fn operations_as_upstream_lays_them_out() {
               200: */* of string
         "#]],
     );
+    // A proxy's PATCH names the options kind, not Node: kubectl's
+    // validate=strict never mistakes it for the Node's own PATCH.
+    check(
+        "",
+        "v1",
+        "/api/v1/nodes/{name}/proxy",
+        "patch",
+        expect![[r#"
+            patch /api/v1/nodes/{name}/proxy
+              id: connectCoreV1PatchNodeProxy
+              action: connect
+              gvk: /v1/NodeProxyOptions
+              path params: name, pretty
+              params: path
+              200: */* of string
+        "#]],
+    );
     check(
         "",
         "v1",
