@@ -2,6 +2,7 @@
 //! and everything those reference, each once.
 
 use crate::kinds::{Gvk, custom_schema_name, find_builtin};
+use crate::patch_tags::add_patch_tags;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
@@ -135,6 +136,7 @@ impl Components {
     pub(crate) fn into_schemas(mut self) -> Map<String, Value> {
         let mut schemas = self.generator.take_definitions(false);
         schemas.append(&mut self.synthesized);
+        add_patch_tags(&mut schemas);
         for schema in schemas.values_mut() {
             wrap_refs_with_siblings(schema);
         }

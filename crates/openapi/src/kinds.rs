@@ -60,7 +60,7 @@ fn builtin<T: Resource + JsonSchema>(shape: Shape) -> Builtin {
 }
 
 /// Every built-in kind the generator knows, in no particular order.
-fn builtins() -> Vec<Builtin> {
+pub(crate) fn builtins() -> Vec<Builtin> {
     use Shape::{CreateOnly, Crud};
     use k8s_openapi::api::{
         apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,

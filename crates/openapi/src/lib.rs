@@ -42,6 +42,7 @@
 mod components;
 mod kinds;
 mod params;
+mod patch_tags;
 mod paths;
 
 #[cfg(test)]

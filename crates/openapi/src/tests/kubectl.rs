@@ -79,9 +79,10 @@ fn explain_finds_every_served_kind() {
     }
 }
 
-/// Follows `kubectl explain <path>` through properties, array items and
-/// `$ref`s, and returns the description of the last field.
-fn explain(doc: &Value, schema_name: &str, field_path: &str) -> String {
+/// The schema of the field at a dotted path below a named schema, found as
+/// kubectl finds it: through properties, array items, `$ref`s and
+/// single-element `allOf`s.
+fn field(doc: &Value, schema_name: &str, field_path: &str) -> Value {
     let schemas = &doc["components"]["schemas"];
     // A field whose type is a named schema reads `{"allOf": [{"$ref": …}]}`.
     let resolve = |s: &Value| -> Value {
@@ -95,17 +96,131 @@ fn explain(doc: &Value, schema_name: &str, field_path: &str) -> String {
         }
     };
     let mut schema = schemas[schema_name].clone();
-    let mut description = String::new();
-    for field in field_path.split('.') {
+    for name in field_path.split('.') {
         let mut resolved = resolve(&schema);
         while resolved.get("properties").is_none() && resolved.get("items").is_some() {
             resolved = resolve(&resolved["items"]);
         }
-        schema = resolved["properties"][field].clone();
-        assert!(!schema.is_null(), "no field {field} in {field_path}");
-        description = schema["description"].as_str().unwrap_or("").to_owned();
+        schema = resolved["properties"][name].clone();
+        assert!(!schema.is_null(), "no field {name} in {field_path}");
     }
-    description
+    schema
+}
+
+/// What `kubectl explain <path>` prints first: the field's description.
+fn explain(doc: &Value, schema_name: &str, field_path: &str) -> String {
+    let schema = field(doc, schema_name, field_path);
+    schema["description"].as_str().unwrap_or("").to_owned()
+}
+
+/// kubectl's client-side apply computes its strategic merge patch from
+/// these schemas (`buildStrategicMergePatchFromOpenAPIV3`): without the
+/// tags it sends whole lists, and fields removed inside a container stay.
+#[test]
+fn apply_finds_upstreams_merge_keys_along_a_kinds_paths() {
+    let check = |group: &str, version: &str, schema: &str, path: &str, expect: Expect| {
+        let doc = document(group, version);
+        let f = field(&doc, schema, path);
+        let tag = |k: &str| f[k].as_str().unwrap_or("-").to_owned();
+        expect.assert_eq(&format!(
+            "strategy={} key={}",
+            tag("x-kubernetes-patch-strategy"),
+            tag("x-kubernetes-patch-merge-key")
+        ));
+    };
+    let deployment = "io.k8s.api.apps.v1.Deployment";
+    let pod = "io.k8s.api.core.v1.Pod";
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.template.spec.containers",
+        expect!["strategy=merge key=name"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.template.spec.containers.env",
+        expect!["strategy=merge key=name"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.template.spec.containers.ports",
+        expect!["strategy=merge key=containerPort"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.template.spec.volumes",
+        expect!["strategy=merge,retainKeys key=name"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.template.spec.tolerations",
+        expect!["strategy=- key=-"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "spec.strategy",
+        expect!["strategy=retainKeys key=-"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "metadata.finalizers",
+        expect!["strategy=merge key=-"],
+    );
+    check(
+        "apps",
+        "v1",
+        deployment,
+        "status.conditions",
+        expect!["strategy=merge key=type"],
+    );
+    check(
+        "",
+        "v1",
+        pod,
+        "spec.containers.args",
+        expect!["strategy=- key=-"],
+    );
+    check(
+        "",
+        "v1",
+        pod,
+        "metadata.ownerReferences",
+        expect!["strategy=merge key=uid"],
+    );
+    check(
+        "",
+        "v1",
+        "io.k8s.api.core.v1.Service",
+        "spec.ports",
+        expect!["strategy=merge key=port"],
+    );
+    check(
+        "batch",
+        "v1",
+        "io.k8s.api.batch.v1.CronJob",
+        "spec.jobTemplate.spec.template.spec.containers",
+        expect!["strategy=merge key=name"],
+    );
+    check(
+        "policy",
+        "v1",
+        "io.k8s.api.policy.v1.PodDisruptionBudget",
+        "spec.selector",
+        expect!["strategy=replace key=-"],
+    );
 }
 
 #[test]
