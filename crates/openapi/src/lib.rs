@@ -6,13 +6,16 @@
 //! PATCH operation whose `x-kubernetes-group-version-kind` is the object's
 //! and which takes `fieldValidation`; `kubectl explain` finds a kind's schema
 //! through the GVK on its paths' operations and follows `$ref`s between
-//! `components.schemas`. Without the documents, `kubectl apply` fails unless
-//! told `--validate=false`.
+//! `components.schemas`; client-side `kubectl apply` computes its strategic
+//! merge patch from the `x-kubernetes-patch-*` tags on those schemas.
+//! Without the documents, `kubectl apply` fails unless told
+//! `--validate=false`.
 //!
 //! Where it sits: a pure library (no IO) under `apiserver`, which answers
 //! `GET /openapi/v3` with [`discovery`] and `GET /openapi/v3/<key>` with
 //! [`group_version_document`], and caches both (generating a large group's
-//! document takes milliseconds, not microseconds). The schemas come from
+//! document takes milliseconds, not microseconds; [`document_hash`] names a
+//! cached document as discovery does). The schemas come from
 //! `k8s-openapi`'s `schemars` impls, whose names are upstream's
 //! (`io.k8s.api.core.v1.Pod`); kinds it does not know (custom resources)
 //! get a permissive object schema.
