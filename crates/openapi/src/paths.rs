@@ -389,12 +389,15 @@ impl Resource<'_> {
         let mut item = self.path_item(true);
         let suffix = capitalize(name);
         let target_gvk = target.unwrap_or(self.gvk);
-        let object = match target {
+        // Only subresources that carry an object name a schema for it; a
+        // connect's options kind has none.
+        let mut object = || match target {
             Some(gvk) => schema_ref(&components.kind(gvk)),
             None => self.object.clone(),
         };
         match Subresource::of(name) {
             Subresource::Object(verbs) => {
+                let object = object();
                 for &verb in verbs {
                     let op = match verb {
                         "get" => self.read(&object, target_gvk, name),
@@ -405,6 +408,7 @@ impl Resource<'_> {
                 }
             }
             Subresource::Create => {
+                let object = object();
                 let op = Operation {
                     id: self.id("create", &suffix),
                     description: format!("create {name} of a {}", self.info.kind),

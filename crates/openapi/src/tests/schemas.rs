@@ -179,3 +179,25 @@ fn custom_kinds_get_a_permissive_schema() {
         "CronTab"
     );
 }
+
+/// A connect subresource's options kind names no schema, even when the
+/// server spells it out.
+#[test]
+fn connect_options_add_no_schema() {
+    let pods = [crate::ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        namespaced: true,
+        subresources: &[("exec", Some(("", "v1", "PodExecOptions")))],
+    }];
+    let doc = crate::group_version_document(&pods, "", "v1").expect("served");
+    let exec = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/exec"]["get"];
+    assert_eq!(
+        exec["x-kubernetes-group-version-kind"]["kind"],
+        "PodExecOptions"
+    );
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    assert!(schemas.keys().all(|name| !name.contains("PodExecOptions")));
+}
