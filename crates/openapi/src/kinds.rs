@@ -28,12 +28,14 @@ impl Gvk<'_> {
     }
 }
 
-/// How a built-in kind is served: as a full resource (CRUD, list, watch) or
-/// as something clients only create (reviews, bindings) or only reach
-/// through a parent's subresource (Scale, Eviction).
+/// How a built-in kind is served when it is a resource of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Shape {
+    /// Create, read, update, patch, delete, list and watch.
     Crud,
+    /// Only POSTed, never stored (reviews, bindings, token requests).
+    /// Scale and Eviction are here too, though they are only reached
+    /// through a parent's subresource.
     CreateOnly,
 }
 
