@@ -23,6 +23,7 @@ mod discovery;
 mod handlers;
 mod metrics;
 mod objects;
+mod openapi;
 pub mod pki;
 mod registry;
 mod request;
@@ -117,6 +118,7 @@ struct Server {
     api: handlers::Api,
     registry: Registry,
     metrics: metrics::Metrics,
+    openapi: openapi::OpenApi,
 }
 
 /// Starts the API server: data dir and certificates, the store, default
@@ -143,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
         registry: Registry::builtin(),
         metrics: metrics::Metrics::default(),
+        openapi: openapi::OpenApi::default(),
     });
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -332,6 +335,21 @@ async fn other(
             aggregated_response(&discovery::aggregated(&server.registry, false))
         }
         ("GET", "/apis") => json_response(200, &discovery::group_list(&server.registry), &[]),
+        ("GET", "/openapi/v3") => json_response(200, &server.openapi.root(&server.registry), &[]),
+        ("GET", p) if p.starts_with("/openapi/v3/") => {
+            let gv = p.trim_start_matches("/openapi/v3/");
+            let found = match gv.split('/').collect::<Vec<_>>().as_slice() {
+                ["api", "v1"] => server.openapi.document(&server.registry, "", "v1"),
+                ["apis", group, version] => {
+                    server.openapi.document(&server.registry, group, version)
+                }
+                _ => None,
+            };
+            match found {
+                Some(document) => json_response(200, &document, &[]),
+                None => ApiError::no_route().into_response(),
+            }
+        }
         ("GET", "/api/v1") => match discovery::resource_list(&server.registry, "", "v1") {
             Some(list) => json_response(200, &list, &[]),
             None => ApiError::no_route().into_response(),

@@ -192,12 +192,12 @@ fn version_discovery_and_default_namespaces() {
 #[test]
 fn apply_creates_updates_and_removes_fields() {
     let c = Cluster::start();
-    let out = c.with_manifest(&["apply", "--validate=false"], DEPLOYMENT);
+    let out = c.with_manifest(&["apply"], DEPLOYMENT);
     assert!(out.contains("deployment.apps/web created"), "{out}");
     let changed = DEPLOYMENT
         .replace("replicas: 2", "replicas: 3")
         .replace("        env: [{name: GREETING, value: hello}]\n", "");
-    let out = c.with_manifest(&["apply", "--validate=false"], &changed);
+    let out = c.with_manifest(&["apply"], &changed);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     let state = c.ok(&[
         "get",
@@ -210,20 +210,20 @@ fn apply_creates_updates_and_removes_fields() {
         state, "3||2",
         "replicas changed, env removed, generation bumped"
     );
-    let out = c.with_manifest(&["apply", "--validate=false"], &changed);
+    let out = c.with_manifest(&["apply"], &changed);
     assert!(out.contains("deployment.apps/web unchanged"), "{out}");
 }
 
 #[test]
 fn get_in_every_output_format() {
     let c = Cluster::start();
-    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.with_manifest(&["create"], DEPLOYMENT);
     c.with_manifest(
-        &["create", "--validate=false"],
+        &["create"],
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
     );
     c.with_manifest(
-        &["create", "--validate=false", "-n", "other"],
+        &["create", "-n", "other"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, labels: {tier: backend}}\ndata: {a: '1', b: '2'}\n",
     );
     let table = c.ok(&["get", "deployments"]);
@@ -277,7 +277,7 @@ fn get_in_every_output_format() {
 #[test]
 fn patch_label_annotate_scale_and_delete() {
     let c = Cluster::start();
-    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.with_manifest(&["create"], DEPLOYMENT);
     c.ok(&[
         "patch",
         "deploy",
@@ -331,7 +331,7 @@ fn patch_label_annotate_scale_and_delete() {
 #[test]
 fn watch_sees_a_change() {
     let c = Cluster::start();
-    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.with_manifest(&["create"], DEPLOYMENT);
     let mut watch = c
         .command(&["get", "deploy", "web", "-w", "--output-watch-events"])
         .stdout(Stdio::piped())
@@ -386,10 +386,10 @@ fn watch_sees_a_change() {
 fn errors_read_as_upstream_words_them() {
     let c = Cluster::start();
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once}\ndata: {a: b}\n";
-    c.with_manifest(&["create", "--validate=false"], cm);
+    c.with_manifest(&["create"], cm);
     let path = c.dir.path().join("again.yaml");
     std::fs::write(&path, cm).unwrap();
-    let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
     assert!(
         err.contains("Error from server (AlreadyExists)")
             && err.contains("configmaps \"once\" already exists"),
@@ -401,7 +401,7 @@ fn errors_read_as_upstream_words_them() {
         .replace("image: busybox:1.36", "image: ''");
     let path = c.dir.path().join("bad.yaml");
     std::fs::write(&path, bad).unwrap();
-    let err = c.fails(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
     assert!(
         err.contains("The Deployment \"Web_Bad\" is invalid"),
         "{err}"
@@ -456,7 +456,7 @@ fn requests_without_a_valid_identity_are_refused() {
 #[test]
 fn diff_shows_changes_without_writing() {
     let c = Cluster::start();
-    c.with_manifest(&["create", "--validate=false"], DEPLOYMENT);
+    c.with_manifest(&["create"], DEPLOYMENT);
     let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 8");
     let path = c.dir.path().join("diff.yaml");
     std::fs::write(&path, changed).unwrap();
@@ -592,5 +592,63 @@ fn imperative_creates_send_protobuf_and_work() {
             "jsonpath={.spec.template.spec.containers[0].image}"
         ]),
         "busybox:1.36"
+    );
+}
+
+#[test]
+fn edit_explain_and_strict_field_validation() {
+    let c = Cluster::start();
+    c.with_manifest(&["create"], DEPLOYMENT);
+    let editor = c.dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/replicas: 2/replicas: 5/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = c
+        .command(&["edit", "deploy", "web"])
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+
+    let explained = c.ok(&["explain", "pod.spec.containers.image"]);
+    assert!(
+        explained.contains("FIELD: image <string>") && explained.contains("Container image name"),
+        "{explained}"
+    );
+
+    // kubectl validates strictly by default: the server refuses unknown fields.
+    let typo = DEPLOYMENT
+        .replace("name: web\n  labels", "name: typo\n  labels")
+        .replace("replicas: 2", "replicas: 2\n  replicaz: 3");
+    let path = c.dir.path().join("typo.yaml");
+    std::fs::write(&path, typo).unwrap();
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
+    assert!(
+        err.contains("strict decoding error: unknown field \"spec.replicaz\""),
+        "{err}"
+    );
+    let err = c.fails(&["get", "deploy", "typo"]);
+    assert!(err.contains("not found"), "nothing was written: {err}");
+    // With validation relaxed to a warning, the field is dropped and reported.
+    let out = c
+        .command(&["create", "--validate=warn", "-f", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("unknown field \"spec.replicaz\""),
+        "{warning}"
     );
 }
