@@ -198,12 +198,14 @@ async fn bootstrap(store: &dyn Store) -> anyhow::Result<()> {
 async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
     let user = request.extensions().get::<UserInfo>().cloned();
     let peer = request.extensions().get::<auth::Peer>().map(|p| p.0);
     let span = tracing::info_span!(
         "request",
         %method,
         path,
+        query,
         user = user.as_ref().map(|u| u.username.as_str()),
         peer = peer.map(tracing::field::display),
     );

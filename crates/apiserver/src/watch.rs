@@ -65,7 +65,23 @@ pub(crate) async fn serve(
             }
         }
     };
-    let subscription = cache.subscribe(from, &prefix)?;
+    let subscription = match cache.subscribe(from, &prefix) {
+        Ok(subscription) => subscription,
+        // As kube-apiserver's watch cache does: a 200 stream carrying one
+        // ERROR event, on which clients (client-go, kube-rs) relist.
+        Err(err) if err.code == 410 => {
+            return Ok(Response::builder()
+                .status(200)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from(watch_line("ERROR", &err.status())))
+                .unwrap_or_else(|_| {
+                    axum::response::IntoResponse::into_response(ApiError::internal(
+                        "building a response",
+                    ))
+                }));
+        }
+        Err(err) => return Err(err),
+    };
     let timeout = req
         .query
         .get("timeoutSeconds")
@@ -86,7 +102,6 @@ pub(crate) async fn serve(
     Ok(Response::builder()
         .status(200)
         .header(CONTENT_TYPE, "application/json")
-        .header("Transfer-Encoding", "chunked")
         .body(Body::from_stream(ReceiverStream::new(rx)))
         .unwrap_or_else(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("building a response"))
