@@ -12,6 +12,8 @@
 //!   as upstream does, with the field labels each kind supports.
 //! - [`validation`]: name, label and metadata checks returning the field
 //!   errors of a 422 `Invalid` `Status`.
+//! - [`ssa`]: server-side apply and `managedFields` bookkeeping, with
+//!   upstream's conflict message.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -30,4 +32,5 @@ pub mod fields;
 mod gofmt;
 pub mod labels;
 pub mod patch;
+pub mod ssa;
 pub mod validation;

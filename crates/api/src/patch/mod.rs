@@ -16,7 +16,7 @@
 
 mod json_patch;
 mod merge;
-mod schema;
+pub(crate) mod schema;
 mod strategic;
 
 pub use json_patch::{MAX_COPY_BYTES, MAX_OPERATIONS, apply_json_patch};
