@@ -1,0 +1,372 @@
+//! Differential test of strategic merge patch against the real kubectl,
+//! whose `patch --local` applies a strategic merge patch with upstream's own
+//! code and the compiled-in Kubernetes types.
+//!
+//! Needs `/usr/bin/kubectl`, so it is ignored by default:
+//! `cargo test -p bulwark-api --test kubectl_oracle -- --ignored`.
+//! `ORACLE_CASES=n` sets how many random patches to try (default 300).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: failures should stop it
+
+use std::io::Write;
+use std::process::Command;
+
+use bulwark_api::patch::{PatchSchema, strategic_merge};
+use serde_json::{Value, json};
+
+/// A tiny deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+fn env(rng: &mut Rng, patch: bool) -> Value {
+    let mut items = Vec::new();
+    for name in ["X", "Y", "Z"] {
+        if rng.chance(50) {
+            let mut e = json!({"name": name, "value": rng.pick(&["1", "2", "3"])});
+            if patch && rng.chance(20) {
+                e = json!({"name": name, "$patch": "delete"});
+            } else if patch && rng.chance(15) {
+                e["value"] = Value::Null;
+            }
+            items.push(e);
+        }
+    }
+    shuffle(rng, &mut items);
+    Value::Array(items)
+}
+
+fn ports(rng: &mut Rng) -> Value {
+    let mut items = Vec::new();
+    for port in [80, 443, 8080] {
+        if rng.chance(40) {
+            items.push(json!({"containerPort": port, "name": rng.pick(&["http", "https", "alt"])}));
+        }
+    }
+    Value::Array(items)
+}
+
+fn shuffle(rng: &mut Rng, items: &mut [Value]) {
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i + 1);
+        items.swap(i, j);
+    }
+}
+
+fn container(rng: &mut Rng, name: &str, patch: bool) -> Value {
+    let mut c = json!({"name": name});
+    if !patch || rng.chance(60) {
+        c["image"] = json!(rng.pick(&["nginx:1", "nginx:2", "busybox"]));
+    }
+    if rng.chance(50) {
+        c["env"] = env(rng, patch);
+    }
+    if rng.chance(40) {
+        c["ports"] = ports(rng);
+    }
+    if rng.chance(25) {
+        c["args"] = json!([rng.pick(&["a", "b"]), rng.pick(&["c", "d"])]);
+    }
+    if patch && rng.chance(15) {
+        c["$setElementOrder/env"] = Value::Array(
+            ["Z", "Y", "X"]
+                .iter()
+                .filter(|_| rng.chance(70))
+                .map(|n| json!({"name": n}))
+                .collect(),
+        );
+    }
+    c
+}
+
+fn containers(rng: &mut Rng, patch: bool) -> Value {
+    let mut items = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        if rng.chance(if patch { 40 } else { 60 }) {
+            if patch && rng.chance(15) {
+                items.push(json!({"name": name, "$patch": "delete"}));
+            } else {
+                items.push(container(rng, name, patch));
+            }
+        }
+    }
+    if patch && rng.chance(5) {
+        items.push(json!({"$patch": "replace"}));
+    }
+    shuffle(rng, &mut items);
+    Value::Array(items)
+}
+
+fn pod(rng: &mut Rng) -> Value {
+    let mut labels = serde_json::Map::new();
+    for k in ["app", "tier", "x"] {
+        if rng.chance(60) {
+            labels.insert(k.into(), json!(rng.pick(&["1", "2"])));
+        }
+    }
+    let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "labels": labels},
+        "spec": {"containers": containers(rng, false)}});
+    if rng.chance(50) {
+        p["metadata"]["finalizers"] = json!(
+            ["f/a", "f/b", "f/c"]
+                .iter()
+                .filter(|_| rng.chance(60))
+                .collect::<Vec<_>>()
+        );
+    }
+    if rng.chance(40) {
+        p["spec"]["tolerations"] = json!([{"key": rng.pick(&["k1", "k2"]), "operator": "Exists"}]);
+    }
+    if rng.chance(40) {
+        p["spec"]["volumes"] =
+            json!([{"name": "v", "emptyDir": {}}, {"name": "w", "configMap": {"name": "cm"}}]);
+    }
+    if rng.chance(30) {
+        p["spec"]["nodeSelector"] = json!({"disk": "ssd"});
+    }
+    p
+}
+
+fn patch(rng: &mut Rng) -> Value {
+    let mut spec = serde_json::Map::new();
+    let mut meta = serde_json::Map::new();
+    if rng.chance(40) {
+        let mut labels = serde_json::Map::new();
+        for k in ["app", "tier", "x", "new"] {
+            if rng.chance(40) {
+                labels.insert(
+                    k.into(),
+                    if rng.chance(30) {
+                        Value::Null
+                    } else {
+                        json!("9")
+                    },
+                );
+            }
+        }
+        if rng.chance(5) {
+            labels.insert("$patch".into(), json!("replace"));
+        }
+        meta.insert("labels".into(), Value::Object(labels));
+    }
+    if rng.chance(30) {
+        meta.insert("finalizers".into(), json!([rng.pick(&["f/a", "f/d"])]));
+    }
+    if rng.chance(20) {
+        // Upstream processes these two keys in random (map) order, so a value
+        // both added and deleted has no single answer; kubectl never sends one.
+        meta.insert(
+            "$deleteFromPrimitiveList/finalizers".into(),
+            json!([rng.pick(&["f/b", "f/c"])]),
+        );
+    }
+    if rng.chance(15) {
+        meta.insert(
+            "$setElementOrder/finalizers".into(),
+            json!(["f/c", "f/a", "f/b", "f/d"]),
+        );
+    }
+    if rng.chance(70) {
+        spec.insert("containers".into(), containers(rng, true));
+    }
+    if rng.chance(30) {
+        let names: Vec<Value> = ["d", "c", "b", "a"]
+            .iter()
+            .filter(|_| rng.chance(60))
+            .map(|n| json!({"name": n}))
+            .collect();
+        spec.insert("$setElementOrder/containers".into(), Value::Array(names));
+    }
+    if rng.chance(20) {
+        spec.insert(
+            "tolerations".into(),
+            json!([{"key": "k3", "operator": "Exists"}]),
+        );
+    }
+    if rng.chance(20) {
+        spec.insert(
+            "volumes".into(),
+            json!([{"$retainKeys": ["configMap", "name"], "name": "v", "configMap": {"name": "cm2"}}]),
+        );
+    }
+    if rng.chance(15) {
+        spec.insert(
+            "nodeSelector".into(),
+            if rng.chance(50) {
+                Value::Null
+            } else {
+                json!({"zone": "a"})
+            },
+        );
+    }
+    let mut p = json!({});
+    if !meta.is_empty() {
+        p["metadata"] = Value::Object(meta);
+    }
+    if !spec.is_empty() {
+        p["spec"] = Value::Object(spec);
+    }
+    p
+}
+
+/// Drops nulls, empty objects and empty lists, as the typed round trip in
+/// kubectl does for optional fields; and fields kubectl adds.
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "status" && k.as_str() != "creationTimestamp")
+                .map(|(k, v)| (k.clone(), normalize(v)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_object().is_some_and(|m| m.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty()))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+fn kubectl_patch(dir: &std::path::Path, original: &Value, patch: &Value) -> Result<Value, String> {
+    let file = dir.join("obj.json");
+    std::fs::File::create(&file)
+        .unwrap()
+        .write_all(original.to_string().as_bytes())
+        .unwrap();
+    let out = Command::new("kubectl")
+        .args([
+            "patch",
+            "--local",
+            "-o",
+            "json",
+            "--type",
+            "strategic",
+            "-f",
+        ])
+        .arg(&file)
+        .arg("-p")
+        .arg(patch.to_string())
+        .env("KUBECONFIG", dir.join("none"))
+        .output()
+        .expect("kubectl runs");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("kubectl prints JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Wraps a pod and a pod patch into a Deployment and a Deployment patch.
+fn as_deployment(rng: &mut Rng, pod: Value, patch: Value) -> (Value, Value) {
+    let strategy = if rng.chance(50) {
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}})
+    } else {
+        json!({"type": "Recreate"})
+    };
+    let original = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "labels": pod["metadata"]["labels"].clone()},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}}, "strategy": strategy,
+                 "template": {"metadata": {"labels": {"app": "x"}}, "spec": pod["spec"].clone()}}});
+    let mut spec = json!({});
+    if let Some(pod_spec) = patch.get("spec") {
+        spec["template"] = json!({"spec": pod_spec});
+    }
+    if rng.chance(30) {
+        spec["strategy"] = if rng.chance(50) {
+            json!({"$retainKeys": ["type"], "type": "Recreate"})
+        } else {
+            json!({"$retainKeys": ["rollingUpdate", "type"], "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}})
+        };
+    }
+    if rng.chance(20) {
+        spec["replicas"] = if rng.chance(50) {
+            Value::Null
+        } else {
+            json!(3)
+        };
+    }
+    let mut p = json!({"spec": spec});
+    if let Some(meta) = patch.get("metadata") {
+        p["metadata"] = meta.clone();
+    }
+    (original, p)
+}
+
+#[test]
+#[ignore = "needs /usr/bin/kubectl"]
+fn strategic_merge_patch_agrees_with_kubectl() {
+    let dir = std::env::temp_dir().join(format!("bulwark-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: usize = std::env::var("ORACLE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let pod_schema = PatchSchema::for_kind("v1", "Pod").unwrap();
+    let deployment_schema = PatchSchema::for_kind("apps/v1", "Deployment").unwrap();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut disagreements = Vec::new();
+    let (mut both_ok, mut both_err) = (0, 0);
+    for i in 0..cases {
+        let (mut original, mut p) = (pod(&mut rng), patch(&mut rng));
+        let mut schema = pod_schema;
+        if rng.chance(50) {
+            (original, p) = as_deployment(&mut rng, original, p);
+            schema = deployment_schema;
+        }
+        let ours = strategic_merge(&original, &p, schema);
+        let theirs = kubectl_patch(&dir, &original, &p);
+        let agree = match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => {
+                both_ok += 1;
+                normalize(a) == normalize(b)
+            }
+            (Err(ours), Err(theirs)) => {
+                both_err += 1;
+                // kubectl prints upstream's library message inside its own.
+                let message = match ours {
+                    bulwark_api::patch::PatchError::Unprocessable { detail } => detail.clone(),
+                    other => other.to_string(),
+                };
+                theirs.contains(&message)
+            }
+            _ => false,
+        };
+        if !agree {
+            disagreements.push(format!(
+                "case {i}\n  original {original}\n  patch    {p}\n  ours     {:?}\n  kubectl  {:?}",
+                ours.map(|v| normalize(&v).to_string()),
+                theirs.map(|v| normalize(&v).to_string())
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    eprintln!(
+        "{both_ok} applied alike, {both_err} refused by both, {} disagree",
+        disagreements.len()
+    );
+    assert!(
+        disagreements.is_empty(),
+        "{} of {cases} disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
