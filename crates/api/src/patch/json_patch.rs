@@ -5,7 +5,9 @@
 //! negative array indices count from the end; `replace` of a missing object
 //! key adds it; `copy` from a missing object key copies `null`; a path not
 //! starting with `/` addresses from its second segment; `test` treats a
-//! missing key and `null` alike. The CVE-2019-1002100 guards are upstream's
+//! missing key and `null` alike (a `test` without `value` of a missing path
+//! passes; the v4.12 release kube-apiserver 1.33 ships crashes there, a
+//! 500). The CVE-2019-1002100 guards are upstream's
 //! too: at most [`MAX_OPERATIONS`] operations (413), and at most
 //! [`MAX_COPY_BYTES`] bytes added by `copy` operations in one patch.
 
