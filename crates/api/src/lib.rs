@@ -30,6 +30,7 @@
 
 pub mod fields;
 mod gofmt;
+mod gojson;
 pub mod labels;
 pub mod patch;
 pub mod ssa;

@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{PatchError, json_type_word};
+use super::{PatchError, decode_json, json_type_word};
 
 /// The most operations one JSON patch may have (upstream's
 /// `maxJSONPatchOperations`).
@@ -59,8 +59,7 @@ pub fn apply_json_patch(original: &Value, patch: &[u8]) -> Result<Value, PatchEr
 
 /// Decodes the body as upstream does into `[]map[string]*json.RawMessage`.
 fn decode(patch: &[u8]) -> Result<Vec<Map<String, Value>>, PatchError> {
-    let value: Value =
-        serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+    let value = decode_json(patch)?;
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,

@@ -149,6 +149,13 @@ impl PatchError {
     }
 }
 
+/// Decodes a request body as Go's `encoding/json` would, with its syntax
+/// error messages, as a 400.
+pub(crate) fn decode_json(body: &[u8]) -> Result<serde_json::Value, PatchError> {
+    crate::gojson::check_valid(body).map_err(PatchError::BadRequest)?;
+    serde_json::from_slice(body).map_err(|e| PatchError::BadRequest(e.to_string()))
+}
+
 /// Go's `encoding/json` names a JSON value's type this way in its
 /// "cannot unmarshal X into Go value of type Y" errors.
 pub(crate) fn json_type_word(v: &serde_json::Value) -> &'static str {

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::schema::{FieldMeta, PatchSchema, Strategy};
-use super::{PatchError, json_type_word};
+use super::{PatchError, decode_json, json_type_word};
 use crate::gofmt::{self, GoKind};
 
 const DIRECTIVE: &str = "$patch";
@@ -54,8 +54,7 @@ pub fn apply_strategic_merge_patch(
     patch: &[u8],
     schema: &PatchSchema,
 ) -> Result<Value, PatchError> {
-    let patch: Value =
-        serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+    let patch = decode_json(patch)?;
     strategic_merge(original, &patch, schema)
 }
 
