@@ -14,6 +14,7 @@
 //!   errors of a 422 `Invalid` `Status`.
 //! - [`ssa`]: server-side apply and `managedFields` bookkeeping, with
 //!   upstream's conflict message.
+//! - [`strict`]: duplicate and unknown fields for `fieldValidation`.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -34,4 +35,5 @@ mod gojson;
 pub mod labels;
 pub mod patch;
 pub mod ssa;
+pub mod strict;
 pub mod validation;
