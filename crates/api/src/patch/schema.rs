@@ -49,6 +49,10 @@ pub(crate) struct FieldMeta {
     pub(crate) list_keys: &'static [&'static str],
     /// Values server-side apply assumes for absent key fields.
     pub(crate) key_defaults: &'static [(&'static str, &'static str)],
+    /// Always present in a typed object (a Go value struct, shown as `{}`;
+    /// a list without `omitempty`), so ownership tracking never sees the
+    /// field itself appear or vanish.
+    pub(crate) value_struct: bool,
     /// The schema of the field's value (of its items, for a list).
     pub(crate) schema: Arc<PatchSchema>,
 }
@@ -107,7 +111,16 @@ fn obj(schema: Arc<PatchSchema>) -> FieldMeta {
         merge_key: None,
         list_keys: &[],
         key_defaults: &[],
+        value_struct: false,
         schema,
+    }
+}
+
+/// Marks a field as a Go value struct (see [`FieldMeta::value_struct`]).
+fn value_struct(meta: FieldMeta) -> FieldMeta {
+    FieldMeta {
+        value_struct: true,
+        ..meta
     }
 }
 
@@ -185,10 +198,10 @@ fn scalar_set() -> FieldMeta {
 // ---- the shared structs ----
 
 fn object_meta() -> FieldMeta {
-    obj(node(vec![
+    value_struct(obj(node(vec![
         ("ownerReferences", keyed_atomic("uid")),
         ("finalizers", scalar_set()),
-    ]))
+    ])))
 }
 
 /// Container ports: merged by `containerPort`, applied by port and protocol.
@@ -224,7 +237,8 @@ fn pod_spec() -> FieldMeta {
     obj(node(vec![
         ("volumes", merge_list_retain("name")),
         ("initContainers", merge_list("name", c.clone())),
-        ("containers", merge_list("name", c.clone())),
+        // `json:"containers"` has no omitempty: always present.
+        ("containers", value_struct(merge_list("name", c.clone()))),
         ("ephemeralContainers", merge_list("name", c)),
         ("imagePullSecrets", keyed_atomic("name")),
         ("hostAliases", keyed("ip")),
@@ -251,10 +265,10 @@ fn pod_status() -> FieldMeta {
 }
 
 fn pod_template_spec() -> FieldMeta {
-    obj(node(vec![
+    value_struct(obj(node(vec![
         ("metadata", object_meta()),
-        ("spec", pod_spec()),
-    ]))
+        ("spec", value_struct(pod_spec())),
+    ])))
 }
 
 /// A `status` whose only tagged field is `conditions` keyed by `type`.
@@ -272,9 +286,19 @@ fn templated_spec(extra: Fields) -> FieldMeta {
     obj(node(fields))
 }
 
+/// A kind: `metadata` and the given fields; `spec` and `status` are value
+/// structs wherever a kind has them.
 fn kind_schema(fields: Fields) -> Arc<PatchSchema> {
     let mut all = vec![("metadata", object_meta())];
-    all.extend(fields);
+    all.extend(fields.into_iter().map(|(name, meta)| match name {
+        "spec" | "status" => (name, value_struct(meta)),
+        _ => (name, meta),
+    }));
+    for name in ["spec", "status"] {
+        if !all.iter().any(|(n, _)| *n == name) {
+            all.push((name, value_struct(obj(UNTAGGED.clone()))));
+        }
+    }
     node(all)
 }
 
@@ -354,7 +378,7 @@ fn builtin_kinds() -> KindTable {
             kind_schema(vec![
                 (
                     "spec",
-                    templated_spec(vec![("strategy", retain_keys_obj())]),
+                    templated_spec(vec![("strategy", value_struct(retain_keys_obj()))]),
                 ),
                 ("status", conditions_status()),
             ]),
@@ -367,10 +391,10 @@ fn builtin_kinds() -> KindTable {
                 "spec",
                 obj(node(vec![(
                     "jobTemplate",
-                    obj(node(vec![
+                    value_struct(obj(node(vec![
                         ("metadata", object_meta()),
-                        ("spec", templated_spec(vec![])),
-                    ])),
+                        ("spec", value_struct(templated_spec(vec![]))),
+                    ]))),
                 )])),
             )]),
         ),

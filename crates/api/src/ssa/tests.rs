@@ -341,3 +341,55 @@ fn invalid_applies() {
         500 .spec.template.spec.containers: element 0: expected map, got string"#]]
     .assert_eq(&out.join("\n"));
 }
+
+#[test]
+fn created_by_update_looks_like_upstream() {
+    // kubectl create / client-side apply: an Update from nothing. Go value
+    // structs (spec, template, strategy) get no "." of their own; maps and
+    // pointer structs (labels, rollingUpdate) do.
+    let new = json!({"metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 1, "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+    let created =
+        record_update(&json!({}), &new, deployment(), &writer("kubectl-create")).expect("update");
+    expect![[r#"
+        {
+          "f:metadata": {
+            "f:labels": {
+              ".": {},
+              "f:app": {}
+            }
+          },
+          "f:spec": {
+            "f:replicas": {},
+            "f:strategy": {
+              "f:rollingUpdate": {
+                ".": {},
+                "f:maxSurge": {}
+              },
+              "f:type": {}
+            },
+            "f:template": {
+              "f:metadata": {
+                "f:labels": {
+                  ".": {},
+                  "f:app": {}
+                }
+              },
+              "f:spec": {
+                "f:containers": {
+                  "k:{\"name\":\"web\"}": {
+                    ".": {},
+                    "f:image": {},
+                    "f:name": {}
+                  }
+                }
+              }
+            }
+          }
+        }"#]]
+    .assert_eq(&pretty(
+        &created["metadata"]["managedFields"][0]["fieldsV1"],
+    ));
+}

@@ -314,6 +314,18 @@ pub(crate) fn compare(
     at: &Path,
     cmp: &mut Comparison,
 ) -> Result<()> {
+    // A field a typed object always has (a Go value struct, a list without
+    // omitempty) is never absent: compare it with an empty one rather than
+    // report the field itself added or removed.
+    let always = pos.field.is_some_and(|f| f.value_struct);
+    let (empty_object, empty_list) = (Value::Object(Map::new()), Value::Array(Vec::new()));
+    let empty_like = |v: Option<&Value>| match v {
+        Some(Value::Object(_)) if always => Some(&empty_object),
+        Some(Value::Array(_)) if always => Some(&empty_list),
+        _ => None,
+    };
+    let lhs = lhs.or_else(|| empty_like(rhs));
+    let rhs = rhs.or_else(|| empty_like(lhs));
     let all = |f: fn(&Value) -> bool| lhs.is_none_or(f) && rhs.is_none_or(f);
     let mut in_leaf = false;
     if all(Value::is_object)
