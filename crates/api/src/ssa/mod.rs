@@ -178,19 +178,23 @@ pub fn record_update(
         writer.api_version,
         writer.subresource,
     );
-    take_over(&mut managers, &id, &cmp, true)?;
-    let before = managers
-        .iter()
-        .find(|m| m.id == id)
-        .map(|m| m.set.clone())
-        .unwrap_or_default();
-    let set = before
-        .difference(&cmp.removed)
-        .union(&cmp.modified)
-        .union(&cmp.added);
-    set_manager(&mut managers, &id, writer, "Update", strip(&set));
+    // Upstream records the write under a temporary manager, so the writer's
+    // own earlier entry loses removed fields like anyone's; only if the
+    // write changed something does the writer gain fields and a new time.
+    take_over(&mut managers, "", &cmp, true)?;
+    let changed = strip(&cmp.modified.union(&cmp.added));
+    if !changed.is_empty() {
+        let before = managers
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.set.clone())
+            .unwrap_or_default();
+        set_manager(&mut managers, &id, writer, "Update", before.union(&changed));
+    }
+    cap_update_managers(&mut managers);
     managers.retain(|m| !m.set.is_empty());
-    Ok(with_managed_fields(new, &managers, &id, writer.time))
+    let touched = if changed.is_empty() { "" } else { id.as_str() };
+    Ok(with_managed_fields(new, &managers, touched, writer.time))
 }
 
 // ---- managers ----
@@ -331,6 +335,55 @@ fn set_manager(
         time: Some(writer.time.to_owned()),
         set,
     });
+}
+
+/// Most `Update` entries kept; older ones merge into `ancient-changes`.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// Upstream's `capManagersManager`: beyond [`MAX_UPDATE_MANAGERS`] update
+/// entries, the oldest are merged, per API version, into an
+/// `ancient-changes` entry.
+fn cap_update_managers(managers: &mut Vec<Manager>) {
+    let mut updaters: Vec<(Option<String>, String)> = managers
+        .iter()
+        .filter(|m| m.operation != "Apply")
+        .map(|m| (m.time.clone(), m.id.clone()))
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    updaters.sort();
+    let mut remaining = updaters.len();
+    let mut first_of_version: Vec<(String, String)> = Vec::new();
+    for (time, id) in updaters {
+        if remaining <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let Some(index) = managers.iter().position(|m| m.id == id) else {
+            continue;
+        };
+        let version = managers[index].api_version.clone();
+        let bucket = identifier("ancient-changes", "Update", &version, "");
+        match first_of_version.iter().find(|(v, _)| *v == version) {
+            None => first_of_version.push((version, id)),
+            Some((_, first)) => {
+                let first = first.clone();
+                if !managers.iter().any(|m| m.id == bucket)
+                    && let Some(f) = managers.iter_mut().find(|m| m.id == first)
+                {
+                    f.id = bucket.clone();
+                    f.manager = "ancient-changes".to_owned();
+                    f.subresource = String::new();
+                }
+                let merged = managers.remove(index);
+                if let Some(b) = managers.iter_mut().find(|m| m.id == bucket) {
+                    b.set = b.set.union(&merged.set);
+                    b.time = time;
+                }
+                remaining -= 1;
+            }
+        }
+    }
 }
 
 /// The paths kube-apiserver never records as owned (`stripMeta`).

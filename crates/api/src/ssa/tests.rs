@@ -393,3 +393,52 @@ fn created_by_update_looks_like_upstream() {
         &created["metadata"]["managedFields"][0]["fieldsV1"],
     ));
 }
+
+#[test]
+fn update_managers_are_capped() {
+    let mut labels = serde_json::Map::new();
+    let mut managed = Vec::new();
+    for i in 0..11 {
+        labels.insert(format!("l{i}"), json!("v"));
+        managed.push(
+            json!({"manager": format!("m{i:02}"), "operation": "Update", "apiVersion": "apps/v1",
+            "time": format!("2025-01-01T00:00:{i:02}Z"), "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {format!("f:l{i}"): {}}}}}),
+        );
+    }
+    let live = json!({"metadata": {"name": "web", "labels": labels, "managedFields": managed}});
+    let mut new = live.clone();
+    new["metadata"]["labels"]["x"] = json!("y");
+    let updated = record_update(&live, &new, deployment(), &writer("new")).expect("update");
+    let entries: Vec<String> = updated["metadata"]["managedFields"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {}",
+                m["manager"].as_str().unwrap_or_default(),
+                m["time"],
+                crate::patch::test_util::canonical(&m["fieldsV1"])
+            )
+        })
+        .collect();
+    expect![[r#"
+        ancient-changes "2025-01-01T00:00:02Z" {"f:metadata":{"f:labels":{"f:l0":{},"f:l1":{},"f:l2":{}}}}
+        m03 "2025-01-01T00:00:03Z" {"f:metadata":{"f:labels":{"f:l3":{}}}}
+        m04 "2025-01-01T00:00:04Z" {"f:metadata":{"f:labels":{"f:l4":{}}}}
+        m05 "2025-01-01T00:00:05Z" {"f:metadata":{"f:labels":{"f:l5":{}}}}
+        m06 "2025-01-01T00:00:06Z" {"f:metadata":{"f:labels":{"f:l6":{}}}}
+        m07 "2025-01-01T00:00:07Z" {"f:metadata":{"f:labels":{"f:l7":{}}}}
+        m08 "2025-01-01T00:00:08Z" {"f:metadata":{"f:labels":{"f:l8":{}}}}
+        m09 "2025-01-01T00:00:09Z" {"f:metadata":{"f:labels":{"f:l9":{}}}}
+        m10 "2025-01-01T00:00:10Z" {"f:metadata":{"f:labels":{"f:l10":{}}}}
+        new "2026-01-01T00:00:00Z" {"f:metadata":{"f:labels":{"f:x":{}}}}"#]]
+    .assert_eq(&entries.join("\n"));
+    // A write that changes nothing records nothing.
+    let same = record_update(&updated, &updated, deployment(), &writer("other")).expect("update");
+    assert_eq!(
+        same["metadata"]["managedFields"],
+        updated["metadata"]["managedFields"]
+    );
+}
