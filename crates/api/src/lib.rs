@@ -15,6 +15,7 @@
 //! - [`ssa`]: server-side apply and `managedFields` bookkeeping, with
 //!   upstream's conflict message.
 //! - [`strict`]: duplicate and unknown fields for `fieldValidation`.
+//! - [`defaults`]: the defaults kube-apiserver fills in on writes.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -29,6 +30,7 @@
 //! # Ok::<(), bulwark_api::patch::PatchError>(())
 //! ```
 
+pub mod defaults;
 pub mod fields;
 mod gofmt;
 mod gojson;
