@@ -461,9 +461,18 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
     errs
 }
 
+mod kinds;
 mod meta;
 
-pub use meta::{NameRule, validate_annotations, validate_labels, validate_object_meta};
+pub use kinds::{
+    MAX_DATA_SIZE, is_config_map_key, validate_config_map, validate_config_map_update,
+    validate_label_selector, validate_pod_spec, validate_secret, validate_secret_update,
+    validate_workload_spec,
+};
+pub use meta::{
+    NameRule, validate_annotations, validate_labels, validate_object_meta,
+    validate_object_meta_update,
+};
 
 #[cfg(test)]
 mod tests;

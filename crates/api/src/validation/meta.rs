@@ -237,3 +237,83 @@ fn validate_finalizers(finalizers: Option<&Value>) -> Vec<FieldError> {
     }
     errs
 }
+
+/// `ValidateObjectMetaUpdate`: what an update may not change in metadata.
+/// (Upstream also requires `resourceVersion`; the server checks that.)
+pub fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let null = Value::Null;
+    let get = |m: &'_ Value, k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    if !get(old, "deletionTimestamp").is_null() {
+        let old_fin: Vec<&str> = old
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut added: Vec<&str> = new
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|f| !old_fin.contains(f))
+            .collect();
+        added.sort_unstable();
+        added.dedup();
+        if !added.is_empty() {
+            let quoted: Vec<String> = added.iter().map(|f| super::go_quote(f)).collect();
+            errs.push(FieldError::forbidden(
+                "metadata.finalizers",
+                format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                ),
+            ));
+        }
+    }
+    let generation = |m: &Value| m.get("generation").and_then(Value::as_i64).unwrap_or(0);
+    if generation(new) < 0 {
+        errs.push(FieldError::invalid(
+            "metadata.generation",
+            generation(new),
+            "must be greater than or equal to 0",
+        ));
+    }
+    if generation(new) < generation(old) {
+        errs.push(FieldError::invalid(
+            "metadata.generation",
+            generation(new),
+            "must not be decremented",
+        ));
+    }
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
+        let (o, n) = (get(old, field), get(new, field));
+        let vacant = |v: &Value| v.is_null() || v.as_str() == Some("");
+        if o != n && !(vacant(&o) && vacant(&n)) {
+            errs.push(FieldError::invalid(
+                format!("metadata.{field}"),
+                n,
+                "field is immutable",
+            ));
+        }
+    }
+    errs.extend(validate_labels(
+        new.get("labels").unwrap_or(&null),
+        "metadata.labels",
+    ));
+    errs.extend(validate_annotations(
+        new.get("annotations").unwrap_or(&null),
+        "metadata.annotations",
+    ));
+    errs.extend(validate_owner_references(new.get("ownerReferences")));
+    errs
+}
