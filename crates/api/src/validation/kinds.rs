@@ -290,7 +290,14 @@ pub fn validate_workload_spec(kind: &str, spec: &Value) -> Vec<FieldError> {
                 errs.push(FieldError::invalid(
                     "spec.selector",
                     s.clone(),
-                    format!("empty selector is invalid for {}", kind.to_lowercase()),
+                    // Upstream's ReplicaSet check says "deployment" too.
+                    format!(
+                        "empty selector is invalid for {}",
+                        match kind {
+                            "ReplicaSet" => "deployment".to_owned(),
+                            other => other.to_lowercase(),
+                        }
+                    ),
                 ));
             }
         }
