@@ -12,30 +12,62 @@ use super::{
 pub enum NameRule {
     /// `NameIsDNSSubdomain`: most kinds.
     Dns1123Subdomain,
-    /// `NameIsDNSLabel`: namespaces, among others.
+    /// `NameIsDNSLabel`: namespaces, stateful sets.
     Dns1123Label,
     /// `NameIsDNS1035Label`: services.
     Dns1035Label,
+    /// `IsValidPathSegmentName`: RBAC roles and bindings.
+    PathSegment,
 }
 
 impl NameRule {
+    /// The rule upstream applies to names of a kind.
+    pub fn for_kind(api_version: &str, kind: &str) -> NameRule {
+        match (api_version, kind) {
+            ("v1", "Namespace") | ("apps/v1", "StatefulSet") => NameRule::Dns1123Label,
+            ("v1", "Service") => NameRule::Dns1035Label,
+            (
+                "rbac.authorization.k8s.io/v1",
+                "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+            ) => NameRule::PathSegment,
+            _ => NameRule::Dns1123Subdomain,
+        }
+    }
+
     /// Checks a name, or a `generateName` prefix (`prefix = true`), which may
     /// end with `-`.
     pub fn check(self, name: &str, prefix: bool) -> Vec<String> {
+        if self == NameRule::PathSegment {
+            return path_segment(name, prefix);
+        }
         let masked;
         let name = if prefix && name.len() > 1 && name.ends_with('-') {
-            // Upstream replaces the last two bytes with "a".
-            masked = format!("{}a", &name[..name.len() - 2]);
+            // Upstream replaces the last two bytes with "a" (bytes, so this
+            // may cut a character: the name is invalid then anyway).
+            let kept = &name.as_bytes()[..name.len() - 2];
+            masked = format!("{}a", String::from_utf8_lossy(kept));
             masked.as_str()
         } else {
             name
         };
         match self {
-            NameRule::Dns1123Subdomain => is_dns1123_subdomain(name),
             NameRule::Dns1123Label => is_dns1123_label(name),
             NameRule::Dns1035Label => is_dns1035_label(name),
+            NameRule::Dns1123Subdomain | NameRule::PathSegment => is_dns1123_subdomain(name),
         }
     }
+}
+
+/// `IsValidPathSegmentName` (and its prefix variant).
+fn path_segment(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && let Some(bad) = [".", ".."].into_iter().find(|b| *b == name) {
+        return vec![format!("may not be '{bad}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|c| name.contains(c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
 }
 
 /// `metadata.labels`: keys are qualified names, values label values.

@@ -379,3 +379,35 @@ fn workloads_and_pods() {
             FieldValueInvalid spec.selector.matchExpressions[2].operator: Invalid value: "Like": not a valid selector operator"#]],
     );
 }
+
+#[test]
+fn name_rules_by_kind() {
+    let cases = [
+        ("v1", "Namespace", "a.b"),
+        ("v1", "Service", "1svc"),
+        ("apps/v1", "StatefulSet", "web.v2"),
+        ("apps/v1", "Deployment", "web.v2"),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "system:controller:x",
+        ),
+        ("rbac.authorization.k8s.io/v1", "Role", "a/b%c"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", ".."),
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(|(v, k, n)| format!("{k} {n:?}: {:?}", NameRule::for_kind(v, k).check(n, false)))
+        .collect();
+    expect![[r#"
+        Namespace "a.b": ["must not contain dots"]
+        Service "1svc": ["a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]
+        StatefulSet "web.v2": ["must not contain dots"]
+        Deployment "web.v2": []
+        ClusterRole "system:controller:x": []
+        Role "a/b%c": ["may not contain '/'", "may not contain '%'"]
+        RoleBinding "..": ["may not be '..'"]"#]].assert_eq(&out.join("\n"));
+    // A generateName prefix may end with '-', even after a multi-byte char.
+    assert!(NameRule::Dns1123Subdomain.check("web-", true).is_empty());
+    assert_eq!(NameRule::Dns1123Subdomain.check("\u{e9}-", true).len(), 1);
+}
