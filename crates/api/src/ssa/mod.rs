@@ -156,7 +156,39 @@ pub fn apply(
     let pruned = prune(merged, &managers, &last_set, pos)?;
     let cmp = compare(&live, &pruned, pos)?;
     take_over(&mut managers, &id, &cmp, force)?;
+    let mut pruned = pruned;
+    if writer.manager == "kubectl" {
+        sync_last_applied(&mut pruned, config);
+    }
     Ok(with_managed_fields(pruned, &managers, &id, writer.time))
+}
+
+/// The annotation client-side `kubectl apply` keeps its last configuration in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Upstream's `lastAppliedUpdater`: when kubectl applies server-side to an
+/// object that client-side apply managed, the annotation is rewritten to the
+/// new configuration, so a later client-side apply computes the right patch.
+fn sync_last_applied(obj: &mut Value, config: &Value) {
+    let Some(annotations) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if !annotations.contains_key(LAST_APPLIED_ANNOTATION) {
+        return;
+    }
+    let mut applied = config.clone();
+    if let Some(a) = applied
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(LAST_APPLIED_ANNOTATION);
+    }
+    // Encoded as Go's json.Encoder does: compact, keys sorted, a newline.
+    let text = format!("{}\n", fieldpath::canonical(&applied));
+    annotations.insert(LAST_APPLIED_ANNOTATION.to_owned(), Value::String(text));
 }
 
 /// Records a non-apply write of `new` over `old` (an empty object for a

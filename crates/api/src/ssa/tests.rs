@@ -442,3 +442,26 @@ fn update_managers_are_capped() {
         updated["metadata"]["managedFields"]
     );
 }
+
+#[test]
+fn server_side_apply_keeps_last_applied_in_sync() {
+    let live = json!({"metadata": {"name": "web", "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": "{\"old\":true}\n", "other": "x"}},
+        "spec": {"replicas": 1}});
+    let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "annotations": {"note": "n"}}, "spec": {"replicas": 2}});
+    let applied = apply(&live, &config, deployment(), &writer("kubectl"), true).expect("forced");
+    expect![[r#"
+        {
+          "kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"annotations\":{\"note\":\"n\"},\"name\":\"web\"},\"spec\":{\"replicas\":2}}\n",
+          "note": "n",
+          "other": "x"
+        }"#]]
+    .assert_eq(&pretty(&applied["metadata"]["annotations"]));
+    // Other managers, or objects without the annotation, are left alone.
+    let other = apply(&live, &config, deployment(), &writer("helm"), true).expect("forced");
+    assert_eq!(
+        other["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        "{\"old\":true}\n"
+    );
+}
