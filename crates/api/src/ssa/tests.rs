@@ -465,3 +465,67 @@ fn server_side_apply_keeps_last_applied_in_sync() {
         "{\"old\":true}\n"
     );
 }
+
+/// Random lives, configs and managedFields must never panic or hang.
+#[test]
+fn random_applies_never_panic() {
+    let mut seed: u64 = 0xfeed_face_dead_beef;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let values = [
+        json!(null),
+        json!(1),
+        json!("x"),
+        json!({}),
+        json!([]),
+        json!([{"name": "a"}, {"name": "b", "image": "i"}]),
+        json!([{"name": "a"}, {"name": "a"}]),
+        json!([{"image": "no-name"}]),
+        json!(["s"]),
+        json!({"matchLabels": {"a": "b"}}),
+        json!([{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]),
+    ];
+    let fields = [
+        "replicas",
+        "selector",
+        "containers",
+        "ports",
+        "env",
+        "paused",
+    ];
+    let managed = [
+        json!(null),
+        json!([{"manager": "m", "operation": "Update", "apiVersion": "apps/v1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]),
+        json!([{"manager": "m", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"a\"}": {".": {}}}}}}}}]),
+        json!([{"manager": "bad", "fieldsV1": {"x": {}}}]),
+    ];
+    let mut build = |next: &mut dyn FnMut() -> u64| {
+        let mut pod_spec = serde_json::Map::new();
+        let mut spec = serde_json::Map::new();
+        for f in fields {
+            if next() % 2 == 0 {
+                let v = values[(next() % values.len() as u64) as usize].clone();
+                if f == "containers" || f == "ports" || f == "env" {
+                    pod_spec.insert(f.into(), v);
+                } else {
+                    spec.insert(f.into(), v);
+                }
+            }
+        }
+        spec.insert("template".into(), json!({"spec": pod_spec}));
+        json!({"metadata": {"name": "d"}, "spec": spec})
+    };
+    for _ in 0..2000 {
+        let mut live = build(&mut next);
+        live["metadata"]["managedFields"] =
+            managed[(next() % managed.len() as u64) as usize].clone();
+        let config = build(&mut next);
+        let force = next() % 2 == 0;
+        let _ = apply(&live, &config, deployment(), &writer("kubectl"), force);
+        let _ = record_update(&live, &config, deployment(), &writer("other"));
+    }
+}
