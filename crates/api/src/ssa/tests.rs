@@ -503,11 +503,11 @@ fn random_applies_never_panic() {
         json!([{"manager": "m", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"a\"}": {".": {}}}}}}}}]),
         json!([{"manager": "bad", "fieldsV1": {"x": {}}}]),
     ];
-    let mut build = |next: &mut dyn FnMut() -> u64| {
+    let build = |next: &mut dyn FnMut() -> u64| {
         let mut pod_spec = serde_json::Map::new();
         let mut spec = serde_json::Map::new();
         for f in fields {
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 let v = values[(next() % values.len() as u64) as usize].clone();
                 if f == "containers" || f == "ports" || f == "env" {
                     pod_spec.insert(f.into(), v);
@@ -524,7 +524,7 @@ fn random_applies_never_panic() {
         live["metadata"]["managedFields"] =
             managed[(next() % managed.len() as u64) as usize].clone();
         let config = build(&mut next);
-        let force = next() % 2 == 0;
+        let force = next().is_multiple_of(2);
         let _ = apply(&live, &config, deployment(), &writer("kubectl"), force);
         let _ = record_update(&live, &config, deployment(), &writer("other"));
     }
