@@ -52,6 +52,37 @@ pub fn unknown_fields(sent: &Value, decoded: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The strict errors of a JSON patch body: fields of an operation other
+/// than `op`, `path`, `from`, `value`, and repeated ones, each prefixed
+/// `json patch` as upstream words them (`json patch unknown field "[0].valu"`).
+pub fn json_patch_errors(body: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(Value::Array(ops)) = serde_json::from_slice::<Value>(body) {
+        for (i, op) in ops.iter().enumerate() {
+            let Some(m) = op.as_object() else {
+                continue;
+            };
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for k in keys {
+                if !matches!(k.as_str(), "op" | "path" | "from" | "value") {
+                    let path = format!("[{i}].{k}");
+                    out.push(format!(
+                        "json patch unknown field {}",
+                        crate::validation::go_quote(&path)
+                    ));
+                }
+            }
+        }
+    }
+    out.extend(
+        duplicate_fields(body)
+            .into_iter()
+            .map(|e| format!("json patch {e}")),
+    );
+    out
+}
+
 /// The message of the strict decoding error upstream builds from these.
 pub fn strict_decoding_error(errors: &[String]) -> String {
     format!("strict decoding error: {}", errors.join(", "))
@@ -246,6 +277,15 @@ mod tests {
         assert!(duplicate_fields(br#"{"a": [1, {"b": 2}], "c": {"b": 3}}"#).is_empty());
         assert!(duplicate_fields(b"{\"a\": ").is_empty());
         assert!(duplicate_fields(b"[[[[[").is_empty());
+    }
+
+    #[test]
+    fn json_patch_ops() {
+        let body = br#"[{"op": "add", "path": "/a", "valu": 1}, {"op": "test", "op": "remove", "path": "/b"}]"#;
+        expect![[r#"
+            json patch unknown field "[0].valu"
+            json patch duplicate field "[1].op""#]]
+        .assert_eq(&json_patch_errors(body).join("\n"));
     }
 
     #[test]
