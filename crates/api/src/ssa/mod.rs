@@ -7,14 +7,21 @@
 //!   refuses, unless forced, to change fields other managers own
 //!   ([`ApplyError::Conflict`], a 409 with upstream's message).
 //! - [`record_update`]: any other write (create, update, patch): the writer
-//!   takes ownership of the fields it changed, others lose them.
+//!   takes ownership of the fields it changed, others lose them; more than
+//!   [`MAX_UPDATE_MANAGERS`] updaters merge into `ancient-changes`.
 //! - [`field_set`] and [`FieldSet`]: the fields an object sets, and their
 //!   `fieldsV1` encoding.
 //!
+//! Both strip the metadata paths kube-apiserver never records (name,
+//! namespace, uid, resourceVersion, …), and a `kubectl` apply keeps the
+//! client-side `last-applied-configuration` annotation in sync.
+//!
 //! Known simplifications: the schema is [`PatchSchema`]'s table (keyed lists,
 //! sets, atomic lists and structs of the built-in kinds), so a map entry
-//! holding an object is treated as a struct field; fields are not converted
-//! between API versions; timestamps are only set for the writing manager.
+//! holding an object is treated as a struct field and unknown kinds merge
+//! with default rules; fields are not converted between API versions; an
+//! object without any `managedFields` gets no `before-first-apply` owner; the
+//! caller decodes YAML, and resets fields a subresource may not touch.
 //!
 //! ```
 //! use bulwark_api::patch::PatchSchema;
