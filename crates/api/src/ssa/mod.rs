@@ -19,8 +19,7 @@
 //! Known simplifications: the schema is [`PatchSchema`]'s table (keyed lists,
 //! sets, atomic lists and structs of the built-in kinds), so a map entry
 //! holding an object is treated as a struct field and unknown kinds merge
-//! with default rules; fields are not converted between API versions; an
-//! object without any `managedFields` gets no `before-first-apply` owner; the
+//! with default rules; fields are not converted between API versions; the
 //! caller decodes YAML, and resets fields a subresource may not touch.
 //!
 //! ```
@@ -147,6 +146,15 @@ pub fn apply(
     let mut managers = decode_managed(live)?;
     let live = without_managed_fields(live);
     let pos = Pos::root(schema);
+    if managers.is_empty() {
+        // Fields an object had before it was first applied to belong to
+        // `before-first-apply`, so the apply conflicts with them.
+        let before = Writer {
+            manager: "before-first-apply",
+            ..*writer
+        };
+        update_ownership(&mut managers, &json!({}), &live, pos, &before)?;
+    }
     let merged = typed::merge(Some(&live), Some(config), pos)?.unwrap_or_else(|| json!({}));
     let id = identifier(
         writer.manager,
@@ -207,10 +215,32 @@ pub fn record_update(
     writer: &Writer<'_>,
 ) -> Result<Value, ApplyError> {
     let mut managers = decode_managed(old)?;
-    let old = without_managed_fields(old);
     let new = without_managed_fields(new);
-    let pos = Pos::root(schema);
-    let cmp = compare(&old, &new, pos)?;
+    // Upstream starts tracking an existing object only once it is applied
+    // to: an update of an object without managedFields records nothing.
+    let existing = old
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .is_some_and(|uid| !uid.is_empty());
+    if managers.is_empty() && existing {
+        return Ok(new);
+    }
+    let old = without_managed_fields(old);
+    let touched = update_ownership(&mut managers, &old, &new, Pos::root(schema), writer)?;
+    let touched = touched.unwrap_or_default();
+    Ok(with_managed_fields(new, &managers, &touched, writer.time))
+}
+
+/// The ownership changes of a non-apply write of `new` over `old`; returns
+/// the writer's identifier if the write changed anything.
+fn update_ownership(
+    managers: &mut Vec<Manager>,
+    old: &Value,
+    new: &Value,
+    pos: Pos<'_>,
+    writer: &Writer<'_>,
+) -> Result<Option<String>, ApplyError> {
+    let cmp = compare(old, new, pos)?;
     let id = identifier(
         writer.manager,
         "Update",
@@ -220,20 +250,22 @@ pub fn record_update(
     // Upstream records the write under a temporary manager, so the writer's
     // own earlier entry loses removed fields like anyone's; only if the
     // write changed something does the writer gain fields and a new time.
-    take_over(&mut managers, "", &cmp, true)?;
+    take_over(managers, "", &cmp, true)?;
     let changed = strip(&cmp.modified.union(&cmp.added));
-    if !changed.is_empty() {
+    let touched = if changed.is_empty() {
+        None
+    } else {
         let before = managers
             .iter()
             .find(|m| m.id == id)
             .map(|m| m.set.clone())
             .unwrap_or_default();
-        set_manager(&mut managers, &id, writer, "Update", before.union(&changed));
-    }
-    cap_update_managers(&mut managers);
+        set_manager(managers, &id, writer, "Update", before.union(&changed));
+        Some(id)
+    };
+    cap_update_managers(managers);
     managers.retain(|m| !m.set.is_empty());
-    let touched = if changed.is_empty() { "" } else { id.as_str() };
-    Ok(with_managed_fields(new, &managers, touched, writer.time))
+    Ok(touched)
 }
 
 // ---- managers ----

@@ -529,3 +529,39 @@ fn random_applies_never_panic() {
         let _ = record_update(&live, &config, deployment(), &writer("other"));
     }
 }
+
+#[test]
+fn objects_without_managed_fields() {
+    // Updates of an existing object nobody tracks record nothing.
+    let untracked = json!({"metadata": {"name": "web", "uid": "u1"}, "spec": {"replicas": 1}});
+    let mut scaled = untracked.clone();
+    scaled["spec"]["replicas"] = json!(2);
+    let updated =
+        record_update(&untracked, &scaled, deployment(), &writer("scaler")).expect("update");
+    assert_eq!(updated["metadata"].get("managedFields"), None);
+    // The first apply gives the existing fields to before-first-apply, and
+    // conflicts with them.
+    let err = apply(
+        &untracked,
+        &json!({"spec": {"replicas": 3}}),
+        deployment(),
+        &writer("kubectl"),
+        false,
+    )
+    .expect_err("conflict");
+    expect![[r#"Apply failed with 1 conflict: conflict with "before-first-apply" using apps/v1: .spec.replicas"#]]
+        .assert_eq(&err.to_string());
+    let forced = apply(
+        &untracked,
+        &json!({"spec": {"replicas": 3, "paused": true}}),
+        deployment(),
+        &writer("kubectl"),
+        true,
+    )
+    .expect("forced");
+    expect![[r#"
+        spec: {"paused":true,"replicas":3}
+        kubectl Apply: {"f:spec":{"f:paused":{},"f:replicas":{}}}
+    "#]]
+    .assert_eq(&summary(&forced));
+}
