@@ -29,9 +29,9 @@
 //!
 //! let schema = PatchSchema::for_kind("apps/v1", "Deployment").expect("built-in");
 //! let writer = Writer { manager: "kubectl", api_version: "apps/v1", subresource: "", time: "2026-01-01T00:00:00Z" };
-//! let live = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
+//! // Creating through apply: the live object is empty.
 //! let config = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}});
-//! let applied = apply(&live, &config, schema, &writer, false).unwrap();
+//! let applied = apply(&json!({}), &config, schema, &writer, false).unwrap();
 //! assert_eq!(applied["spec"]["replicas"], 3);
 //! assert_eq!(applied["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
 //! ```
