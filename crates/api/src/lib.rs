@@ -16,6 +16,7 @@
 //!   upstream's conflict message.
 //! - [`strict`]: duplicate and unknown fields for `fieldValidation`.
 //! - [`defaults`]: the defaults kube-apiserver fills in on writes.
+//! - [`quantity`]: resource quantities and their canonical form.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -36,6 +37,7 @@ mod gofmt;
 mod gojson;
 pub mod labels;
 pub mod patch;
+pub mod quantity;
 pub mod ssa;
 pub mod strict;
 pub mod validation;
