@@ -48,11 +48,14 @@ pub enum Format {
 }
 
 /// A parsed quantity: `mantissa × 10^exponent`, and the format it prints in.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Quantity {
     mantissa: i128,
     exponent: i32,
     format: Format,
+    /// The text as given, which upstream prints back when it judges it
+    /// canonical already (`+5`, `5.`, `06m` survive as written).
+    text: Option<String>,
 }
 
 const NANO: i32 = -9;
@@ -84,10 +87,12 @@ impl Quantity {
         if !parts.positive {
             mantissa = -mantissa;
         }
+        let text = kept_text(text, &parts, base2, exponent, format);
         let mut q = Quantity {
             mantissa,
             exponent: exp10,
             format,
+            text,
         };
         q.round_up_to_nano();
         if format == Format::BinarySi {
@@ -96,6 +101,7 @@ impl Quantity {
                 mantissa: i128::from(i64::MAX),
                 exponent: 0,
                 format,
+                text: None,
             };
             if q > max {
                 q = max;
@@ -104,6 +110,7 @@ impl Quantity {
                 mantissa: 1,
                 exponent: 0,
                 format,
+                text: None,
             };
             if q.mantissa > 0 && q < one {
                 format = Format::DecimalSi;
@@ -130,6 +137,7 @@ impl Quantity {
             mantissa: 0,
             exponent: 0,
             format: Format::DecimalSi,
+            text: None,
         }
     }
 
@@ -154,6 +162,7 @@ impl Quantity {
         if self.exponent >= scale {
             return;
         }
+        self.text = None;
         let shift = (scale - self.exponent).unsigned_abs();
         let divisor = 10i128.checked_pow(shift);
         self.mantissa = match divisor {
@@ -177,7 +186,7 @@ impl Quantity {
     }
 
     fn scaled(&self, scale: i32) -> i64 {
-        let mut q = *self;
+        let mut q = self.clone();
         q.round_up(scale);
         let shift = (q.exponent - scale).unsigned_abs();
         let v = 10i128
@@ -265,6 +274,9 @@ impl Ord for Quantity {
 impl fmt::Display for Quantity {
     /// The canonical form (`CanonicalizeBytes`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = &self.text {
+            return f.write_str(text);
+        }
         if self.mantissa == 0 {
             return f.write_str("0");
         }
@@ -275,6 +287,7 @@ impl fmt::Display for Quantity {
                 mantissa,
                 exponent: 0,
                 format,
+                text: None,
             };
             let small = *self > bound(-1024) && *self < bound(1024);
             if small || self.as_integer().is_none() {
@@ -395,6 +408,50 @@ fn split(s: &str) -> Result<Parts<'_>, QuantityError> {
         denom,
         suffix: &s[suffix_start..end],
     })
+}
+
+/// The given text, when upstream's parser keeps it as the printed form:
+/// exactly representable in an int64 at nano scale or coarser, and already
+/// looking canonical (a multiple-of-three scale without trailing `000` for
+/// decimals, a power-of-1024 suffix over a value not divisible by 8 for
+/// binary).
+fn kept_text(
+    text: &str,
+    parts: &Parts<'_>,
+    base2: bool,
+    exponent: i32,
+    format: Format,
+) -> Option<String> {
+    let digits = parts.num.len() + parts.denom.len();
+    let precision: i64 = if format == Format::BinarySi {
+        if exponent < 0 || !parts.denom.is_empty() {
+            return None;
+        }
+        15 - parts.num.len() as i64 - i64::from(exponent * 3 / 10) - 1
+    } else {
+        18 - digits as i64
+    };
+    if precision < 0 {
+        return None;
+    }
+    let scale = if base2 { 0 } else { exponent } - parts.denom.len() as i32;
+    if scale < NANO {
+        return None;
+    }
+    let shifted = format!("{}{}", parts.num, parts.denom);
+    let value: i64 = shifted.parse().ok()?;
+    let multiplier: i64 = if base2 {
+        1i64.checked_shl(exponent.unsigned_abs())?
+    } else {
+        1
+    };
+    value.checked_mul(multiplier)?;
+    let keep = if format == Format::BinarySi {
+        exponent % 10 == 0 && value & 0x07 != 0
+    } else {
+        scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0')
+    };
+    keep.then(|| text.to_owned())
 }
 
 /// `(binary, exponent, format)` of a suffix.

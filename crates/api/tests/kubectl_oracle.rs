@@ -512,3 +512,116 @@ fn json_and_merge_patches_agree_with_kubectl() {
         disagreements.join("\n")
     );
 }
+
+/// kubectl decodes quantities into `resource.Quantity` and prints their
+/// canonical form, the same code kube-apiserver stores them with.
+#[test]
+#[ignore = "needs /usr/bin/kubectl"]
+fn quantities_agree_with_kubectl() {
+    use bulwark_api::quantity::Quantity;
+    let dir = std::env::temp_dir().join(format!("bulwark-oracle-q-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut inputs: Vec<String> = [
+        "0",
+        "1",
+        "0.5",
+        "1.5",
+        "100m",
+        "1500m",
+        "1000",
+        "1200",
+        "1000k",
+        "1e3",
+        "1.5e3",
+        "12e-1",
+        "1Ki",
+        "1024",
+        "1.5Gi",
+        "1024Mi",
+        "0.5Ki",
+        "1023Ki",
+        "1Ei",
+        "8Ei",
+        "0.1",
+        "0.0001",
+        "0.1n",
+        "-1.5",
+        "-1Gi",
+        "+5",
+        ".5",
+        "5.",
+        "1000E",
+        "4E",
+        "1.234567891",
+        "1e-3",
+        "e3",
+        "123456789012",
+        "0.000000000001",
+        "1.1Ki",
+        "2048Ki",
+        "3Gi",
+        "1e-9",
+        "1e10",
+        "7.5e-4",
+        "1.000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut rng = Rng(0x0005_eed0_f9a7);
+    for _ in 0..400 {
+        let digits = rng.below(6) + 1;
+        let mut n: String = (0..digits)
+            .map(|_| char::from(b'0' + rng.below(10) as u8))
+            .collect();
+        if rng.chance(40) {
+            let at = rng.below(n.len() + 1);
+            n.insert(at, '.');
+        }
+        if rng.chance(10) {
+            n.insert(0, if rng.chance(50) { '-' } else { '+' });
+        }
+        let suffixes = [
+            "", "m", "k", "M", "G", "Ki", "Mi", "Gi", "n", "u", "e2", "e-2",
+        ];
+        n.push_str(suffixes[rng.below(suffixes.len())]);
+        inputs.push(n);
+    }
+    let containers: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| json!({"name": format!("c{i}"), "image": "x", "resources": {"limits": {"cpu": q}}}))
+        .collect();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
+    // `set image --local` round-trips the object through the typed Pod.
+    let file = dir.join("pod.json");
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let run = Command::new("kubectl")
+        .args(["set", "image", "--local", "-o", "json", "-f"])
+        .arg(&file)
+        .arg("*=changed")
+        .env("KUBECONFIG", dir.join("none"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: Value = serde_json::from_slice(&run.stdout).expect("JSON");
+    std::fs::remove_dir_all(&dir).ok();
+    let mut disagreements = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let theirs = out["spec"]["containers"][i]["resources"]["limits"]["cpu"]
+            .as_str()
+            .unwrap_or("<none>")
+            .to_owned();
+        let ours = Quantity::parse(input)
+            .map(|q| q.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        if ours != theirs {
+            disagreements.push(format!("{input}: ours {ours}, kubectl {theirs}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
