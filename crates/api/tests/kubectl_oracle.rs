@@ -625,3 +625,76 @@ fn quantities_agree_with_kubectl() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// The merge keys and strategies of other built-in kinds, against kubectl.
+#[test]
+#[ignore = "needs /usr/bin/kubectl"]
+fn other_kinds_agree_with_kubectl() {
+    let dir = std::env::temp_dir().join(format!("bulwark-oracle-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                   "spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}], "selector": {"a": "b"}}}),
+            json!({"spec": {"ports": [{"port": 8080, "name": "alt"}, {"port": 80, "targetPort": 8080}], "selector": {"c": "d"}}}),
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
+                   "spec": {"podCIDRs": ["10.0.0.0/24"], "taints": [{"key": "a", "effect": "NoSchedule"}]},
+                   "status": {"conditions": [{"type": "Ready", "status": "False"}], "addresses": [{"type": "InternalIP", "address": "1.1.1.1"}]}}),
+            json!({"spec": {"podCIDRs": ["10.0.1.0/24"], "taints": [{"key": "b", "effect": "NoExecute"}]},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "DiskPressure", "status": "False"}],
+                              "addresses": [{"type": "Hostname", "address": "n"}]}}),
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"},
+                   "secrets": [{"name": "a"}], "imagePullSecrets": [{"name": "r"}]}),
+            json!({"secrets": [{"name": "b"}], "imagePullSecrets": [{"name": "q"}]}),
+        ),
+        (
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+                   "spec": {"minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}}}),
+            json!({"spec": {"selector": {"matchExpressions": [{"key": "c", "operator": "Exists"}]}}}),
+        ),
+        (
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+                   "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                       "restartPolicy": "Never", "containers": [{"name": "a", "image": "a", "env": [{"name": "X", "value": "1"}]}]}}}}}}),
+            json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+                       "containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}]}, {"name": "b", "image": "b"}]}}}}}}),
+        ),
+        (
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s", "finalizers": ["x/a"],
+                   "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "1"}]},
+                   "spec": {"selector": {"matchLabels": {"a": "b"}}, "serviceName": "s",
+                            "volumeClaimTemplates": [{"metadata": {"name": "d"}}],
+                            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "a", "image": "a"}],
+                                         "volumes": [{"name": "v", "emptyDir": {}}]}}}}),
+            json!({"metadata": {"finalizers": ["x/b"], "ownerReferences": [{"apiVersion": "v1", "kind": "Y", "name": "p", "uid": "2"}]},
+                   "spec": {"volumeClaimTemplates": [{"metadata": {"name": "e"}}],
+                            "template": {"spec": {"volumes": [{"name": "w", "configMap": {"name": "c"}}],
+                                                  "tolerations": [{"key": "t", "operator": "Exists"}]}}}}),
+        ),
+        (
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "d"},
+                   "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+                   "spec": {"containers": [{"name": "a", "image": "a", "volumeMounts": [{"name": "v", "mountPath": "/a"}]}],
+                            "hostAliases": [{"ip": "1.1.1.1", "hostnames": ["a"]}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "volumeMounts": [{"name": "w", "mountPath": "/b"}]}],
+                            "hostAliases": [{"ip": "2.2.2.2", "hostnames": ["b"]}]}}}}),
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    for (original, patch) in &cases {
+        let api_version = original["apiVersion"].as_str().unwrap();
+        let kind = original["kind"].as_str().unwrap();
+        let schema = PatchSchema::for_kind(api_version, kind).unwrap();
+        let ours = strategic_merge(original, patch, schema).map(|v| normalize(&v));
+        let theirs = kubectl_patch(&dir, original, patch).map(|v| normalize(&v));
+        if ours.as_ref().ok() != theirs.as_ref().ok() {
+            disagreements.push(format!("{kind}\n  ours    {ours:?}\n  kubectl {theirs:?}"));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
