@@ -12,6 +12,11 @@
 //!   as upstream does, with the field labels each kind supports.
 //! - [`validation`]: name, label and metadata checks returning the field
 //!   errors of a 422 `Invalid` `Status`.
+//! - [`ssa`]: server-side apply and `managedFields` bookkeeping, with
+//!   upstream's conflict message.
+//! - [`strict`]: duplicate and unknown fields for `fieldValidation`.
+//! - [`defaults`]: the defaults kube-apiserver fills in on writes.
+//! - [`quantity`]: resource quantities and their canonical form.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -26,8 +31,13 @@
 //! # Ok::<(), bulwark_api::patch::PatchError>(())
 //! ```
 
+pub mod defaults;
 pub mod fields;
 mod gofmt;
+mod gojson;
 pub mod labels;
 pub mod patch;
+pub mod quantity;
+pub mod ssa;
+pub mod strict;
 pub mod validation;

@@ -21,6 +21,9 @@ use std::sync::{Arc, LazyLock};
 #[derive(Debug, Default)]
 pub struct PatchSchema {
     fields: HashMap<&'static str, FieldMeta>,
+    /// `+structType=atomic` (or `mapType`): server-side apply owns the
+    /// object as one value. Strategic merge ignores it.
+    pub(crate) atomic: bool,
 }
 
 /// The strategy a field's tag names.
@@ -38,21 +41,25 @@ pub(crate) enum Strategy {
 pub(crate) struct FieldMeta {
     pub(crate) strategy: Strategy,
     /// Whether the tag also says `retainKeys` (kubectl then sends `$retainKeys`).
-    #[allow(dead_code)] // read by the server-side apply work, kept as a fact of the table
+    #[allow(dead_code)] // a fact of the table that no algorithm needs yet
     pub(crate) retain_keys: bool,
     pub(crate) merge_key: Option<&'static str>,
+    /// Server-side apply's `listMapKey`s where they differ from the merge
+    /// key (e.g. ports are keyed by port and protocol).
+    pub(crate) list_keys: &'static [&'static str],
+    /// Values server-side apply assumes for absent key fields.
+    pub(crate) key_defaults: &'static [(&'static str, &'static str)],
+    /// Always present in a typed object (a Go value struct, shown as `{}`;
+    /// a list without `omitempty`), so ownership tracking never sees the
+    /// field itself appear or vanish.
+    pub(crate) value_struct: bool,
     /// The schema of the field's value (of its items, for a list).
     pub(crate) schema: Arc<PatchSchema>,
 }
 
 static UNTAGGED: LazyLock<Arc<PatchSchema>> = LazyLock::new(|| Arc::new(PatchSchema::default()));
 
-static DEFAULT_FIELD: LazyLock<FieldMeta> = LazyLock::new(|| FieldMeta {
-    strategy: Strategy::Default,
-    retain_keys: false,
-    merge_key: None,
-    schema: UNTAGGED.clone(),
-});
+static DEFAULT_FIELD: LazyLock<FieldMeta> = LazyLock::new(|| obj(UNTAGGED.clone()));
 
 /// apiVersion → kind → schema.
 type KindTable = HashMap<&'static str, HashMap<&'static str, Arc<PatchSchema>>>;
@@ -84,6 +91,15 @@ type Fields = Vec<(&'static str, FieldMeta)>;
 fn node(fields: Fields) -> Arc<PatchSchema> {
     Arc::new(PatchSchema {
         fields: fields.into_iter().collect(),
+        atomic: false,
+    })
+}
+
+/// A struct server-side apply treats as one value (`+structType=atomic`).
+fn atomic() -> Arc<PatchSchema> {
+    Arc::new(PatchSchema {
+        fields: HashMap::new(),
+        atomic: true,
     })
 }
 
@@ -93,8 +109,24 @@ fn obj(schema: Arc<PatchSchema>) -> FieldMeta {
         strategy: Strategy::Default,
         retain_keys: false,
         merge_key: None,
+        list_keys: &[],
+        key_defaults: &[],
+        value_struct: false,
         schema,
     }
+}
+
+/// Marks a field as a Go value struct (see [`FieldMeta::value_struct`]).
+fn value_struct(meta: FieldMeta) -> FieldMeta {
+    FieldMeta {
+        value_struct: true,
+        ..meta
+    }
+}
+
+/// An object field holding an atomic struct (label selectors, references).
+fn atomic_obj() -> FieldMeta {
+    obj(atomic())
 }
 
 /// `patchStrategy:"retainKeys"` on an object field.
@@ -105,11 +137,12 @@ fn retain_keys_obj() -> FieldMeta {
     }
 }
 
-/// `patchStrategy:"replace"` on an object field.
+/// `patchStrategy:"replace"` on an object field (a label selector here,
+/// atomic for server-side apply too).
 fn replace_obj() -> FieldMeta {
     FieldMeta {
         strategy: Strategy::Replace,
-        ..obj(UNTAGGED.clone())
+        ..obj(atomic())
     }
 }
 
@@ -117,9 +150,8 @@ fn replace_obj() -> FieldMeta {
 fn merge_list(key: &'static str, items: Arc<PatchSchema>) -> FieldMeta {
     FieldMeta {
         strategy: Strategy::Merge,
-        retain_keys: false,
         merge_key: Some(key),
-        schema: items,
+        ..obj(items)
     }
 }
 
@@ -136,29 +168,64 @@ fn keyed(key: &'static str) -> FieldMeta {
     merge_list(key, UNTAGGED.clone())
 }
 
+/// `merge_list` whose items are atomic structs (references).
+fn keyed_atomic(key: &'static str) -> FieldMeta {
+    merge_list(key, atomic())
+}
+
+/// A `merge_list` that server-side apply keys by more fields
+/// (`+listMapKey` several times), with defaults for absent ones.
+fn with_list_keys(
+    meta: FieldMeta,
+    keys: &'static [&'static str],
+    defaults: &'static [(&'static str, &'static str)],
+) -> FieldMeta {
+    FieldMeta {
+        list_keys: keys,
+        key_defaults: defaults,
+        ..meta
+    }
+}
+
 /// `patchStrategy:"merge"` on a list of scalars: a set union.
 fn scalar_set() -> FieldMeta {
     FieldMeta {
         strategy: Strategy::Merge,
-        retain_keys: false,
-        merge_key: None,
-        schema: UNTAGGED.clone(),
+        ..obj(UNTAGGED.clone())
     }
 }
 
 // ---- the shared structs ----
 
 fn object_meta() -> FieldMeta {
-    obj(node(vec![
-        ("ownerReferences", keyed("uid")),
+    value_struct(obj(node(vec![
+        ("ownerReferences", keyed_atomic("uid")),
         ("finalizers", scalar_set()),
-    ]))
+    ])))
 }
 
+/// Container ports: merged by `containerPort`, applied by port and protocol.
+const PORT_KEYS: &[&str] = &["containerPort", "protocol"];
+const SERVICE_PORT_KEYS: &[&str] = &["port", "protocol"];
+const TCP_DEFAULT: &[(&str, &str)] = &[("protocol", "TCP")];
+
 fn container() -> Arc<PatchSchema> {
+    let value_from = obj(node(vec![
+        ("configMapKeyRef", atomic_obj()),
+        ("secretKeyRef", atomic_obj()),
+        ("fieldRef", atomic_obj()),
+        ("resourceFieldRef", atomic_obj()),
+        ("fileKeyRef", atomic_obj()),
+    ]));
     node(vec![
-        ("ports", keyed("containerPort")),
-        ("env", keyed("name")),
+        (
+            "ports",
+            with_list_keys(keyed("containerPort"), PORT_KEYS, TCP_DEFAULT),
+        ),
+        (
+            "env",
+            merge_list("name", node(vec![("valueFrom", value_from)])),
+        ),
         ("volumeMounts", keyed("mountPath")),
         ("volumeDevices", keyed("devicePath")),
     ])
@@ -166,14 +233,23 @@ fn container() -> Arc<PatchSchema> {
 
 fn pod_spec() -> FieldMeta {
     let c = container();
+    let spread = node(vec![("labelSelector", atomic_obj())]);
     obj(node(vec![
         ("volumes", merge_list_retain("name")),
         ("initContainers", merge_list("name", c.clone())),
-        ("containers", merge_list("name", c.clone())),
+        // `json:"containers"` has no omitempty: always present.
+        ("containers", value_struct(merge_list("name", c.clone()))),
         ("ephemeralContainers", merge_list("name", c)),
-        ("imagePullSecrets", keyed("name")),
+        ("imagePullSecrets", keyed_atomic("name")),
         ("hostAliases", keyed("ip")),
-        ("topologySpreadConstraints", keyed("topologyKey")),
+        (
+            "topologySpreadConstraints",
+            with_list_keys(
+                merge_list("topologyKey", spread),
+                &["topologyKey", "whenUnsatisfiable"],
+                &[],
+            ),
+        ),
         ("schedulingGates", keyed("name")),
         ("resourceClaims", merge_list_retain("name")),
     ]))
@@ -189,10 +265,10 @@ fn pod_status() -> FieldMeta {
 }
 
 fn pod_template_spec() -> FieldMeta {
-    obj(node(vec![
+    value_struct(obj(node(vec![
         ("metadata", object_meta()),
-        ("spec", pod_spec()),
-    ]))
+        ("spec", value_struct(pod_spec())),
+    ])))
 }
 
 /// A `status` whose only tagged field is `conditions` keyed by `type`.
@@ -200,16 +276,29 @@ fn conditions_status() -> FieldMeta {
     obj(node(vec![("conditions", keyed("type"))]))
 }
 
-/// `spec: {template: PodTemplateSpec, …extra}`.
+/// `spec: {template: PodTemplateSpec, selector: LabelSelector, …extra}`.
 fn templated_spec(extra: Fields) -> FieldMeta {
-    let mut fields = vec![("template", pod_template_spec())];
+    let mut fields = vec![
+        ("template", pod_template_spec()),
+        ("selector", atomic_obj()),
+    ];
     fields.extend(extra);
     obj(node(fields))
 }
 
+/// A kind: `metadata` and the given fields; `spec` and `status` are value
+/// structs wherever a kind has them.
 fn kind_schema(fields: Fields) -> Arc<PatchSchema> {
     let mut all = vec![("metadata", object_meta())];
-    all.extend(fields);
+    all.extend(fields.into_iter().map(|(name, meta)| match name {
+        "spec" | "status" => (name, value_struct(meta)),
+        _ => (name, meta),
+    }));
+    for name in ["spec", "status"] {
+        if !all.iter().any(|(n, _)| *n == name) {
+            all.push((name, value_struct(obj(UNTAGGED.clone()))));
+        }
+    }
     node(all)
 }
 
@@ -230,7 +319,7 @@ fn builtin_kinds() -> KindTable {
             "v1",
             "ReplicationController",
             kind_schema(vec![
-                ("spec", templated_spec(vec![])),
+                ("spec", obj(node(vec![("template", pod_template_spec())]))),
                 ("status", conditions_status()),
             ]),
         ),
@@ -257,14 +346,20 @@ fn builtin_kinds() -> KindTable {
             "v1",
             "Service",
             kind_schema(vec![
-                ("spec", obj(node(vec![("ports", keyed("port"))]))),
+                (
+                    "spec",
+                    obj(node(vec![(
+                        "ports",
+                        with_list_keys(keyed("port"), SERVICE_PORT_KEYS, TCP_DEFAULT),
+                    )])),
+                ),
                 ("status", conditions_status()),
             ]),
         ),
         (
             "v1",
             "ServiceAccount",
-            kind_schema(vec![("secrets", keyed("name"))]),
+            kind_schema(vec![("secrets", keyed_atomic("name"))]),
         ),
         (
             "v1",
@@ -283,7 +378,7 @@ fn builtin_kinds() -> KindTable {
             kind_schema(vec![
                 (
                     "spec",
-                    templated_spec(vec![("strategy", retain_keys_obj())]),
+                    templated_spec(vec![("strategy", value_struct(retain_keys_obj()))]),
                 ),
                 ("status", conditions_status()),
             ]),
@@ -296,10 +391,10 @@ fn builtin_kinds() -> KindTable {
                 "spec",
                 obj(node(vec![(
                     "jobTemplate",
-                    obj(node(vec![
+                    value_struct(obj(node(vec![
                         ("metadata", object_meta()),
-                        ("spec", templated_spec(vec![])),
-                    ])),
+                        ("spec", value_struct(templated_spec(vec![]))),
+                    ]))),
                 )])),
             )]),
         ),
@@ -382,12 +477,31 @@ fn builtin_kinds() -> KindTable {
         ));
     }
 
+    // Kinds with only atomic references or selectors besides metadata.
+    kinds.push((
+        "v1",
+        "Event",
+        kind_schema(vec![("involvedObject", atomic_obj())]),
+    ));
+    kinds.push((
+        "events.k8s.io/v1",
+        "Event",
+        kind_schema(vec![("regarding", atomic_obj()), ("related", atomic_obj())]),
+    ));
+    kinds.push((
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        kind_schema(vec![(
+            "spec",
+            obj(node(vec![("podSelector", atomic_obj())])),
+        )]),
+    ));
+
     // Kinds whose only tagged fields are in metadata.
     for (api_version, kind) in [
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Endpoints"),
-        ("v1", "Event"),
         ("v1", "LimitRange"),
         ("v1", "ResourceQuota"),
         ("v1", "PersistentVolume"),
@@ -398,8 +512,6 @@ fn builtin_kinds() -> KindTable {
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
         ("coordination.k8s.io/v1", "Lease"),
         ("discovery.k8s.io/v1", "EndpointSlice"),
-        ("events.k8s.io/v1", "Event"),
-        ("networking.k8s.io/v1", "NetworkPolicy"),
         ("networking.k8s.io/v1", "Ingress"),
         ("networking.k8s.io/v1", "IngressClass"),
         ("networking.k8s.io/v1", "IPAddress"),

@@ -236,3 +236,178 @@ fn invalid_status_shape() {
     );
     assert_eq!(go_quote("a\"b\\\u{1}"), r#""a\"b\\\x01""#);
 }
+
+#[test]
+fn config_maps_and_secrets() {
+    let meta = json!({"name": "c", "namespace": "d"});
+    check_errors(
+        validate_config_map(
+            &json!({"metadata": meta, "data": {"": "x", "..a": "y", "ok.key": "z", "both": "1"},
+            "binaryData": {"both": "AA==", "bad/key": "AA=="}}),
+        ),
+        expect![[r#"
+            FieldValueInvalid data[]: Invalid value: "": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')
+            FieldValueInvalid data[..a]: Invalid value: "..a": must not start with '..'
+            FieldValueInvalid data[both]: Invalid value: "both": duplicate of key present in binaryData
+            FieldValueInvalid binaryData[bad/key]: Invalid value: "bad/key": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"#]],
+    );
+    let big = "x".repeat(MAX_DATA_SIZE + 1);
+    check_errors(
+        validate_config_map(&json!({"metadata": meta, "data": {"k": big}})),
+        expect![[r#"FieldValueTooLong : Too long: may not be more than 1048576 bytes"#]],
+    );
+    let old = json!({"metadata": meta, "immutable": true, "data": {"k": "1"}});
+    check_errors(
+        validate_config_map_update(
+            &old,
+            &json!({"metadata": meta, "immutable": false, "data": {"k": "2"}}),
+        ),
+        expect![[r#"
+            FieldValueForbidden immutable: Forbidden: field is immutable when `immutable` is set
+            FieldValueForbidden data: Forbidden: field is immutable when `immutable` is set"#]],
+    );
+    check_errors(
+        validate_config_map_update(
+            &old,
+            &json!({"metadata": meta, "immutable": true, "data": {"k": "1"}}),
+        ),
+        expect!["ok"],
+    );
+    check_errors(
+        validate_secret(
+            &json!({"metadata": meta, "type": "kubernetes.io/tls", "data": {"tls.crt": "AA=="}}),
+        ),
+        expect!["FieldValueRequired data[tls.key]: Required value"],
+    );
+    check_errors(
+        validate_secret_update(
+            &json!({"metadata": meta, "type": "Opaque", "immutable": true, "data": {"a": "AA=="}}),
+            &json!({"metadata": meta, "type": "kubernetes.io/tls", "immutable": true, "data": {"a": "AQ=="}}),
+        ),
+        expect![[r#"
+            FieldValueInvalid type: Invalid value: "kubernetes.io/tls": field is immutable
+            FieldValueForbidden data: Forbidden: field is immutable when `immutable` is set
+            FieldValueRequired data[tls.crt]: Required value
+            FieldValueRequired data[tls.key]: Required value"#]],
+    );
+}
+
+#[test]
+fn metadata_updates() {
+    check_errors(
+        validate_object_meta_update(
+            &json!({"name": "a", "namespace": "d", "uid": "1", "generation": 3,
+                    "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["x"]}),
+            &json!({"name": "b", "namespace": "d", "uid": "1", "generation": 2,
+                    "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["x", "z", "y"]}),
+        ),
+        expect![[r#"
+            FieldValueForbidden metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"y", "z"}
+            FieldValueInvalid metadata.generation: Invalid value: 2: must not be decremented
+            FieldValueInvalid metadata.name: Invalid value: "b": field is immutable"#]],
+    );
+}
+
+#[test]
+fn workloads_and_pods() {
+    let pod_spec = json!({"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+        "containers": [{"name": "web", "image": "nginx"}]});
+    check_errors(
+        validate_workload_spec(
+            "Deployment",
+            &json!({"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}}),
+        ),
+        expect!["ok"],
+    );
+    check_errors(
+        validate_workload_spec(
+            "ReplicaSet",
+            &json!({"template": {"metadata": {"labels": {"app": "frontend"}}, "spec": pod_spec}}),
+        ),
+        expect!["FieldValueRequired spec.selector: Required value"],
+    );
+    check_errors(
+        validate_workload_spec(
+            "Deployment",
+            &json!({"replicas": -1, "selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "b"}},
+                "spec": {"restartPolicy": "Never", "dnsPolicy": "Sometimes",
+                         "containers": [{"name": "Web", "image": ""}, {"name": "x"}, {"name": "x", "image": "i"}, {}]}}}),
+        ),
+        expect![[r#"
+            FieldValueInvalid spec.replicas: Invalid value: -1: must be greater than or equal to 0
+            FieldValueInvalid spec.template.metadata.labels: Invalid value: {"app":"b"}: `selector` does not match template `labels`
+            FieldValueInvalid spec.template.spec.containers[0].name: Invalid value: "Web": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')
+            FieldValueRequired spec.template.spec.containers[0].image: Required value
+            FieldValueRequired spec.template.spec.containers[1].image: Required value
+            FieldValueDuplicate spec.template.spec.containers[2].name: Duplicate value: "x"
+            FieldValueRequired spec.template.spec.containers[3].name: Required value
+            FieldValueRequired spec.template.spec.containers[3].image: Required value
+            FieldValueNotSupported spec.template.spec.dnsPolicy: Unsupported value: "Sometimes": supported values: "ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"
+            FieldValueNotSupported spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#]],
+    );
+    check_errors(
+        validate_workload_spec(
+            "StatefulSet",
+            &json!({"selector": {}, "template": {"spec": pod_spec}}),
+        ),
+        expect![[
+            r#"FieldValueInvalid spec.selector: Invalid value: {}: empty selector is invalid for statefulset"#
+        ]],
+    );
+    check_errors(
+        validate_pod_spec(
+            &json!({"restartPolicy": "Sometimes", "dnsPolicy": "ClusterFirst"}),
+            "spec",
+        ),
+        expect![[r#"
+            FieldValueRequired spec.containers: Required value
+            FieldValueNotSupported spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#]],
+    );
+    check_errors(
+        validate_label_selector(
+            &json!({"matchLabels": {"ok": "-bad"}, "matchExpressions": [
+                {"key": "a", "operator": "In"}, {"key": "b", "operator": "Exists", "values": ["x"]},
+                {"key": "c", "operator": "Like", "values": ["x"]}]}),
+            "spec.selector",
+        ),
+        expect![[r#"
+            FieldValueInvalid spec.selector.matchLabels: Invalid value: "-bad": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')
+            FieldValueRequired spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'
+            FieldValueForbidden spec.selector.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'
+            FieldValueInvalid spec.selector.matchExpressions[2].operator: Invalid value: "Like": not a valid selector operator"#]],
+    );
+}
+
+#[test]
+fn name_rules_by_kind() {
+    let cases = [
+        ("v1", "Namespace", "a.b"),
+        ("v1", "Service", "1svc"),
+        ("apps/v1", "StatefulSet", "web.v2"),
+        ("apps/v1", "Deployment", "web.v2"),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "system:controller:x",
+        ),
+        ("rbac.authorization.k8s.io/v1", "Role", "a/b%c"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", ".."),
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(|(v, k, n)| format!("{k} {n:?}: {:?}", NameRule::for_kind(v, k).check(n, false)))
+        .collect();
+    expect![[r#"
+        Namespace "a.b": ["must not contain dots"]
+        Service "1svc": ["a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]
+        StatefulSet "web.v2": ["must not contain dots"]
+        Deployment "web.v2": []
+        ClusterRole "system:controller:x": []
+        Role "a/b%c": ["may not contain '/'", "may not contain '%'"]
+        RoleBinding "..": ["may not be '..'"]"#]].assert_eq(&out.join("\n"));
+    // A generateName prefix may end with '-', even after a multi-byte char.
+    assert!(NameRule::Dns1123Subdomain.check("web-", true).is_empty());
+    assert_eq!(NameRule::Dns1123Subdomain.check("\u{e9}-", true).len(), 1);
+}

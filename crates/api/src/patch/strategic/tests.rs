@@ -411,7 +411,7 @@ fn malformed_patches_are_errors() {
         "Pod",
         live,
         r#"{"spec":"#,
-        expect![[r#"400 BadRequest: EOF while parsing a value at line 1 column 8"#]],
+        expect!["400 BadRequest: unexpected end of JSON input"],
     );
 }
 
