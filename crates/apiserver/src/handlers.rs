@@ -87,7 +87,7 @@ fn not_found(req: &ResourceRequest) -> ApiError {
     )
 }
 
-fn dry_run(req: &ResourceRequest) -> ApiResult<bool> {
+pub(crate) fn dry_run(req: &ResourceRequest) -> ApiResult<bool> {
     match req.query.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
@@ -335,10 +335,25 @@ async fn create(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> ApiResult<Reply> {
-    let resource = &req.resource;
     let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
-    let (mut object, unknown) = decode_body_checked(headers, body)?;
-    let mut warnings = unknown_field_warnings(unknown, validation)?;
+    let (object, unknown) = decode_body_checked(headers, body)?;
+    let warnings = unknown_field_warnings(unknown, validation)?;
+    let manager = crate::apply::field_manager(req, headers)?;
+    create_object(api, req, object, validation, warnings, &manager).await
+}
+
+/// The create path after decoding (also used by server-side apply of a new
+/// object): type and metadata checks, defaulting, validation, system
+/// fields, managed fields, then a create-if-absent in the store.
+pub(crate) async fn create_object(
+    api: &Api,
+    req: &ResourceRequest,
+    mut object: Value,
+    validation: FieldValidation,
+    mut warnings: Vec<String>,
+    manager: &str,
+) -> ApiResult<Reply> {
+    let resource = &req.resource;
     objects::check_type_meta(resource, &mut object)?;
     objects::check_namespace(resource, &mut object, req.namespace.as_deref())?;
     objects::generate_name(&mut object);
@@ -365,6 +380,13 @@ async fn create(
         ));
     }
     objects::initialize(resource, &mut object);
+    crate::apply::record(
+        resource,
+        &Value::Object(Default::default()),
+        &mut object,
+        manager,
+        "",
+    );
     let key = resource.key(req.namespace.as_deref(), &name);
     if dry_run(req)? {
         if api.store.get(&key).await?.is_some() {
@@ -509,12 +531,13 @@ fn pod_awaits_node(object: &Value) -> bool {
 
 /// Applies a full new object from the client onto `current` by the rules of
 /// the main resource or of the status subresource.
-fn merge_update(
+pub(crate) fn merge_update(
     req: &ResourceRequest,
     current: &Value,
     mut new: Value,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: Option<&str>,
 ) -> ApiResult<Value> {
     let resource = &req.resource;
     objects::check_type_meta(resource, &mut new)?;
@@ -573,6 +596,10 @@ fn merge_update(
         ));
     }
     objects::preserve_on_update(resource, current, &mut merged);
+    if let Some(manager) = manager {
+        let subresource = req.subresource.as_deref().unwrap_or("");
+        crate::apply::record(resource, current, &mut merged, manager, subresource);
+    }
     Ok(merged)
 }
 
@@ -604,8 +631,16 @@ async fn update(
         return Ok(Reply::ok(to_scale(&req.resource, &updated)?));
     }
     let pinned = pinned_version(&body);
+    let manager = crate::apply::field_manager(req, headers)?;
     let updated = guaranteed_update(api, req, pinned, |current| {
-        merge_update(req, &current, body.clone(), validation, &mut warnings)
+        merge_update(
+            req,
+            &current,
+            body.clone(),
+            validation,
+            &mut warnings,
+            Some(&manager),
+        )
     })
     .await?;
     Ok(Reply {
@@ -626,6 +661,10 @@ async fn patch(
     };
     let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
     let media = content_type(headers);
+    if media == "application/apply-patch+yaml" {
+        return crate::apply::server_side_apply(api, req, body, validation).await;
+    }
+    let manager = crate::apply::field_manager(req, headers)?;
     let resource = req.resource.clone();
     let patch_fn = |target: &Value| -> ApiResult<Value> {
         let result = match media.as_str() {
@@ -643,8 +682,8 @@ async fn patch(
                 apply_strategic_merge_patch(target, body, schema)
             }
             "application/apply-patch+yaml" => {
-                return Err(ApiError::unsupported_media_type(
-                    "application/apply-patch+yaml",
+                return Err(ApiError::internal(
+                    "server-side apply reached the merge-patch path",
                 ));
             }
             other => return Err(ApiError::unsupported_media_type(other)),
@@ -674,7 +713,14 @@ async fn patch(
         .and_then(pinned_version);
     let updated = guaranteed_update(api, req, pinned, |current| {
         let patched = patch_fn(&current)?;
-        merge_update(req, &current, patched, validation, &mut warnings)
+        merge_update(
+            req,
+            &current,
+            patched,
+            validation,
+            &mut warnings,
+            Some(&manager),
+        )
     })
     .await?;
     Ok(Reply {

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 mod auth;
 mod defaults;
 mod discovery;

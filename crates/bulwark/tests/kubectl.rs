@@ -652,3 +652,56 @@ fn edit_explain_and_strict_field_validation() {
         "{warning}"
     );
 }
+
+#[test]
+fn server_side_apply_conflicts_and_force() {
+    let c = Cluster::start();
+    let out = c.with_manifest(&["apply", "--server-side"], DEPLOYMENT);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    // Another manager takes a field the applied configuration also sets.
+    c.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "--field-manager=tuner",
+        "-p",
+        r#"{"spec":{"replicas":4}}"#,
+    ]);
+    let path = c.dir.path().join("ssa.yaml");
+    std::fs::write(&path, DEPLOYMENT.replace("replicas: 2", "replicas: 3")).unwrap();
+    let err = c.fails(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
+    assert!(err.contains("Apply failed with 1 conflict"), "{err}");
+    assert!(
+        err.contains("conflict with \"tuner\"") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "4",
+        "nothing changed"
+    );
+    c.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    let managers = c.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}:{.operation} {end}",
+    ]);
+    assert!(managers.contains("kubectl:Apply"), "{managers}");
+}
