@@ -240,9 +240,9 @@ async fn route(
         Ok(target) => target,
         Err(err) => return (err.into_response(), "", String::new()),
     };
-    let body = match axum::body::to_bytes(body, request::MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
+    let body = match read_body(body).await {
+        Some(body) => body,
+        None => {
             return (
                 ApiError::too_large("Request entity too large: limit is 3145728").into_response(),
                 "",
@@ -291,6 +291,28 @@ async fn resource_request(
         _ => reply.body,
     };
     Ok(json_response(reply.code, &body, &reply.warnings))
+}
+
+/// Reads a request body up to the limit. Past it, reads on (discarding, up
+/// to a few times the limit) so the client can read the 413 that follows,
+/// then gives up (the connection then closes).
+async fn read_body(body: Body) -> Option<bytes::Bytes> {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return None };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= request::MAX_BODY_BYTES {
+                buffer.extend_from_slice(&data);
+            } else if seen > 4 * request::MAX_BODY_BYTES {
+                return None;
+            }
+        }
+    }
+    (seen <= request::MAX_BODY_BYTES).then(|| buffer.freeze())
 }
 
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {

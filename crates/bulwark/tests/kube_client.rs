@@ -4,99 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // harness code outside #[test] fns: a panic is the failure report
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-
-struct Server {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("bulwark-kube-")
-            .tempdir()
-            .unwrap();
-        let port = bulwark_testkit::free_loopback_port().unwrap();
-        let mut server = Server {
-            child: None,
-            dir,
-            port,
-        };
-        server.spawn();
-        server
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["server", "--port", &self.port.to_string(), "--data-dir"])
-            .arg(self.data())
-            .env(
-                "RUST_LOG",
-                std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn client(&self) -> kube::Client {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(config) =
-                kube::config::Kubeconfig::read_from(self.data().join("admin.kubeconfig"))
-            {
-                let options = kube::config::KubeConfigOptions::default();
-                if let Ok(config) = kube::Config::from_custom_kubeconfig(config, &options).await {
-                    let client = kube::Client::try_from(config).unwrap();
-                    if client.apiserver_version().await.is_ok() {
-                        return client;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "the server never answered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            eprintln!("--- server log ---\n{log}");
-        }
-        self.kill();
-    }
-}
+use support::Server;
 
 fn config_map(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({

@@ -1,0 +1,350 @@
+//! End-to-end API semantics through kube-rs, as the upstream conformance
+//! tests check them: finalizers and graceful deletion, status
+//! subresources, generation, immutability, namespaces, dry run, watches
+//! with selectors and in concurrent order, and the error statuses.
+
+#![allow(clippy::unwrap_used)] // harness code outside #[test] fns: a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+use support::Server;
+
+fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+fn status_of<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn finalizers_hold_a_deletion_until_removed() {
+    let server = Server::start();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client().await);
+    let held = from(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}));
+    api.create(&PostParams::default(), &held).await.unwrap();
+    api.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = api.get("held").await.unwrap();
+    assert!(
+        marked.metadata.deletion_timestamp.is_some(),
+        "marked, not removed"
+    );
+    // While it is being deleted, the finalizer list may only shrink to done.
+    let patch = json!({"metadata": {"finalizers": null}});
+    api.patch("held", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(api.get("held").await).code,
+        404,
+        "gone once the finalizer is removed"
+    );
+}
+
+#[tokio::test]
+async fn bound_pods_are_deleted_gracefully() {
+    let server = Server::start();
+    let api: Api<Pod> = Api::default_namespaced(server.client().await);
+    let pod = from(json!({"metadata": {"name": "p"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox"}]}}));
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    api.delete("p", &DeleteParams::default()).await.unwrap();
+    let terminating = api.get("p").await.unwrap();
+    assert_eq!(
+        terminating.metadata.deletion_grace_period_seconds,
+        Some(30),
+        "the pod's own grace"
+    );
+    // A node agent (or a forced delete) finishes it.
+    api.delete(
+        "p",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status_of(api.get("p").await).code, 404);
+    // Unbound pods go at once.
+    let pod = from(
+        json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    api.delete("q", &DeleteParams::default()).await.unwrap();
+    assert_eq!(status_of(api.get("q").await).code, 404);
+}
+
+#[tokio::test]
+async fn status_and_spec_are_written_apart_and_generation_follows_spec() {
+    let server = Server::start();
+    let api: Api<Deployment> = Api::default_namespaced(server.client().await);
+    let deployment = from(json!({"metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}));
+    let created = api
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // The main resource ignores status.
+    let patch = json!({"status": {"replicas": 7}, "metadata": {"labels": {"x": "y"}}});
+    let labelled = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(labelled.status.and_then(|s| s.replicas), None);
+    assert_eq!(
+        labelled.metadata.generation,
+        Some(1),
+        "metadata changes keep the generation"
+    );
+    // The status subresource writes only status.
+    let patch =
+        json!({"status": {"replicas": 7, "observedGeneration": 1}, "spec": {"replicas": 9}});
+    let status = api
+        .patch_status("d", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(status.status.unwrap().replicas, Some(7));
+    assert_eq!(
+        status.spec.unwrap().replicas,
+        Some(1),
+        "spec untouched through /status"
+    );
+    let patch = json!({"spec": {"replicas": 3}});
+    let scaled = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(
+        scaled.metadata.generation,
+        Some(2),
+        "spec changes bump the generation"
+    );
+}
+
+#[tokio::test]
+async fn immutable_config_maps_keep_their_data() {
+    let server = Server::start();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client().await);
+    let cm = from(json!({"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": true}));
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let patch = json!({"data": {"a": "2"}});
+    let status = status_of(
+        api.patch("frozen", &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("field is immutable when `immutable` is set"),
+        "{}",
+        status.message
+    );
+    // Labels may still change.
+    let patch = json!({"metadata": {"labels": {"ok": "yes"}}});
+    api.patch("frozen", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn namespaces_must_exist_and_dry_runs_write_nothing() {
+    let server = Server::start();
+    let client = server.client().await;
+    let missing: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");
+    let cm: ConfigMap = from(json!({"metadata": {"name": "a"}}));
+    let status = status_of(missing.create(&PostParams::default(), &cm).await);
+    assert_eq!(status.code, 404);
+    assert_eq!(status.message, "namespaces \"nope\" not found");
+
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = api.create(&dry, &cm).await.unwrap();
+    assert_eq!(answered.metadata.name.as_deref(), Some("a"));
+    assert_eq!(
+        status_of(api.get("a").await).code,
+        404,
+        "a dry run stores nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_with_a_selector_sees_objects_leave_it() {
+    let server = Server::start();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client().await);
+    let params = WatchParams::default().labels("team=a").timeout(10);
+    let mut stream = api.watch(&params, "0").await.unwrap().boxed();
+    let cm = from(json!({"metadata": {"name": "m", "labels": {"team": "a"}}}));
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let patch = json!({"metadata": {"labels": {"team": "b"}}});
+    api.patch("m", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Added(_)))) => kinds.push("ADDED"),
+            Ok(Ok(Some(WatchEvent::Deleted(cm)))) => {
+                assert_eq!(
+                    cm.metadata.labels.unwrap()["team"],
+                    "b",
+                    "the object as it left"
+                );
+                kinds.push("DELETED");
+            }
+            Ok(Ok(Some(WatchEvent::Bookmark(_)))) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(kinds, ["ADDED", "DELETED"]);
+}
+
+#[tokio::test]
+async fn concurrent_watchers_see_the_same_order() {
+    let server = Server::start();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client().await);
+    let start = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut watchers = Vec::new();
+    for _ in 0..3 {
+        let stream = api
+            .watch(&WatchParams::default().timeout(20), &start)
+            .await
+            .unwrap();
+        watchers.push(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut seen = Vec::new();
+            while seen.len() < 30 {
+                if let Some(Ok(
+                    WatchEvent::Added(cm) | WatchEvent::Modified(cm) | WatchEvent::Deleted(cm),
+                )) = stream.next().await
+                {
+                    seen.push(cm.metadata.resource_version.unwrap());
+                }
+            }
+            seen
+        }));
+    }
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for i in 0..5 {
+                    let name = format!("w{w}-{i}");
+                    let cm: ConfigMap = from(json!({"metadata": {"name": name}}));
+                    api.create(&PostParams::default(), &cm).await.unwrap();
+                    api.delete(&name, &DeleteParams::default()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut orders = Vec::new();
+    for watcher in watchers {
+        orders.push(
+            tokio::time::timeout(Duration::from_secs(20), watcher)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert!(orders.windows(2).all(|w| w[0] == w[1]), "{orders:?}");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_upstream_statuses() {
+    let server = Server::start();
+    let client = server.client().await;
+    let request = |method: &str, uri: &str, content_type: &str, body: Vec<u8>| {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Content-Type", content_type)
+            .body(body)
+            .unwrap()
+    };
+    let path = "/api/v1/namespaces/default/configmaps";
+    let status = status_of(
+        client
+            .request_text(request(
+                "POST",
+                path,
+                "application/json",
+                b"{not json".to_vec(),
+            ))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
+    let status = status_of(
+        client
+            .request_text(request("POST", path, "text/csv", b"a,b".to_vec()))
+            .await,
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (415, "UnsupportedMediaType")
+    );
+    let big = format!(
+        r#"{{"metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
+        "x".repeat(4 * 1024 * 1024)
+    );
+    let status = status_of(
+        client
+            .request_text(request("POST", path, "application/json", big.into_bytes()))
+            .await,
+    );
+    assert_eq!(status.code, 413);
+    let status = status_of(
+        client
+            .request_text(request("PUT", path, "application/json", b"{}".to_vec()))
+            .await,
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (405, "MethodNotAllowed")
+    );
+    let status = status_of(
+        client
+            .request_text(request(
+                "GET",
+                "/api/v1/frobs",
+                "application/json",
+                Vec::new(),
+            ))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    // Nothing half-written, and the server still serves.
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
