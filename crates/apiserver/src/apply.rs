@@ -171,5 +171,6 @@ pub(crate) async fn server_side_apply(
         code: 200,
         body: updated,
         warnings,
+        list: None,
     })
 }

@@ -27,14 +27,70 @@ pub(crate) struct Reply {
     pub body: Value,
     /// Warnings for the `Warning` header.
     pub warnings: Vec<String>,
+    /// A list, already serialized (then `body` is `Null`).
+    pub(crate) list: Option<Listed>,
+}
+
+/// A list answer: its metadata and each item already serialized (kind and
+/// apiVersion dropped, resourceVersion stamped), so large lists are written
+/// without building one big value.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    /// `ListMeta`.
+    pub(crate) metadata: Value,
+    /// The items' JSON.
+    pub(crate) items: Vec<Bytes>,
+}
+
+impl Listed {
+    /// The `<Kind>List` JSON.
+    pub(crate) fn to_json(&self, resource: &ResourceType) -> Bytes {
+        let size: usize = self.items.iter().map(|i| i.len() + 1).sum();
+        let mut out = Vec::with_capacity(size + 256);
+        out.extend_from_slice(
+            format!(
+                r#"{{"kind":"{}List","apiVersion":"{}","metadata":{},"items":["#,
+                resource.kind,
+                resource.api_version(),
+                self.metadata
+            )
+            .as_bytes(),
+        );
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        out.extend_from_slice(b"]}");
+        Bytes::from(out)
+    }
+
+    /// The items decoded (for Tables and deletecollection).
+    pub(crate) fn values(&self) -> ApiResult<Vec<Value>> {
+        self.items
+            .iter()
+            .map(|i| serde_json::from_slice(i).map_err(ApiError::internal))
+            .collect()
+    }
 }
 
 impl Reply {
+    fn listed(listed: Listed) -> Self {
+        Reply {
+            code: 200,
+            body: Value::Null,
+            warnings: Vec::new(),
+            list: Some(listed),
+        }
+    }
+
     fn ok(body: Value) -> Self {
         Reply {
             code: 200,
             body,
             warnings: Vec::new(),
+            list: None,
         }
     }
 }
@@ -57,7 +113,7 @@ pub(crate) async fn handle(
     match (req.verb, req.subresource.as_deref()) {
         (Verb::Get, None | Some("status")) => get(api, req).await.map(Reply::ok),
         (Verb::Get, Some("scale")) => to_scale(&req.resource, &get(api, req).await?).map(Reply::ok),
-        (Verb::List, _) => list(api, req).await.map(Reply::ok),
+        (Verb::List, _) => list(api, req).await.map(Reply::listed),
         (Verb::Create, None) => create(api, req, headers, body).await,
         (Verb::Create, Some("binding")) => bind(api, req, headers, body).await,
         (Verb::Create, Some("eviction")) => evict(api, req).await,
@@ -201,7 +257,7 @@ fn parse_continue(token: &str, prefix: &str) -> ApiResult<(i64, String)> {
     Ok((rev, start))
 }
 
-async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
+async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Listed> {
     let selectors = Selectors::from_request(req)?;
     let prefix = list_prefix(req);
     let any_version = req.query.get("resourceVersion").map(String::as_str) == Some("0");
@@ -210,16 +266,15 @@ async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
         // resourceVersion=0: any recent state will do; the watch cache has it.
         let cache = api.caches.get(&req.resource).await?;
         let (objects, revision) = cache.snapshot(&prefix);
-        let items: Vec<Value> = objects
+        let items: Vec<Bytes> = objects
             .iter()
-            .filter(|o| selectors.matches(&req.resource, o))
-            .map(|o| (**o).clone())
+            .filter(|o| selectors.is_empty() || selectors.matches(&req.resource, &o.value))
+            .map(|o| o.list_item())
             .collect();
-        return Ok(list_body(
-            &req.resource,
+        return Ok(Listed {
+            metadata: json!({"resourceVersion": revision.to_string()}),
             items,
-            json!({"resourceVersion": revision.to_string()}),
-        ));
+        });
     }
     let limit: usize = match req.query.get("limit").map(|l| l.parse::<i64>()) {
         None => 0,
@@ -259,10 +314,17 @@ async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
         let mut last_key = None;
         let page_len = page.kvs.len();
         for (i, kv) in page.kvs.iter().enumerate() {
-            let object = decode_stored(&kv.value, kv.mod_revision)?;
             last_key = Some(kv.key.clone());
-            if selectors.matches(&req.resource, &object) {
-                items.push(object);
+            if selectors.is_empty() {
+                let item = objects::list_item_json(&kv.value, kv.mod_revision).map_err(|err| {
+                    ApiError::internal(format!("stored object does not decode: {err}"))
+                })?;
+                items.push(item);
+            } else {
+                let object = decode_stored(&kv.value, kv.mod_revision)?;
+                if selectors.matches(&req.resource, &object) {
+                    items.push(objects::value_list_item(&object));
+                }
             }
             if limit > 0 && items.len() == limit {
                 let more_here = i + 1 < page_len;
@@ -288,23 +350,7 @@ async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
             metadata["remainingItemCount"] = json!(remaining);
         }
     }
-    Ok(list_body(&req.resource, items, metadata))
-}
-
-/// A `<Kind>List`; items carry no kind/apiVersion, as upstream sends them.
-fn list_body(resource: &ResourceType, mut items: Vec<Value>, metadata: Value) -> Value {
-    for item in &mut items {
-        if let Some(map) = item.as_object_mut() {
-            map.remove("apiVersion");
-            map.remove("kind");
-        }
-    }
-    json!({
-        "kind": format!("{}List", resource.kind),
-        "apiVersion": resource.api_version(),
-        "metadata": metadata,
-        "items": items,
-    })
+    Ok(Listed { metadata, items })
 }
 
 /// Refuses creates in a namespace that is missing or terminating.
@@ -400,6 +446,7 @@ pub(crate) async fn create_object(
             code: 201,
             body: object,
             warnings,
+            list: None,
         });
     }
     match api
@@ -413,6 +460,7 @@ pub(crate) async fn create_object(
                 code: 201,
                 body: object,
                 warnings,
+                list: None,
             })
         }
         WriteOutcome::Failed { .. } => Err(ApiError::already_exists(
@@ -647,6 +695,7 @@ async fn update(
         code: 200,
         body: updated,
         warnings,
+        list: None,
     })
 }
 
@@ -727,6 +776,7 @@ async fn patch(
         code: 200,
         body: updated,
         warnings,
+        list: None,
     })
 }
 
@@ -891,7 +941,7 @@ async fn delete_collection(
 ) -> ApiResult<Value> {
     let listed = list(api, req).await?;
     let mut deleted = Vec::new();
-    for item in listed["items"].as_array().cloned().unwrap_or_default() {
+    for item in listed.values()? {
         let Some(name) = objects::object_name(&item) else {
             continue;
         };
@@ -902,6 +952,12 @@ async fn delete_collection(
             Ok(object) => deleted.push(object),
             Err(err) if err.code == 404 => {}
             Err(err) => return Err(err),
+        }
+    }
+    for item in &mut deleted {
+        if let Some(map) = item.as_object_mut() {
+            map.remove("apiVersion");
+            map.remove("kind");
         }
     }
     Ok(json!({
@@ -999,6 +1055,7 @@ async fn bind(
         code: 201,
         body: success_status(),
         warnings: Vec::new(),
+        list: None,
     })
 }
 
@@ -1013,5 +1070,6 @@ async fn evict(api: &Api, req: &ResourceRequest) -> ApiResult<Reply> {
         code: 201,
         body: success_status(),
         warnings: Vec::new(),
+        list: None,
     })
 }

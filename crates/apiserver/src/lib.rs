@@ -279,11 +279,19 @@ async fn resource_request(
         return watch::serve(&server.api.caches, req, representation).await;
     }
     let reply = handlers::handle(&server.api, req, headers, body).await?;
-    let body = match (representation, req.verb) {
-        (Representation::Table, Verb::List) => {
-            let items = reply.body["items"].as_array().cloned().unwrap_or_default();
-            table::table(&req.resource, &items, reply.body["metadata"].clone(), true)
+    if let Some(listed) = &reply.list {
+        if representation == Representation::Table {
+            let items = listed.values()?;
+            let table = table::table(&req.resource, &items, listed.metadata.clone(), true);
+            return Ok(json_response(reply.code, &table, &reply.warnings));
         }
+        return Ok(Response::builder()
+            .status(reply.code)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(listed.to_json(&req.resource)))
+            .unwrap_or_else(|_| ApiError::internal("building a response").into_response()));
+    }
+    let body = match (representation, req.verb) {
         (Representation::Table, Verb::Get) if req.subresource.is_none() => {
             let meta = json!({"resourceVersion": reply.body.pointer("/metadata/resourceVersion")});
             table::table(&req.resource, std::slice::from_ref(&reply.body), meta, true)

@@ -316,3 +316,56 @@ pub(crate) fn check_immutable(resource: &ResourceType, old: &Value, new: &Value)
         ))
     }
 }
+
+/// A stored object as a list item: `resourceVersion` stamped, `kind` and
+/// `apiVersion` dropped (as upstream lists items), without decoding more
+/// than the top level and `metadata`.
+pub(crate) fn list_item_json(
+    stored: &[u8],
+    revision: i64,
+) -> Result<bytes::Bytes, serde_json::Error> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let mut top: BTreeMap<&str, &RawValue> = serde_json::from_slice(stored)?;
+    top.remove("apiVersion");
+    top.remove("kind");
+    let mut meta: BTreeMap<&str, &RawValue> = match top.get("metadata") {
+        Some(raw) => serde_json::from_str(raw.get())?,
+        None => BTreeMap::new(),
+    };
+    let rv = RawValue::from_string(format!("\"{revision}\""))?;
+    meta.insert("resourceVersion", &rv);
+    let meta = RawValue::from_string(serde_json::to_string(&meta)?)?;
+    top.insert("metadata", &meta);
+    serde_json::to_vec(&top).map(bytes::Bytes::from)
+}
+
+/// An object (already stamped) as a list item.
+pub(crate) fn value_list_item(object: &Value) -> bytes::Bytes {
+    let mut item = object.clone();
+    if let Some(map) = item.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    bytes::Bytes::from(serde_json::to_vec(&item).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_are_stamped_and_untyped_without_full_decoding() {
+        let stored = br#"{"apiVersion":"v1","data":{"a":"b"},"kind":"ConfigMap","metadata":{"name":"c","uid":"u"}}"#;
+        let item = list_item_json(stored, 42).unwrap();
+        let value: Value = serde_json::from_slice(&item).unwrap();
+        assert_eq!(
+            value,
+            json!({"data": {"a": "b"}, "metadata": {"name": "c", "uid": "u", "resourceVersion": "42"}})
+        );
+        assert_eq!(
+            value_list_item(&json!({"kind": "X", "apiVersion": "v1", "metadata": {}})),
+            "{\"metadata\":{}}"
+        );
+    }
+}

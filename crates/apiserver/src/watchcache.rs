@@ -79,8 +79,31 @@ pub(crate) fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// One object in the cache, with its list-item JSON made at most once.
+pub(crate) struct Cached {
+    /// The object, resourceVersion stamped.
+    pub(crate) value: Arc<Value>,
+    item: OnceLock<Bytes>,
+}
+
+impl Cached {
+    fn new(value: Arc<Value>) -> Arc<Self> {
+        Arc::new(Cached {
+            value,
+            item: OnceLock::new(),
+        })
+    }
+
+    /// The object as a list item (no kind/apiVersion).
+    pub(crate) fn list_item(&self) -> Bytes {
+        self.item
+            .get_or_init(|| crate::objects::value_list_item(&self.value))
+            .clone()
+    }
+}
+
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<Cached>>,
     revision: i64,
     window: VecDeque<Arc<CacheEvent>>,
     /// Watches from a resourceVersion below this cannot be served.
@@ -136,12 +159,12 @@ impl Cache {
                     .objects
                     .range(prefix.to_owned()..)
                     .take_while(|(key, _)| key.starts_with(prefix))
-                    .map(|(key, object)| {
+                    .map(|(key, cached)| {
                         Arc::new(CacheEvent {
                             kind: WatchType::Added,
-                            object: object.clone(),
+                            object: cached.value.clone(),
                             prev: None,
-                            revision: resource_version(object),
+                            revision: resource_version(&cached.value),
                             key: key.clone(),
                             line: OnceLock::new(),
                         })
@@ -176,7 +199,7 @@ impl Cache {
     }
 
     /// The objects under `prefix` now, and the cache's revision.
-    pub(crate) fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+    pub(crate) fn snapshot(&self, prefix: &str) -> (Vec<Arc<Cached>>, i64) {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let objects = state
             .objects
@@ -258,7 +281,7 @@ async fn relist(store: &dyn Store, cache: &Cache, prefix: &str) -> ApiResult<i64
     for kv in &page.kvs {
         objects.insert(
             kv.key.clone(),
-            Arc::new(decode_stored(&kv.value, kv.mod_revision)?),
+            Cached::new(Arc::new(decode_stored(&kv.value, kv.mod_revision)?)),
         );
     }
     let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
@@ -314,7 +337,7 @@ fn apply(cache: &Cache, event: bulwark_store::Event) {
     let revision = event.revision();
     let key = event.kv.key.clone();
     let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
-    let prev = state.objects.get(&key).cloned();
+    let prev = state.objects.get(&key).map(|cached| cached.value.clone());
     let (kind, object) = match event.kind {
         EventKind::Put => {
             let Ok(object) = decode_stored(&event.kv.value, revision) else {
@@ -322,7 +345,9 @@ fn apply(cache: &Cache, event: bulwark_store::Event) {
                 return;
             };
             let object = Arc::new(object);
-            state.objects.insert(key.clone(), object.clone());
+            state
+                .objects
+                .insert(key.clone(), Cached::new(object.clone()));
             let kind = if prev.is_some() {
                 WatchType::Modified
             } else {

@@ -49,6 +49,19 @@ struct ServerArgs {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// The API server over TLS with kube-rs clients: creates, LIST, watch
+    /// delivery, memory.
+    Api {
+        /// Pods created by 64 clients, then listed.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Concurrent watchers.
+        #[arg(long, default_value_t = 1_000)]
+        watchers: usize,
+        /// Pods created while the watchers watch.
+        #[arg(long, default_value_t = 100)]
+        watch_events: usize,
+    },
     /// The cluster store: embedded SQLite (both durabilities) against a real
     /// etcd started on loopback (needs Debian's etcd-server).
     Store {
@@ -82,18 +95,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Bench(Bench::Api {
+            pods,
+            watchers,
+            watch_events,
+        }) => runtime()?.block_on(bench::api::run(bench::api::ApiWorkload {
+            pods,
+            watchers,
+            watch_events,
+        })),
         Command::Bench(Bench::Store {
             etcd_endpoint,
             sequential,
             per_writer,
             watch_events,
         }) => {
-            let workload = bench::StoreWorkload {
+            let workload = bench::store::StoreWorkload {
                 sequential,
                 per_writer,
                 watch_events,
             };
-            runtime()?.block_on(bench::store(workload, etcd_endpoint))
+            runtime()?.block_on(bench::store::store(workload, etcd_endpoint))
         }
     }
 }

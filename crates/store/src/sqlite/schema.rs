@@ -168,7 +168,7 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<Stri
         "PRAGMA synchronous = {synchronous};
          PRAGMA busy_timeout = 5000;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -32768;"
+         PRAGMA cache_size = -8192;"
     ))?;
     Ok(mode)
 }

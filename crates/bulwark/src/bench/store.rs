@@ -1,5 +1,5 @@
-//! `bulwark bench …`: benchmarks that compare Bulwark's parts with their
-//! peers measured in the same run (never timed assertions in tests).
+//! `bulwark bench store`: the embedded store against a real etcd, one
+//! workload, one run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +10,8 @@ use bulwark_store::{
     WriteOutcome,
 };
 use bulwark_testkit::EtcdServer;
+
+use super::{ms, percentile};
 
 /// What `bulwark bench store` measures, per backend.
 #[derive(Debug, Default, Clone)]
@@ -245,17 +247,7 @@ async fn run<S: Store + ?Sized>(
     Ok(figures)
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
-    samples.sort_unstable();
-    let rank = ((p / 100.0) * (samples.len() - 1) as f64).round() as usize;
-    samples[rank.min(samples.len() - 1)]
-}
-
 fn print_table(rows: &[(&str, StoreFigures)]) {
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     println!(
         "| backend | sequential puts/s (p50) | 64-writer puts/s (p99) | CAS updates/s, 1,000 hot keys | range of 10,000 keys | watch delivery p50 / p99, 100 watchers |"
     );

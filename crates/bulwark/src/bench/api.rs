@@ -1,0 +1,197 @@
+//! `bulwark bench api`: the API server over TLS, driven by kube-rs clients
+//! as controllers drive it — creates from 64 concurrent clients, LIST of
+//! every pod (from the store and from the watch cache), watch delivery to
+//! many watchers, and memory with everything stored.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+
+use super::{ms, percentile};
+
+/// Sizes of the API workload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiWorkload {
+    /// Pods created (by 64 clients) and then listed.
+    pub(crate) pods: usize,
+    /// Concurrent watchers.
+    pub(crate) watchers: usize,
+    /// Pods created while the watchers watch.
+    pub(crate) watch_events: usize,
+}
+
+fn pod(name: &str, sent_nanos: u128) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "bench"},
+                     "annotations": {"bench/sent": sent_nanos.to_string()}},
+        "spec": {"containers": [{"name": "c", "image": "registry.local/app:1.0",
+                                 "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
+    }))
+    .expect("a valid pod")
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the API workload against an in-process server on a temporary data
+/// dir and prints the figures with the goals.
+pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("bulwark-bench-api-")
+        .tempdir()?;
+    let rss_before = rss_kib();
+    let server = bulwark_apiserver::start(bulwark_apiserver::Config {
+        data_dir: dir.path().to_owned(),
+        port: 0,
+        ..Default::default()
+    })
+    .await?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let epoch = Instant::now();
+
+    eprintln!("creating {} pods from 64 clients …", workload.pods);
+    let started = Instant::now();
+    let per_client = workload.pods.div_ceil(64);
+    let tasks: Vec<_> = (0..64)
+        .map(|c| {
+            let pods = pods.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let t = Instant::now();
+                    pods.create(&PostParams::default(), &pod(&format!("p-{c}-{i}"), 0))
+                        .await?;
+                    latencies.push(t.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut create_latencies = Vec::new();
+    for task in tasks {
+        create_latencies.extend(task.await??);
+    }
+    let created = create_latencies.len();
+    let creates_per_s = created as f64 / started.elapsed().as_secs_f64();
+
+    let mut list_store = Vec::new();
+    let mut list_cache = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let listed = pods.list(&ListParams::default()).await?;
+        list_store.push(t.elapsed());
+        anyhow::ensure!(
+            listed.items.len() == created,
+            "listed {} of {created}",
+            listed.items.len()
+        );
+        let t = Instant::now();
+        let cached = pods.list(&ListParams::default().match_any()).await?;
+        list_cache.push(t.elapsed());
+        anyhow::ensure!(
+            cached.items.len() == created,
+            "cache listed {}",
+            cached.items.len()
+        );
+    }
+
+    eprintln!("starting {} watchers …", workload.watchers);
+    let rv = pods
+        .list(&ListParams::default().match_any().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .context("list RV")?;
+    let events = workload.watch_events;
+    let mut watchers = Vec::new();
+    for _ in 0..workload.watchers {
+        let stream = pods
+            .watch(&WatchParams::default().timeout(290), &rv)
+            .await?;
+        watchers.push(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut latencies = Vec::with_capacity(events);
+            while latencies.len() < events {
+                match stream.next().await {
+                    Some(Ok(WatchEvent::Added(pod))) => {
+                        let sent: u128 = pod
+                            .metadata
+                            .annotations
+                            .and_then(|a| a.get("bench/sent").and_then(|s| s.parse().ok()))
+                            .unwrap_or(0);
+                        let now = epoch.elapsed().as_nanos();
+                        latencies.push(Duration::from_nanos(now.saturating_sub(sent) as u64));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => return Err(anyhow::anyhow!("watch failed: {err}")),
+                    None => return Err(anyhow::anyhow!("watch ended early")),
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let pods_ref = Arc::new(pods.clone());
+    for i in 0..events {
+        let sent = epoch.elapsed().as_nanos();
+        pods_ref
+            .create(&PostParams::default(), &pod(&format!("w-{i}"), sent))
+            .await?;
+    }
+    let mut delivery = Vec::new();
+    for watcher in watchers {
+        delivery.extend(watcher.await??);
+    }
+    let rss = rss_kib();
+    let stored_json: usize = pods
+        .list(&ListParams::default().match_any())
+        .await?
+        .items
+        .iter()
+        .map(|p| serde_json::to_vec(p).map(|v| v.len()).unwrap_or(0))
+        .sum();
+    server.stop();
+
+    println!("| measure | figure | goal |");
+    println!("| --- | --- | --- |");
+    println!("| creates/s, 64 clients ({created} pods) | {creates_per_s:.0} | ≥ 3,000 |");
+    println!(
+        "| create latency p50 / p99 | {} / {} | p99 ≤ 50 ms |",
+        ms(percentile(&mut create_latencies, 50.0)),
+        ms(percentile(&mut create_latencies, 99.0))
+    );
+    println!(
+        "| LIST {created} pods, consistent (store), median | {} | ≤ 100 ms |",
+        ms(percentile(&mut list_store, 50.0))
+    );
+    println!(
+        "| LIST {created} pods, resourceVersion=0 (watch cache), median | {} | ≤ 100 ms |",
+        ms(percentile(&mut list_cache, 50.0))
+    );
+    println!(
+        "| watch delivery p50 / p99, {} watchers × {events} events | {} / {} | p99 ≤ 100 ms |",
+        workload.watchers,
+        ms(percentile(&mut delivery, 50.0)),
+        ms(percentile(&mut delivery, 99.0))
+    );
+    println!(
+        "| process RSS growth (server + clients) / stored JSON | {} MiB / {} MiB | RSS ≤ 2× stored |",
+        rss.saturating_sub(rss_before) / 1024,
+        stored_json / (1024 * 1024)
+    );
+    Ok(())
+}
