@@ -1,0 +1,25 @@
+//! Bulwark's container runtime: images, OCI bundles, hardened containers.
+//!
+//! This is the "container runtime" of the map in `DESIGN.md`; it runs beside
+//! the agent and knows nothing of the Kubernetes API — the agent translates
+//! pods into the plain descriptions used here.
+//!
+//! - [`ImageStore`] keeps images as an OCI image layout (blobs by sha256,
+//!   verified on write) and unpacks each layer once, read-only, for overlayfs.
+//! - [`Reference`] parses image names with Docker's conventions.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), bulwark_runtime::ImageError> {
+//! let store = bulwark_runtime::ImageStore::open("/var/lib/bulwark/images")?;
+//! store.import_rootfs(std::path::Path::new("rootfs.tar"), "busybox")?;
+//! let image = store.get("docker.io/library/busybox:latest")?;
+//! assert_eq!(image.layers.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod images;
+mod reference;
+
+pub use images::{Image, ImageError, ImageStore, ImageSummary, RunConfig, UnpackError};
+pub use reference::{Reference, ReferenceError};
