@@ -18,8 +18,21 @@
 //! # }
 //! ```
 
+mod cgroups;
+mod config;
 mod images;
 mod reference;
+mod runtime;
+mod seccomp;
+mod shim;
+mod spec;
 
+pub use config::{
+    ContainerConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
+};
 pub use images::{Image, ImageError, ImageStore, ImageSummary, RunConfig, UnpackError};
 pub use reference::{Reference, ReferenceError};
+pub use runtime::{ContainerStatus, ExitStatus, Runtime, RuntimeError};
+pub use seccomp::SeccompError;
+pub use shim::shim_main;
+pub use spec::SpecError;

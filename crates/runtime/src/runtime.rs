@@ -1,0 +1,566 @@
+//! Containers: create (bundle + overlay rootfs), start (through the shim),
+//! wait, kill, remove, and re-adoption from what is on disk.
+//!
+//! Everything about a container lives in `<root>/containers/<id>/`:
+//!
+//! ```text
+//! config.json     the OCI runtime spec, as rendered
+//! upper/ work/    the writable overlay layer
+//! rootfs/         overlay mount point (image layers read-only + upper)
+//! exec/           the executor's copy of the spec (written by the shim)
+//! pid             the container's init pid (written by the shim)
+//! container.log   stdout/stderr in the CRI log format
+//! exit.json       exit code and reason (written by the shim, atomically)
+//! shim.log        the shim's own diagnostics
+//! ```
+//!
+//! All state is in files, so a restarted agent builds a new [`Runtime`] on
+//! the same root and finds its containers where it left them.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use serde::{Deserialize, Serialize};
+
+use crate::ContainerConfig;
+use crate::images::{ImageError, ImageStore};
+use crate::spec::{self, SpecError};
+
+pub(crate) mod paths {
+    pub(crate) const SPEC: &str = "config.json";
+    pub(crate) const EXEC_BUNDLE: &str = "exec";
+    pub(crate) const ROOTFS: &str = "rootfs";
+    pub(crate) const UPPER: &str = "upper";
+    pub(crate) const WORK: &str = "work";
+    pub(crate) const PID: &str = "pid";
+    pub(crate) const LOG: &str = "container.log";
+    pub(crate) const EXIT: &str = "exit.json";
+    pub(crate) const SHIM_LOG: &str = "shim.log";
+}
+
+/// How a container's main process ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// Exit code; 128 + signal number when killed by a signal.
+    pub code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error` or `OOMKilled` (Kubernetes' terminated reasons).
+    pub reason: String,
+}
+
+/// Where a container is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerStatus {
+    /// Created, not started.
+    Created,
+    /// Running, with this init pid (in the host's pid namespace).
+    Running {
+        /// The container's init process.
+        pid: i32,
+    },
+    /// Its main process has ended.
+    Exited(ExitStatus),
+}
+
+/// What went wrong with a container operation.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The image could not be resolved.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The description cannot become a runtime spec.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The command is not in the image (upper-case-free, as Docker says it).
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    ExecutableNotFound(String),
+    /// A container with this id exists already.
+    #[error("container {0:?} already exists")]
+    AlreadyExists(String),
+    /// No container with this id.
+    #[error("container {0:?} not found")]
+    NotFound(String),
+    /// The operation needs a different state (e.g. start of a running container).
+    #[error("container {id:?} is {state}, cannot {action}")]
+    WrongState {
+        /// The container.
+        id: String,
+        /// Its state.
+        state: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The shim or the executor failed to create/start the container.
+    #[error("starting container {id:?}: {message}")]
+    Start {
+        /// The container.
+        id: String,
+        /// The shim's report.
+        message: String,
+    },
+    /// Waiting took longer than allowed.
+    #[error("timed out after {0:?} waiting for the container to exit")]
+    Timeout(Duration),
+    /// A system call or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError {
+    let context = context.into();
+    move |source| RuntimeError::Io { context, source }
+}
+
+fn nix_ctx(context: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
+    let context = context.into();
+    move |e| RuntimeError::Io {
+        context,
+        source: io::Error::from(e),
+    }
+}
+
+/// The container runtime of one node.
+pub struct Runtime {
+    root: PathBuf,
+    images: Arc<ImageStore>,
+    shim: PathBuf,
+    /// Shims this process started, reaped when they have exited.
+    children: Mutex<Vec<Child>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("root", &self.root).finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime keeping container state under `root`, taking images from
+    /// `images`, and starting `shim` (a binary whose `main` calls
+    /// [`crate::shim_main`]) for each container.
+    pub fn new(
+        root: impl Into<PathBuf>,
+        images: Arc<ImageStore>,
+        shim: impl Into<PathBuf>,
+    ) -> Result<Self, RuntimeError> {
+        let root = root.into();
+        for dir in ["containers", "executor"] {
+            fs::create_dir_all(root.join(dir))
+                .map_err(io_ctx(format!("creating {}", root.join(dir).display())))?;
+        }
+        Ok(Runtime {
+            root,
+            images,
+            shim: shim.into(),
+            children: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Prepares a container: resolves its image, mounts its root filesystem,
+    /// checks its command exists and writes its OCI spec. Nothing runs yet.
+    pub fn create(&self, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
+        spec::validate_id(&cfg.id)?;
+        let image = self.images.get(&cfg.image)?;
+        let plan = spec::plan_process(cfg, &image.config, &image.layers)?;
+        let dir = self.dir(&cfg.id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::AlreadyExists(cfg.id.clone()));
+            }
+            Err(e) => return Err(io_ctx(format!("creating {}", dir.display()))(e)),
+        }
+        let result = (|| {
+            let rootfs = dir.join(paths::ROOTFS);
+            for sub in [paths::ROOTFS, paths::UPPER, paths::WORK] {
+                fs::create_dir(dir.join(sub)).map_err(io_ctx(format!("creating {sub}")))?;
+            }
+            mount_overlay(&image.layers, &dir)?;
+            let path_var = plan
+                .env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("");
+            find_executable(&rootfs, &plan.args[0], path_var)?;
+            ensure_dir(&rootfs, &plan.cwd)?;
+            let spec = spec::render(cfg, &plan, &rootfs)?;
+            let bytes = serde_json::to_vec_pretty(&spec).map_err(SpecError::from)?;
+            fs::write(dir.join(paths::SPEC), bytes).map_err(io_ctx("writing config.json"))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = self.cleanup(&cfg.id);
+        }
+        result
+    }
+
+    /// Starts a created container; returns its init pid once it runs.
+    pub fn start(&self, id: &str) -> Result<i32, RuntimeError> {
+        match self.status(id)? {
+            ContainerStatus::Created => {}
+            other => {
+                return Err(RuntimeError::WrongState {
+                    id: id.into(),
+                    state: state_name(&other),
+                    action: "start",
+                });
+            }
+        }
+        let dir = self.dir(id);
+        let shim_log =
+            fs::File::create(dir.join(paths::SHIM_LOG)).map_err(io_ctx("creating shim.log"))?;
+        let mut child = Command::new(&self.shim)
+            .arg(&dir)
+            .arg(self.root.join("executor"))
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(shim_log)
+            // Its own process group: signals aimed at the agent's group
+            // (Ctrl-C, a service manager's stop) do not reach containers.
+            .process_group(0)
+            .spawn()
+            .map_err(io_ctx(format!("spawning shim {}", self.shim.display())))?;
+        let mut report = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            out.read_to_string(&mut report)
+                .map_err(io_ctx("reading the shim's report"))?;
+        }
+        self.remember(child);
+        let report = report.trim();
+        if let Some(pid) = report.strip_prefix("ok ") {
+            return pid.parse().map_err(|_| RuntimeError::Start {
+                id: id.into(),
+                message: format!("shim reported {report:?}"),
+            });
+        }
+        let log = fs::read_to_string(dir.join(paths::SHIM_LOG)).unwrap_or_default();
+        let message = match report.strip_prefix("error ") {
+            Some(m) if log.trim().is_empty() => m.to_string(),
+            Some(m) => format!("{m}\nshim log:\n{}", log.trim()),
+            None => format!("shim exited without a report: {}", log.trim()),
+        };
+        Err(RuntimeError::Start {
+            id: id.into(),
+            message,
+        })
+    }
+
+    /// The container's current status, read from disk.
+    pub fn status(&self, id: &str) -> Result<ContainerStatus, RuntimeError> {
+        let dir = self.dir(id);
+        if !dir.join(paths::SPEC).is_file() {
+            return Err(RuntimeError::NotFound(id.into()));
+        }
+        if let Some(exit) = read_exit(&dir)? {
+            return Ok(ContainerStatus::Exited(exit));
+        }
+        match fs::read_to_string(dir.join(paths::PID)) {
+            Ok(pid) => Ok(ContainerStatus::Running {
+                pid: pid.trim().parse().map_err(|_| {
+                    io_ctx("reading pid")(io::Error::other(format!("bad pid {pid:?}")))
+                })?,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ContainerStatus::Created),
+            Err(e) => Err(io_ctx("reading pid")(e)),
+        }
+    }
+
+    /// Waits for the container to exit, polling its exit record, at most `timeout`.
+    pub fn wait(&self, id: &str, timeout: Duration) -> Result<ExitStatus, RuntimeError> {
+        let deadline = Instant::now() + timeout;
+        let mut interval = Duration::from_micros(200);
+        loop {
+            if let ContainerStatus::Exited(status) = self.status(id)? {
+                self.reap();
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::Timeout(timeout));
+            }
+            std::thread::sleep(interval);
+            interval = (interval * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` to the container's init process.
+    pub fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> Result<(), RuntimeError> {
+        match self.status(id)? {
+            ContainerStatus::Running { pid } => {
+                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                    Err(e) => Err(nix_ctx(format!("signalling pid {pid}"))(e)),
+                }
+            }
+            other => Err(RuntimeError::WrongState {
+                id: id.into(),
+                state: state_name(&other),
+                action: "kill",
+            }),
+        }
+    }
+
+    /// Stops the container if it runs (SIGKILL), unmounts its root
+    /// filesystem and deletes its state.
+    pub fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        if let ContainerStatus::Running { .. } = self.status(id)? {
+            self.kill(id, nix::sys::signal::Signal::SIGKILL)?;
+            self.wait(id, Duration::from_secs(30))?;
+        }
+        self.cleanup(id)
+    }
+
+    /// Ids of all containers under this runtime's root.
+    pub fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let mut ids = Vec::new();
+        for entry in
+            fs::read_dir(self.root.join("containers")).map_err(io_ctx("listing containers"))?
+        {
+            let entry = entry.map_err(io_ctx("listing containers"))?;
+            ids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The container's log file (CRI format).
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(paths::LOG)
+    }
+
+    /// The rendered OCI spec (`config.json`) of a created container.
+    pub fn spec_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(paths::SPEC)
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn cleanup(&self, id: &str) -> Result<(), RuntimeError> {
+        let dir = self.dir(id);
+        let rootfs = dir.join(paths::ROOTFS);
+        match umount2(&rootfs, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(nix_ctx(format!("unmounting {}", rootfs.display()))(e)),
+        }
+        let _ = fs::remove_dir_all(self.root.join("executor").join(id));
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_ctx(format!("removing {}", dir.display()))(e)),
+        }
+    }
+
+    fn remember(&self, child: Child) {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        children.push(child);
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    }
+
+    fn reap(&self) {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    }
+}
+
+fn state_name(s: &ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running { .. } => "running",
+        ContainerStatus::Exited(_) => "exited",
+    }
+}
+
+fn read_exit(dir: &Path) -> Result<Option<ExitStatus>, RuntimeError> {
+    match fs::read(dir.join(paths::EXIT)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            io_ctx("reading exit.json")(io::Error::new(io::ErrorKind::InvalidData, e))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_ctx("reading exit.json")(e)),
+    }
+}
+
+fn mount_overlay(layers: &[PathBuf], dir: &Path) -> Result<(), RuntimeError> {
+    // overlayfs lists lower directories top first.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        dir.join(paths::UPPER).display(),
+        dir.join(paths::WORK).display()
+    );
+    mount(
+        Some("overlay"),
+        &dir.join(paths::ROOTFS),
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(nix_ctx("mounting the overlay root filesystem"))
+}
+
+/// Resolves `path` inside `root` as the container will see it: symlinks
+/// (absolute ones too) are followed relative to `root`, never out of it.
+pub(crate) fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
+    let mut resolved = PathBuf::new();
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .rev()
+        .collect();
+    let mut hops = 0;
+    while let Some(component) = pending.pop() {
+        match component.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = resolved.join(&component);
+        match fs::symlink_metadata(root.join(&candidate)) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(io::Error::other("too many levels of symbolic links"));
+                }
+                let target = fs::read_link(root.join(&candidate))?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                let parts: Vec<String> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                pending.extend(parts.into_iter().rev());
+            }
+            _ => resolved = candidate,
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+/// Looks the command up as `execvp` will inside the container.
+fn find_executable(rootfs: &Path, program: &str, path_var: &str) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![program.to_string()]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/{program}"))
+            .collect()
+    };
+    for candidate in candidates {
+        if let Ok(p) = resolve_in_root(rootfs, &candidate)
+            && is_exec(&p)
+        {
+            return Ok(());
+        }
+    }
+    Err(RuntimeError::ExecutableNotFound(program.to_string()))
+}
+
+/// Creates the working directory inside the rootfs if the image lacks it (as runc does).
+fn ensure_dir(rootfs: &Path, dir: &str) -> Result<(), RuntimeError> {
+    let path =
+        resolve_in_root(rootfs, dir).map_err(io_ctx(format!("resolving working dir {dir}")))?;
+    fs::create_dir_all(&path).map_err(io_ctx(format!("creating working dir {dir}")))
+}
+
+/// Now as RFC 3339 with nanoseconds in UTC, as CRI logs carry it.
+pub(crate) fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_nanos())
+}
+
+fn rfc3339(secs: u64, nanos: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339(1_795_000_000, 123_456_789),
+            "2026-11-18T11:06:40.123456789Z"
+        );
+    }
+
+    #[test]
+    fn resolves_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("bin")).expect("mkdir");
+        fs::write(root.join("bin/busybox"), b"").expect("write");
+        std::os::unix::fs::symlink("/bin/busybox", root.join("bin/sh")).expect("symlink");
+        std::os::unix::fs::symlink("../../../../etc", root.join("up")).expect("symlink");
+        assert_eq!(
+            resolve_in_root(root, "/bin/sh").expect("resolve"),
+            root.join("bin/busybox")
+        );
+        // Climbing out stops at the root, as in the container.
+        assert_eq!(
+            resolve_in_root(root, "/up/passwd").expect("resolve"),
+            root.join("etc/passwd")
+        );
+        let err = find_executable(root, "foo", "/bin:/usr/bin").expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            r#"exec: "foo": executable file not found in $PATH"#
+        );
+    }
+}

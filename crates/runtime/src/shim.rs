@@ -1,0 +1,314 @@
+//! The per-container shim: a small single-threaded process that creates the
+//! container with libcontainer, owns its stdio, writes its log in the CRI
+//! format, reaps it and records how it ended.
+//!
+//! It runs as its own process (never a fork of the agent: libcontainer
+//! clones, and cloning a multi-threaded tokio process is unsound), in its own
+//! process group, so the container survives the agent. Protocol with the
+//! runtime: it is started with stdout on a pipe and writes one line — `ok
+//! <pid>` or `error <message>` — then lets go of that pipe. On exit it writes
+//! `exit.json` atomically into the container directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::wait::{WaitStatus, waitpid};
+use oci_spec::runtime::Spec;
+use seccompiler::BpfProgram;
+
+use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason};
+use crate::runtime::{ExitStatus, paths};
+
+/// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
+/// Returns the process exit code.
+pub fn shim_main(args: &[String]) -> i32 {
+    let [dir, state_root, id] = args else {
+        eprintln!("usage: bulwark-runtime-shim <container-dir> <state-root> <id>");
+        return 2;
+    };
+    let dir = PathBuf::from(dir);
+    init_tracing(&dir);
+    match run(&dir, Path::new(state_root), id) {
+        Ok(()) => 0,
+        Err(message) => {
+            // Only reached before the report line was written.
+            println!("error {message}");
+            1
+        }
+    }
+}
+
+/// Logs go to `shim.log` through their own descriptor — never to fd 2, which
+/// the container's init process inherits as the container's stderr.
+/// `RUST_LOG` sets the verbosity (default `warn`).
+fn init_tracing(dir: &Path) {
+    let Ok(file) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(paths::SHIM_LOG))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
+    let spec = Spec::load(dir.join(paths::SPEC)).map_err(|e| format!("reading spec: {e}"))?;
+    let (exec_spec, executor) = prepare(spec)?;
+    let bundle = dir.join(paths::EXEC_BUNDLE);
+    fs::create_dir_all(&bundle).map_err(|e| format!("creating {}: {e}", bundle.display()))?;
+    exec_spec
+        .save(bundle.join("config.json"))
+        .map_err(|e| format!("writing executor spec: {e}"))?;
+    let cgroup_path = exec_spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let devnull = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
+    let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(state_root)
+        .map_err(|e| format!("executor state directory: {e}"))?
+        .with_executor(executor)
+        .with_stdin(OwnedFd::from(devnull))
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .as_init(&bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    let mut container = match built {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = fs::remove_dir_all(state_root.join(id));
+            return Err(format!("creating container: {e}"));
+        }
+    };
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(format!("starting container: {e}"));
+    }
+    let Some(pid) = container.pid() else {
+        let _ = container.delete(true);
+        return Err("container started without a pid".into());
+    };
+    fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
+
+    // Report, then let go of the runtime's pipe so it sees EOF.
+    println!("ok {pid}");
+    let _ = io::stdout().flush();
+    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+
+    let log = Arc::new(Mutex::new(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(paths::LOG))
+            .map_err(|e| format!("opening log: {e}"))?,
+    ));
+    let copiers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || copy_to_cri_log(File::from(fd), stream, &log))
+    });
+
+    let (code, signal) = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => break (code, None),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break (128 + sig as i32, Some(sig as i32)),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => break (255, Some(-(e as i32))),
+        }
+    };
+    for copier in copiers {
+        let _ = copier.join();
+    }
+    let reason = exit_reason(code, &cgroup_path, &SysfsCgroups::detect());
+    let status = ExitStatus {
+        code,
+        signal,
+        reason: reason.to_string(),
+    };
+    // Release the cgroup and executor state before announcing the exit, so a
+    // waiter that sees exit.json finds nothing left to clean.
+    if let Err(e) = container.delete(true) {
+        eprintln!("deleting container state: {e}");
+    }
+    let _ = SysfsCgroups::detect().remove(&cgroup_path);
+    write_atomic(
+        &dir.join(paths::EXIT),
+        &serde_json::to_vec(&status).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("writing exit status: {e}"))?;
+    Ok(())
+}
+
+/// Turns the faithful spec into what libcontainer (built without libseccomp)
+/// runs: the seccomp profile moves into our executor, and when no_new_privs is
+/// off the executor keeps CAP_SYS_ADMIN (and CAP_SETPCAP) just long enough to
+/// install the filter — the kernel requires one of the two.
+fn prepare(mut spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
+    let mut executor = BulwarkExecutor::default();
+    let nnp = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.no_new_privileges())
+        .unwrap_or(false);
+    if let Some(linux) = spec.linux_mut()
+        && let Some(profile) = linux.seccomp().clone()
+    {
+        executor.filters = crate::seccomp::compile(&profile).map_err(|e| e.to_string())?;
+        linux.set_seccomp(None);
+    }
+    if !executor.filters.is_empty()
+        && !nnp
+        && let Some(process) = spec.process_mut()
+        && let Some(caps) = process.capabilities().clone()
+    {
+        use oci_spec::runtime::Capability;
+        let mut caps = caps;
+        for cap in [Capability::SysAdmin, Capability::Setpcap] {
+            let mut bounding = caps.bounding().clone().unwrap_or_default();
+            if bounding.insert(cap) {
+                executor.temporary_caps.push(cap);
+            }
+            caps.set_bounding(Some(bounding));
+            let mut effective = caps.effective().clone().unwrap_or_default();
+            effective.insert(cap);
+            caps.set_effective(Some(effective));
+            let mut permitted = caps.permitted().clone().unwrap_or_default();
+            permitted.insert(cap);
+            caps.set_permitted(Some(permitted));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    Ok((spec, executor))
+}
+
+/// Runs the container's process: installs the seccomp filters as the very
+/// last step before exec, so nothing of the runtime runs under them.
+#[derive(Clone, Default)]
+struct BulwarkExecutor {
+    filters: Vec<BpfProgram>,
+    /// Capabilities held only to install the filters; dropped right after.
+    temporary_caps: Vec<oci_spec::runtime::Capability>,
+}
+
+impl Executor for BulwarkExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let argv = args
+            .iter()
+            .map(|a| std::ffi::CString::new(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let Some(program) = argv.first() else {
+            return Err(ExecutorError::InvalidArg);
+        };
+        for filter in &self.filters {
+            seccompiler::apply_filter(filter)
+                .map_err(|e| ExecutorError::Other(format!("installing seccomp filter: {e}")))?;
+        }
+        drop_caps(&self.temporary_caps)
+            .map_err(|e| ExecutorError::Other(format!("dropping capabilities: {e}")))?;
+        let err = nix::unistd::execvp(program, &argv).err();
+        Err(ExecutorError::Other(format!(
+            "exec: {:?}: {}",
+            args[0],
+            err.map_or_else(|| "exec returned".into(), |e| e.desc().to_string())
+        )))
+    }
+
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        // The runtime resolved the executable in the rootfs before creating.
+        Ok(())
+    }
+}
+
+fn drop_caps(caps: &[oci_spec::runtime::Capability]) -> Result<(), caps::errors::CapsError> {
+    use caps::CapSet;
+    let caps: Vec<caps::Capability> = caps.iter().filter_map(|c| to_caps(*c)).collect();
+    // Bounding first, while CAP_SETPCAP is still effective.
+    for cap in &caps {
+        caps::drop(None, CapSet::Bounding, *cap)?;
+    }
+    for cap in &caps {
+        caps::drop(None, CapSet::Effective, *cap)?;
+        caps::drop(None, CapSet::Permitted, *cap)?;
+    }
+    Ok(())
+}
+
+fn to_caps(c: oci_spec::runtime::Capability) -> Option<caps::Capability> {
+    match c {
+        oci_spec::runtime::Capability::SysAdmin => Some(caps::Capability::CAP_SYS_ADMIN),
+        oci_spec::runtime::Capability::Setpcap => Some(caps::Capability::CAP_SETPCAP),
+        _ => None,
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// Copies one stream into the log, a line at a time, in the CRI format:
+/// `<RFC 3339 nano time> <stream> <F|P> <text>`.
+fn copy_to_cri_log(src: File, stream: &str, log: &Mutex<File>) {
+    const MAX_LINE: usize = 16 * 1024;
+    let mut reader = BufReader::new(src);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let (text, tag) = if line[n - 1] == b'\n' {
+            (&line[..n - 1], "F")
+        } else {
+            (&line[..], "P")
+        };
+        let mut entry = format!("{} {stream} {tag} ", crate::runtime::rfc3339_now()).into_bytes();
+        entry.extend_from_slice(text);
+        entry.push(b'\n');
+        let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = file.write_all(&entry);
+    }
+}
+
+use std::io::Read as _;
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(tmp, path)
+}

@@ -1,0 +1,847 @@
+//! From a [`ContainerConfig`] and its image to an OCI runtime spec.
+//!
+//! The spec is built as JSON and parsed into `oci_spec::runtime::Spec`, so the
+//! rendered text (what the snapshot tests compare) is exactly what an
+//! executor — the built-in one, runc or crun — reads as `config.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::config::{
+    ContainerConfig, DEFAULT_CAPABILITIES, MASKED_PATHS, NamespaceKind, READONLY_PATHS,
+    SeccompProfile,
+};
+use crate::images::RunConfig;
+use crate::seccomp;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why a container description cannot become a runtime spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Neither the description nor the image names a command.
+    #[error("no command specified: image has no entrypoint or cmd and the container sets none")]
+    NoCommand,
+    /// The container id has characters outside `[A-Za-z0-9_.-]` (or is empty/too long).
+    #[error(
+        "invalid container id {0:?}: use 1-64 characters of [A-Za-z0-9_.-], starting alphanumeric"
+    )]
+    InvalidId(String),
+    /// The image's user names an account missing from its /etc/passwd.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UnknownUser(String),
+    /// A mount destination is not an absolute path, or leaves the root.
+    #[error("invalid mount destination {0:?}: must be an absolute path without ..")]
+    BadMountDestination(String),
+    /// A capability name is not a Linux capability.
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    /// The Localhost seccomp profile cannot be read or parsed.
+    #[error("seccomp profile {path}: {reason}")]
+    SeccompProfile {
+        /// The profile's path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The rendered JSON is not a valid OCI spec (a bug in the renderer).
+    #[error("rendered spec is invalid: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
+/// The process to run, resolved from the description and the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessPlan {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) additional_gids: Vec<u32>,
+}
+
+/// Resolves argv (Kubernetes semantics for command/args over
+/// entrypoint/cmd), environment, working directory and user.
+pub(crate) fn plan_process(
+    cfg: &ContainerConfig,
+    image: &RunConfig,
+    layers: &[PathBuf],
+) -> Result<ProcessPlan, SpecError> {
+    let entrypoint = image.entrypoint.clone().unwrap_or_default();
+    let cmd = image.cmd.clone().unwrap_or_default();
+    let args = match (&cfg.command, &cfg.args) {
+        (Some(command), args) => {
+            let mut v = command.clone();
+            v.extend(args.clone().unwrap_or_default());
+            v
+        }
+        (None, Some(args)) => entrypoint.into_iter().chain(args.clone()).collect(),
+        (None, None) => entrypoint.into_iter().chain(cmd).collect(),
+    };
+    if args.is_empty() || args[0].is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(key, _)| key == k) {
+        Some(entry) => entry.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    };
+    set("PATH", DEFAULT_PATH);
+    set("HOSTNAME", cfg.hostname.as_deref().unwrap_or(&cfg.id));
+    for kv in image.env.iter().flatten() {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        set(k, v);
+    }
+    for (k, v) in &cfg.env {
+        set(k, v);
+    }
+    let env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+
+    let cwd = cfg
+        .working_dir
+        .clone()
+        .or_else(|| image.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+
+    let (image_uid, image_gid) = resolve_image_user(image.user.as_deref().unwrap_or(""), layers)?;
+    let uid = cfg.security.run_as_user.unwrap_or(image_uid);
+    let gid = match (cfg.security.run_as_group, cfg.security.run_as_user) {
+        (Some(g), _) => g,
+        (None, Some(u)) if u != image_uid => primary_gid(u, layers).unwrap_or(0),
+        _ => image_gid,
+    };
+    Ok(ProcessPlan {
+        args,
+        env,
+        cwd,
+        uid,
+        gid,
+        additional_gids: cfg.security.supplemental_groups.clone(),
+    })
+}
+
+/// Renders the OCI runtime spec (`config.json`).
+pub(crate) fn render(
+    cfg: &ContainerConfig,
+    plan: &ProcessPlan,
+    rootfs: &Path,
+) -> Result<Value, SpecError> {
+    validate_id(&cfg.id)?;
+    let sec = &cfg.security;
+    let caps = capabilities(cfg)?;
+    let mut mounts = default_mounts(sec.privileged);
+    for m in &cfg.mounts {
+        if !m.destination.starts_with('/') || m.destination.split('/').any(|c| c == "..") {
+            return Err(SpecError::BadMountDestination(m.destination.clone()));
+        }
+        let mut options = vec!["rbind", "rprivate", "nosuid", "nodev"];
+        if m.read_only {
+            options.push("ro");
+        }
+        mounts.push(json!({
+            "destination": m.destination, "type": "bind",
+            "source": m.source, "options": options,
+        }));
+    }
+
+    let mut namespaces = Vec::new();
+    for (kind, name) in [
+        (Some(NamespaceKind::Pid), "pid"),
+        (Some(NamespaceKind::Ipc), "ipc"),
+        (Some(NamespaceKind::Uts), "uts"),
+        (None, "mount"),
+        (Some(NamespaceKind::Network), "network"),
+        (None, "cgroup"),
+    ] {
+        let joined = kind.and_then(|k| cfg.join_namespaces.iter().find(|(j, _)| *j == k));
+        namespaces.push(match joined {
+            Some((_, path)) => json!({"type": name, "path": path}),
+            None => json!({"type": name}),
+        });
+    }
+
+    let parent = cfg.cgroup_parent.as_deref().unwrap_or("bulwark");
+    let mut linux = json!({
+        "cgroupsPath": format!("/{}/{}", parent.trim_matches('/'), cfg.id),
+        "namespaces": namespaces,
+        "resources": resources(cfg),
+    });
+    if !sec.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        if let Some(profile) = seccomp_profile(&sec.seccomp)? {
+            linux["seccomp"] = profile;
+        }
+    }
+
+    let mut user = json!({"uid": plan.uid, "gid": plan.gid});
+    if !plan.additional_gids.is_empty() {
+        user["additionalGids"] = json!(plan.additional_gids);
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": user,
+            "args": plan.args,
+            "env": plan.env,
+            "cwd": plan.cwd,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "noNewPrivileges": !sec.allow_privilege_escalation && !sec.privileged,
+        },
+        "root": {"path": rootfs, "readonly": sec.read_only_root_filesystem},
+        "hostname": cfg.hostname.as_deref().unwrap_or(&cfg.id),
+        "mounts": mounts,
+        "linux": linux,
+    });
+    // Round-trip through oci-spec to be sure every field has the right shape.
+    let typed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone())?;
+    drop(typed);
+    Ok(spec)
+}
+
+pub(crate) fn validate_id(id: &str) -> Result<(), SpecError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::InvalidId(id.to_string()))
+    }
+}
+
+fn default_mounts(privileged: bool) -> Vec<Value> {
+    let sys_opts: &[&str] = if privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ]
+}
+
+fn resources(cfg: &ContainerConfig) -> Value {
+    let r = &cfg.resources;
+    let mut out = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(limit) = r.memory_limit_bytes {
+        // swap = limit: no swap beyond the memory limit.
+        out["memory"] = json!({"limit": limit, "swap": limit});
+    }
+    if let Some(pids) = r.pids_limit {
+        out["pids"] = json!({"limit": pids});
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(shares) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(shares));
+    }
+    if let Some(quota) = r.cpu_quota_us {
+        cpu.insert("quota".into(), json!(quota));
+        cpu.insert("period".into(), json!(r.cpu_period_us.unwrap_or(100_000)));
+    }
+    if !cpu.is_empty() {
+        out["cpu"] = Value::Object(cpu);
+    }
+    out
+}
+
+fn seccomp_profile(profile: &SeccompProfile) -> Result<Option<Value>, SpecError> {
+    match profile {
+        SeccompProfile::RuntimeDefault => Ok(Some(seccomp::runtime_default())),
+        SeccompProfile::Unconfined => Ok(None),
+        SeccompProfile::Localhost(path) => {
+            let err = |reason: String| SpecError::SeccompProfile {
+                path: path.clone(),
+                reason,
+            };
+            let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            let value: Value = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+            let typed: oci_spec::runtime::LinuxSeccomp =
+                serde_json::from_value(value.clone()).map_err(|e| err(e.to_string()))?;
+            seccomp::compile(&typed).map_err(|e| err(e.to_string()))?;
+            Ok(Some(value))
+        }
+    }
+}
+
+/// Every capability Linux 6.x knows, for `privileged` and `add: ["ALL"]`.
+const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn normalize_cap(name: &str) -> Result<String, SpecError> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    if ALL_CAPABILITIES.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(SpecError::UnknownCapability(name.to_string()))
+    }
+}
+
+fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
+    let sec = &cfg.security;
+    if sec.privileged {
+        return Ok(ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+    }
+    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
+    let mut caps: Vec<String> = if sec.capabilities_drop.iter().any(is_all) {
+        Vec::new()
+    } else {
+        let drop = sec
+            .capabilities_drop
+            .iter()
+            .map(|c| normalize_cap(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    for add in &sec.capabilities_add {
+        let added: Vec<String> = if is_all(add) {
+            ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        } else {
+            vec![normalize_cap(add)?]
+        };
+        for cap in added {
+            if !caps.contains(&cap) {
+                caps.push(cap);
+            }
+        }
+    }
+    Ok(caps)
+}
+
+/// `user`, `uid`, `user:group`, `uid:gid` → numeric ids, looking names up in
+/// the image's /etc/passwd and /etc/group (topmost layer that has them).
+fn resolve_image_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), SpecError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = read_image_file(layers, "etc/passwd");
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(uid) => (uid, primary_gid(uid, layers)),
+        Err(_) => {
+            let entry = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 4 && f[0] == u)
+                .ok_or_else(|| SpecError::UnknownUser(u.to_string()))?;
+            (entry[2].parse().unwrap_or(0), entry[3].parse().ok())
+        }
+    };
+    let gid = match g {
+        None => primary.unwrap_or(0),
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => read_image_file(layers, "etc/group")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| SpecError::UnknownUser(format!("group {g}")))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+fn primary_gid(uid: u32, layers: &[PathBuf]) -> Option<u32> {
+    let uid = uid.to_string();
+    read_image_file(layers, "etc/passwd")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[2] == uid)
+        .and_then(|f| f[3].parse().ok())
+}
+
+fn read_image_file(layers: &[PathBuf], rel: &str) -> String {
+    for layer in layers.iter().rev() {
+        let path = layer.join(rel);
+        // Only a regular file counts (a whiteout or symlink is not followed).
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.is_file()
+        {
+            return std::fs::read_to_string(path).unwrap_or_default();
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Mount, Resources, SecurityConfig};
+    use expect_test::{Expect, expect};
+
+    fn busybox() -> RunConfig {
+        RunConfig {
+            env: Some(vec!["PATH=/bin".into(), "LANG=C".into()]),
+            cmd: Some(vec!["sh".into()]),
+            ..RunConfig::default()
+        }
+    }
+
+    /// Renders and trims the bulky but fixed parts so the snapshot shows what varies.
+    fn check(cfg: ContainerConfig, expect: Expect) {
+        let actual = match plan_process(&cfg, &busybox(), &[])
+            .and_then(|plan| render(&cfg, &plan, Path::new("/run/c/rootfs")))
+        {
+            Ok(mut spec) => {
+                if let Some(s) = spec["linux"].get_mut("seccomp") {
+                    *s = json!(format!(
+                        "<{} rules>",
+                        s["syscalls"].as_array().map_or(0, Vec::len)
+                    ));
+                }
+                for key in ["maskedPaths", "readonlyPaths"] {
+                    if let Some(p) = spec["linux"].get_mut(key) {
+                        *p = json!(format!("<{} paths>", p.as_array().map_or(0, Vec::len)));
+                    }
+                }
+                let mounts = spec["mounts"].as_array_mut().expect("mounts");
+                mounts.retain(|m| m["type"] == "bind" || m["destination"] == "/sys");
+                serde_json::to_string_pretty(&spec).expect("json")
+            }
+            Err(e) => format!("error: {e}"),
+        };
+        expect.assert_eq(&actual);
+    }
+
+    fn cfg(id: &str) -> ContainerConfig {
+        ContainerConfig {
+            id: id.into(),
+            image: "busybox".into(),
+            ..ContainerConfig::default()
+        }
+    }
+
+    #[test]
+    fn default_container_is_hardened() {
+        check(
+            cfg("web-1"),
+            expect![[r#"
+                {
+                  "hostname": "web-1",
+                  "linux": {
+                    "cgroupsPath": "/bulwark/web-1",
+                    "maskedPaths": "<11 paths>",
+                    "namespaces": [
+                      {
+                        "type": "pid"
+                      },
+                      {
+                        "type": "ipc"
+                      },
+                      {
+                        "type": "uts"
+                      },
+                      {
+                        "type": "mount"
+                      },
+                      {
+                        "type": "network"
+                      },
+                      {
+                        "type": "cgroup"
+                      }
+                    ],
+                    "readonlyPaths": "<5 paths>",
+                    "resources": {
+                      "devices": [
+                        {
+                          "access": "rwm",
+                          "allow": false
+                        }
+                      ]
+                    },
+                    "seccomp": "<9 rules>"
+                  },
+                  "mounts": [
+                    {
+                      "destination": "/sys",
+                      "options": [
+                        "nosuid",
+                        "noexec",
+                        "nodev",
+                        "ro"
+                      ],
+                      "source": "sysfs",
+                      "type": "sysfs"
+                    }
+                  ],
+                  "ociVersion": "1.0.2",
+                  "process": {
+                    "args": [
+                      "sh"
+                    ],
+                    "capabilities": {
+                      "bounding": [
+                        "CAP_CHOWN",
+                        "CAP_DAC_OVERRIDE",
+                        "CAP_FSETID",
+                        "CAP_FOWNER",
+                        "CAP_MKNOD",
+                        "CAP_NET_RAW",
+                        "CAP_SETGID",
+                        "CAP_SETUID",
+                        "CAP_SETFCAP",
+                        "CAP_SETPCAP",
+                        "CAP_NET_BIND_SERVICE",
+                        "CAP_SYS_CHROOT",
+                        "CAP_KILL",
+                        "CAP_AUDIT_WRITE"
+                      ],
+                      "effective": [
+                        "CAP_CHOWN",
+                        "CAP_DAC_OVERRIDE",
+                        "CAP_FSETID",
+                        "CAP_FOWNER",
+                        "CAP_MKNOD",
+                        "CAP_NET_RAW",
+                        "CAP_SETGID",
+                        "CAP_SETUID",
+                        "CAP_SETFCAP",
+                        "CAP_SETPCAP",
+                        "CAP_NET_BIND_SERVICE",
+                        "CAP_SYS_CHROOT",
+                        "CAP_KILL",
+                        "CAP_AUDIT_WRITE"
+                      ],
+                      "permitted": [
+                        "CAP_CHOWN",
+                        "CAP_DAC_OVERRIDE",
+                        "CAP_FSETID",
+                        "CAP_FOWNER",
+                        "CAP_MKNOD",
+                        "CAP_NET_RAW",
+                        "CAP_SETGID",
+                        "CAP_SETUID",
+                        "CAP_SETFCAP",
+                        "CAP_SETPCAP",
+                        "CAP_NET_BIND_SERVICE",
+                        "CAP_SYS_CHROOT",
+                        "CAP_KILL",
+                        "CAP_AUDIT_WRITE"
+                      ]
+                    },
+                    "cwd": "/",
+                    "env": [
+                      "PATH=/bin",
+                      "HOSTNAME=web-1",
+                      "LANG=C"
+                    ],
+                    "noNewPrivileges": true,
+                    "terminal": false,
+                    "user": {
+                      "gid": 0,
+                      "uid": 0
+                    }
+                  },
+                  "root": {
+                    "path": "/run/c/rootfs",
+                    "readonly": false
+                  }
+                }"#]],
+        );
+    }
+
+    #[test]
+    fn limits_user_mounts_and_capability_changes() {
+        let mut c = cfg("db");
+        c.command = Some(vec!["/bin/sleep".into()]);
+        c.args = Some(vec!["10".into()]);
+        c.env = vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())];
+        c.working_dir = Some("/data".into());
+        c.mounts = vec![Mount {
+            source: "/srv/data".into(),
+            destination: "/data".into(),
+            read_only: true,
+        }];
+        c.resources = Resources {
+            memory_limit_bytes: Some(64 << 20),
+            pids_limit: Some(32),
+            cpu_shares: Some(512),
+            cpu_quota_us: Some(50_000),
+            cpu_period_us: None,
+        };
+        c.security = SecurityConfig {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            supplemental_groups: vec![5],
+            read_only_root_filesystem: true,
+            capabilities_drop: vec!["ALL".into()],
+            capabilities_add: vec!["net_bind_service".into()],
+            seccomp: SeccompProfile::Unconfined,
+            ..SecurityConfig::default()
+        };
+        c.join_namespaces = vec![(NamespaceKind::Network, "/proc/42/ns/net".into())];
+        c.cgroup_parent = Some("/bulwark/pod-abc/".into());
+        check(
+            c,
+            expect![[r#"
+                {
+                  "hostname": "db",
+                  "linux": {
+                    "cgroupsPath": "/bulwark/pod-abc/db",
+                    "maskedPaths": "<11 paths>",
+                    "namespaces": [
+                      {
+                        "type": "pid"
+                      },
+                      {
+                        "type": "ipc"
+                      },
+                      {
+                        "type": "uts"
+                      },
+                      {
+                        "type": "mount"
+                      },
+                      {
+                        "path": "/proc/42/ns/net",
+                        "type": "network"
+                      },
+                      {
+                        "type": "cgroup"
+                      }
+                    ],
+                    "readonlyPaths": "<5 paths>",
+                    "resources": {
+                      "cpu": {
+                        "period": 100000,
+                        "quota": 50000,
+                        "shares": 512
+                      },
+                      "devices": [
+                        {
+                          "access": "rwm",
+                          "allow": false
+                        }
+                      ],
+                      "memory": {
+                        "limit": 67108864,
+                        "swap": 67108864
+                      },
+                      "pids": {
+                        "limit": 32
+                      }
+                    }
+                  },
+                  "mounts": [
+                    {
+                      "destination": "/sys",
+                      "options": [
+                        "nosuid",
+                        "noexec",
+                        "nodev",
+                        "ro"
+                      ],
+                      "source": "sysfs",
+                      "type": "sysfs"
+                    },
+                    {
+                      "destination": "/data",
+                      "options": [
+                        "rbind",
+                        "rprivate",
+                        "nosuid",
+                        "nodev",
+                        "ro"
+                      ],
+                      "source": "/srv/data",
+                      "type": "bind"
+                    }
+                  ],
+                  "ociVersion": "1.0.2",
+                  "process": {
+                    "args": [
+                      "/bin/sleep",
+                      "10"
+                    ],
+                    "capabilities": {
+                      "bounding": [
+                        "CAP_NET_BIND_SERVICE"
+                      ],
+                      "effective": [
+                        "CAP_NET_BIND_SERVICE"
+                      ],
+                      "permitted": [
+                        "CAP_NET_BIND_SERVICE"
+                      ]
+                    },
+                    "cwd": "/data",
+                    "env": [
+                      "PATH=/usr/bin",
+                      "HOSTNAME=db",
+                      "LANG=C",
+                      "A=1"
+                    ],
+                    "noNewPrivileges": true,
+                    "terminal": false,
+                    "user": {
+                      "additionalGids": [
+                        5
+                      ],
+                      "gid": 1000,
+                      "uid": 1000
+                    }
+                  },
+                  "root": {
+                    "path": "/run/c/rootfs",
+                    "readonly": true
+                  }
+                }"#]],
+        );
+    }
+
+    #[test]
+    fn privileged_gets_everything_only_when_asked() {
+        let mut c = cfg("priv");
+        c.security.privileged = true;
+        let plan = plan_process(&c, &busybox(), &[]).expect("plan");
+        let spec = render(&c, &plan, Path::new("/r")).expect("render");
+        assert_eq!(
+            spec["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(41)
+        );
+        assert!(spec["linux"].get("seccomp").is_none());
+        assert!(spec["linux"].get("maskedPaths").is_none());
+        assert_eq!(spec["process"]["noNewPrivileges"], false);
+    }
+
+    #[test]
+    fn bad_descriptions_are_refused_with_their_reason() {
+        let mut c = cfg("x");
+        c.command = Some(vec![]);
+        check(
+            c,
+            expect![
+                "error: no command specified: image has no entrypoint or cmd and the container sets none"
+            ],
+        );
+        check(
+            cfg("bad/id"),
+            expect![[
+                r#"error: invalid container id "bad/id": use 1-64 characters of [A-Za-z0-9_.-], starting alphanumeric"#
+            ]],
+        );
+        let mut c = cfg("x");
+        c.mounts = vec![Mount {
+            source: "/a".into(),
+            destination: "rel".into(),
+            read_only: false,
+        }];
+        check(
+            c,
+            expect![[
+                r#"error: invalid mount destination "rel": must be an absolute path without .."#
+            ]],
+        );
+        let mut c = cfg("x");
+        c.security.capabilities_add = vec!["SYS_WIZARD".into()];
+        check(c, expect![[r#"error: unknown capability "SYS_WIZARD""#]]);
+    }
+
+    #[test]
+    fn image_user_names_resolve_from_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").expect("group");
+        let layers = vec![dir.path().to_path_buf()];
+        let cases = [
+            ("", "0:0"),
+            ("app", "1001:1002"),
+            ("1001", "1001:1002"),
+            ("app:staff", "1001:50"),
+            ("7:8", "7:8"),
+            (
+                "ghost",
+                "error: unable to find user ghost: no matching entries in passwd file",
+            ),
+        ];
+        for (user, want) in cases {
+            let got = match resolve_image_user(user, &layers) {
+                Ok((u, g)) => format!("{u}:{g}"),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(got, want, "user {user:?}");
+        }
+    }
+}
