@@ -162,43 +162,18 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
 }
 
 /// Turns the faithful spec into what libcontainer (built without libseccomp)
-/// runs: the seccomp profile moves into our executor, and when no_new_privs is
-/// off the executor keeps CAP_SYS_ADMIN (and CAP_SETPCAP) just long enough to
-/// install the filter — the kernel requires one of the two.
+/// runs: the seccomp profile moves into our executor.
+///
+/// Note: seccompiler sets no_new_privs whenever it installs a filter, so a
+/// container under seccomp always runs with no_new_privs, even when privilege
+/// escalation is allowed (stricter than runc; see README).
 fn prepare(mut spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
     let mut executor = BulwarkExecutor::default();
-    let nnp = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.no_new_privileges())
-        .unwrap_or(false);
     if let Some(linux) = spec.linux_mut()
         && let Some(profile) = linux.seccomp().clone()
     {
         executor.filters = crate::seccomp::compile(&profile).map_err(|e| e.to_string())?;
         linux.set_seccomp(None);
-    }
-    if !executor.filters.is_empty()
-        && !nnp
-        && let Some(process) = spec.process_mut()
-        && let Some(caps) = process.capabilities().clone()
-    {
-        use oci_spec::runtime::Capability;
-        let mut caps = caps;
-        for cap in [Capability::SysAdmin, Capability::Setpcap] {
-            let mut bounding = caps.bounding().clone().unwrap_or_default();
-            if bounding.insert(cap) {
-                executor.temporary_caps.push(cap);
-            }
-            caps.set_bounding(Some(bounding));
-            let mut effective = caps.effective().clone().unwrap_or_default();
-            effective.insert(cap);
-            caps.set_effective(Some(effective));
-            let mut permitted = caps.permitted().clone().unwrap_or_default();
-            permitted.insert(cap);
-            caps.set_permitted(Some(permitted));
-        }
-        process.set_capabilities(Some(caps));
     }
     Ok((spec, executor))
 }
@@ -208,8 +183,6 @@ fn prepare(mut spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
 #[derive(Clone, Default)]
 struct BulwarkExecutor {
     filters: Vec<BpfProgram>,
-    /// Capabilities held only to install the filters; dropped right after.
-    temporary_caps: Vec<oci_spec::runtime::Capability>,
 }
 
 impl Executor for BulwarkExecutor {
@@ -231,8 +204,6 @@ impl Executor for BulwarkExecutor {
             seccompiler::apply_filter(filter)
                 .map_err(|e| ExecutorError::Other(format!("installing seccomp filter: {e}")))?;
         }
-        drop_caps(&self.temporary_caps)
-            .map_err(|e| ExecutorError::Other(format!("dropping capabilities: {e}")))?;
         let err = nix::unistd::execvp(program, &argv).err();
         Err(ExecutorError::Other(format!(
             "exec: {:?}: {}",
@@ -244,28 +215,6 @@ impl Executor for BulwarkExecutor {
     fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
         // The runtime resolved the executable in the rootfs before creating.
         Ok(())
-    }
-}
-
-fn drop_caps(caps: &[oci_spec::runtime::Capability]) -> Result<(), caps::errors::CapsError> {
-    use caps::CapSet;
-    let caps: Vec<caps::Capability> = caps.iter().filter_map(|c| to_caps(*c)).collect();
-    // Bounding first, while CAP_SETPCAP is still effective.
-    for cap in &caps {
-        caps::drop(None, CapSet::Bounding, *cap)?;
-    }
-    for cap in &caps {
-        caps::drop(None, CapSet::Effective, *cap)?;
-        caps::drop(None, CapSet::Permitted, *cap)?;
-    }
-    Ok(())
-}
-
-fn to_caps(c: oci_spec::runtime::Capability) -> Option<caps::Capability> {
-    match c {
-        oci_spec::runtime::Capability::SysAdmin => Some(caps::Capability::CAP_SYS_ADMIN),
-        oci_spec::runtime::Capability::Setpcap => Some(caps::Capability::CAP_SETPCAP),
-        _ => None,
     }
 }
 
