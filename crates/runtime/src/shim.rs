@@ -141,7 +141,18 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
     for copier in copiers {
         let _ = copier.join();
     }
-    let reason = exit_reason(code, &cgroup_path, &SysfsCgroups::detect());
+    let cgroups = SysfsCgroups::detect();
+    if signal == Some(libc::SIGKILL) {
+        // The OOM killer sends SIGKILL before it bumps the cgroup's counter;
+        // give the kernel a moment to finish its accounting.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while cgroups.oom_kills(&cgroup_path).unwrap_or(0) == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    let reason = exit_reason(code, &cgroup_path, &cgroups);
     let status = ExitStatus {
         code,
         signal,

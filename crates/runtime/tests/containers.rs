@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_runtime::{ContainerConfig, ExitStatus, ImageStore, Runtime};
+use bulwark_runtime::{ContainerConfig, ContainerStatus, ExitStatus, ImageStore, Runtime};
 
 /// A runtime on temp dirs with a busybox image; removes its containers on drop.
 struct Fixture {
@@ -287,4 +287,162 @@ fn read_only_root_and_run_as_user() {
         "{out:?}"
     );
     assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+}
+
+/// Polls `cond` every few milliseconds until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// A cgroup file of a container, for cgroup v1 (`controller/…`) or v2.
+fn cgroup_file(parent: &str, id: &str, v1_controller: &str, file: &str) -> std::path::PathBuf {
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let base = if unified {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    } else {
+        std::path::Path::new("/sys/fs/cgroup").join(v1_controller)
+    };
+    base.join(parent).join(id).join(file)
+}
+
+#[test]
+fn exceeding_the_memory_limit_is_reported_as_oom_killed() {
+    let f = Fixture::new();
+    // The main process itself allocates 64 MiB under a 32 MiB limit.
+    let mut cfg = f.config("echo start; exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    cfg.resources.memory_limit_bytes = Some(32 << 20);
+    let (status, log) = f.run(cfg);
+    assert_eq!(status.reason, "OOMKilled", "{status:?} {log}");
+    assert_eq!((status.code, status.signal), (137, Some(9)));
+}
+
+#[test]
+fn a_fork_bomb_stays_inside_the_pids_limit() {
+    let f = Fixture::new();
+    let mut cfg = f.config("bomb() { bomb | bomb & }; bomb; sleep 60");
+    cfg.resources.pids_limit = Some(16);
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let current = cgroup_file(&f.cgroup_parent, &cfg.id, "pids", "pids.current");
+    let events = cgroup_file(&f.cgroup_parent, &cfg.id, "pids", "pids.events");
+    let read = |path: &std::path::Path, key: &str| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ').unwrap_or(("", l));
+                (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+            })
+            .unwrap_or(0)
+    };
+    let mut peak = 0;
+    // The kernel counts every fork it refused at the limit in pids.events.
+    let refused = eventually(Duration::from_secs(20), || {
+        peak = peak.max(read(&current, ""));
+        read(&events, "max") > 0
+    });
+    assert!(
+        refused,
+        "no fork was refused; pids.current peaked at {peak}"
+    );
+    assert!(peak <= 16, "pids.current exceeded the limit: {peak}");
+    let limit = std::fs::read_to_string(cgroup_file(&f.cgroup_parent, &cfg.id, "pids", "pids.max"))
+        .expect("pids.max");
+    assert_eq!(limit.trim(), "16");
+    f.runtime.remove(&cfg.id).expect("remove stops the bomb");
+    assert!(!current.exists(), "the container's cgroup is removed");
+}
+
+#[test]
+fn cpu_and_memory_limits_are_written_to_the_cgroup() {
+    let f = Fixture::new();
+    let mut cfg = f.config("sleep 60");
+    cfg.resources.memory_limit_bytes = Some(64 << 20);
+    cfg.resources.cpu_shares = Some(512);
+    cfg.resources.cpu_quota_us = Some(50_000);
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let read = |controller: &str, file: &str| {
+        std::fs::read_to_string(cgroup_file(&f.cgroup_parent, &cfg.id, controller, file))
+            .unwrap_or_else(|e| format!("{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(read("", "memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    }
+    f.runtime.remove(&cfg.id).expect("remove");
+}
+
+#[test]
+fn a_new_runtime_readopts_a_running_container() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = Arc::new(ImageStore::open(dir.path().join("images")).expect("store"));
+    images
+        .import_rootfs(&common::busybox_rootfs_tar(dir.path()), "busybox")
+        .expect("import");
+    let shim = env!("CARGO_BIN_EXE_bulwark-runtime-shim");
+    let state = dir.path().join("state");
+    let parent = common::unique("bulwark-test");
+    let cfg = ContainerConfig {
+        id: common::unique("readopt"),
+        image: "busybox".into(),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo before; trap 'echo got-term; exit 7' TERM; while true; do sleep 0.05; done"
+                .into(),
+        ]),
+        cgroup_parent: Some(parent.clone()),
+        ..ContainerConfig::default()
+    };
+    let pid = {
+        let first = Runtime::new(&state, Arc::clone(&images), shim).expect("runtime");
+        first.create(&cfg).expect("create");
+        first.start(&cfg.id).expect("start")
+        // The first runtime (the "agent") goes away here.
+    };
+    let second = Runtime::new(&state, images, shim).expect("runtime");
+    assert_eq!(
+        second.status(&cfg.id).expect("status"),
+        ContainerStatus::Running { pid }
+    );
+    let log = second.log_path(&cfg.id);
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("stdout F before"))
+    }));
+    second
+        .kill(&cfg.id, nix::sys::signal::Signal::SIGTERM)
+        .expect("kill");
+    let status = second.wait(&cfg.id, Duration::from_secs(10)).expect("wait");
+    assert_eq!(status.code, 7);
+    assert!(
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .contains("stdout F got-term")
+    );
+    second.remove(&cfg.id).expect("remove");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
 }
