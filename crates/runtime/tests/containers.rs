@@ -446,3 +446,96 @@ fn a_new_runtime_readopts_a_running_container() {
         let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
     }
 }
+
+/// Env var that turns this test binary into a throwaway "agent" process.
+const AGENT_ROLE: &str = "BULWARK_TEST_AGENT_STATE";
+
+#[test]
+fn containers_outlive_a_killed_agent_and_are_readopted() {
+    use std::io::BufRead;
+    if let Ok(dir) = std::env::var(AGENT_ROLE) {
+        // Child role: start a container, report, then wait to be killed.
+        let dir = std::path::PathBuf::from(dir);
+        let images = Arc::new(ImageStore::open(dir.join("images")).expect("store"));
+        images
+            .import_rootfs(&common::busybox_rootfs_tar(&dir), "busybox")
+            .expect("import");
+        let runtime = Runtime::new(
+            dir.join("state"),
+            images,
+            env!("CARGO_BIN_EXE_bulwark-runtime-shim"),
+        )
+        .expect("runtime");
+        let cfg = ContainerConfig {
+            id: common::unique("orphan"),
+            image: "busybox".into(),
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.02; done".into(),
+            ]),
+            cgroup_parent: Some(std::env::var("BULWARK_TEST_CGROUP").expect("cgroup parent")),
+            ..ContainerConfig::default()
+        };
+        runtime.create(&cfg).expect("create");
+        runtime.start(&cfg.id).expect("start");
+        println!("started {}", cfg.id);
+        loop {
+            std::thread::park();
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parent = common::unique("bulwark-test");
+    let mut agent = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "containers_outlive_a_killed_agent_and_are_readopted",
+            "--nocapture",
+        ])
+        .env(AGENT_ROLE, dir.path())
+        .env("BULWARK_TEST_CGROUP", &parent)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    let stdout = agent.stdout.take().expect("agent stdout");
+    let id = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("started ").map(str::to_string))
+        .expect("agent started a container");
+    agent.kill().expect("kill agent");
+    agent.wait().expect("reap agent");
+
+    let images = Arc::new(ImageStore::open(dir.path().join("images")).expect("store"));
+    let runtime = Runtime::new(
+        dir.path().join("state"),
+        images,
+        env!("CARGO_BIN_EXE_bulwark-runtime-shim"),
+    )
+    .expect("runtime");
+    assert!(matches!(
+        runtime.status(&id).expect("status"),
+        ContainerStatus::Running { .. }
+    ));
+    // Logs keep flowing with the agent gone.
+    let ticks = || {
+        std::fs::read_to_string(runtime.log_path(&id))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let after_kill = ticks();
+    assert!(
+        eventually(Duration::from_secs(10), || ticks() > after_kill + 5),
+        "log stopped growing at {after_kill} lines"
+    );
+    runtime.remove(&id).expect("remove");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
+}
