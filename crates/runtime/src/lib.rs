@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use images::{Image, ImageError, ImageStore, ImageSummary, RunConfig, UnpackError};
 pub use reference::{Reference, ReferenceError};
-pub use runtime::{ContainerStatus, ExitStatus, Runtime, RuntimeError};
+pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError};
 pub use seccomp::SeccompError;
 pub use shim::shim_main;
 pub use spec::SpecError;

@@ -55,6 +55,17 @@ pub struct ExitStatus {
     pub reason: String,
 }
 
+/// What an [`Runtime::exec`]'d process printed and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code (128 + signal when killed; 126 when it could not start).
+    pub code: i32,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+}
+
 /// Where a container is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerStatus {
@@ -321,6 +332,50 @@ impl Runtime {
             self.wait(id, Duration::from_secs(30))?;
         }
         self.cleanup(id)
+    }
+
+    /// Runs `command` inside a running container (its namespaces, cgroup,
+    /// user, capabilities and seccomp profile) and collects its output.
+    pub fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, RuntimeError> {
+        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
+            let state = state_name(&self.status(id)?);
+            return Err(RuntimeError::WrongState {
+                id: id.into(),
+                state,
+                action: "exec",
+            });
+        }
+        let Some(program) = command.first() else {
+            return Err(SpecError::NoCommand.into());
+        };
+        let dir = self.dir(id);
+        let spec: serde_json::Value = serde_json::from_slice(
+            &fs::read(dir.join(paths::SPEC)).map_err(io_ctx("reading config.json"))?,
+        )
+        .map_err(SpecError::from)?;
+        let path_var = spec["process"]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str()?.strip_prefix("PATH="))
+            .next()
+            .unwrap_or("")
+            .to_string();
+        find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
+        let output = Command::new(&self.shim)
+            .arg("exec")
+            .arg(&dir)
+            .arg(self.root.join("executor"))
+            .arg(id)
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_ctx(format!("spawning shim {}", self.shim.display())))?;
+        Ok(ExecOutput {
+            code: output.status.code().unwrap_or(crate::shim::EXEC_FAILED),
+            stdout: output.stdout,
+            stderr: output.stderr,
+        })
     }
 
     /// Ids of all containers under this runtime's root.

@@ -28,6 +28,18 @@ use crate::runtime::{ExitStatus, paths};
 /// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
 /// Returns the process exit code.
 pub fn shim_main(args: &[String]) -> i32 {
+    if let [mode, dir, state_root, id, command @ ..] = args
+        && mode == "exec"
+    {
+        init_tracing(Path::new(dir));
+        return match exec(Path::new(dir), Path::new(state_root), id, command) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("exec failed: {message}");
+                EXEC_FAILED
+            }
+        };
+    }
     let [dir, state_root, id] = args else {
         eprintln!("usage: bulwark-runtime-shim <container-dir> <state-root> <id>");
         return 2;
@@ -170,6 +182,41 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
     )
     .map_err(|e| format!("writing exit status: {e}"))?;
     Ok(())
+}
+
+/// Exit code of `shim exec` when the process could not be started at all
+/// (as runc and `kubectl exec` use 126/127 for "cannot run").
+pub(crate) const EXEC_FAILED: i32 = 126;
+
+/// `shim exec <dir> <state-root> <id> <command…>`: runs a process inside a
+/// running container — its namespaces, cgroup, user, capabilities and
+/// seccomp profile — with this process's stdio, and returns its exit code.
+fn exec(dir: &Path, state_root: &Path, id: &str, command: &[String]) -> Result<i32, String> {
+    let spec = Spec::load(dir.join(paths::SPEC)).map_err(|e| format!("reading spec: {e}"))?;
+    let user = spec.process().as_ref().map(|p| p.user().clone());
+    let (_, executor) = prepare(spec)?;
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(state_root)
+        .map_err(|e| format!("executor state directory: {e}"))?
+        .with_executor(executor)
+        .as_tenant()
+        .with_container_args(command.to_vec())
+        .with_detach(true);
+    if let Some(user) = user {
+        builder = builder
+            .with_user(Some(user.uid()))
+            .with_group(Some(user.gid()))
+            .with_additional_gids(user.additional_gids().clone().unwrap_or_default());
+    }
+    let pid = builder.build().map_err(|e| format!("{e}"))?;
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waiting for the exec'd process: {e}")),
+        }
+    }
 }
 
 /// Turns the faithful spec into what libcontainer (built without libseccomp)

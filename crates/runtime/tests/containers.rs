@@ -539,3 +539,51 @@ fn containers_outlive_a_killed_agent_and_are_readopted() {
         let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
     }
 }
+
+#[test]
+fn exec_runs_inside_the_container_with_its_restrictions() {
+    let f = Fixture::new();
+    let mut cfg = f.config("echo $$ > /tmp/init-pid; sleep 60");
+    cfg.security.run_as_user = Some(1000);
+    cfg.security.run_as_group = Some(1000);
+    cfg.env = vec![("GREETING".into(), "hi".into())];
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let run = |script: &str| {
+        let out = f
+            .runtime
+            .exec(&cfg.id, &["sh".into(), "-c".into(), script.into()])
+            .expect("exec");
+        (
+            out.code,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    assert!(eventually(Duration::from_secs(10), || run(
+        "cat /tmp/init-pid"
+    )
+    .1 == "1"));
+    let (code, out, _) =
+        run("id; echo $GREETING; hostname; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!(
+            "uid=1000 gid=1000\nhi\n{}\nNoNewPrivs:\t1\nSeccomp:\t2",
+            cfg.id
+        )
+    );
+    let (code, _, err) = run("unshare -U true");
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(run("exit 42").0, 42, "exit codes propagate");
+    let err = f
+        .runtime
+        .exec(&cfg.id, &["nonesuch".into()])
+        .expect_err("missing command");
+    assert_eq!(
+        err.to_string(),
+        r#"exec: "nonesuch": executable file not found in $PATH"#
+    );
+    f.runtime.remove(&cfg.id).expect("remove");
+}
