@@ -147,6 +147,11 @@ fn nix_ctx(context: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeErro
 pub struct Runtime {
     root: PathBuf,
     images: Arc<ImageStore>,
+    /// A sealed in-memory copy of the shim binary; shims are executed from
+    /// it (`/proc/self/fd/N`), so `/proc/<pid>/exe` of a shim — and of a
+    /// container process before its own exec — is a read-only memfd, never
+    /// the host file (the CVE-2019-5736 class).
+    sealed_shim: fs::File,
     shim: PathBuf,
     /// Shims this process started, reaped when they have exited.
     children: Mutex<Vec<Child>>,
@@ -172,10 +177,13 @@ impl Runtime {
             fs::create_dir_all(root.join(dir))
                 .map_err(io_ctx(format!("creating {}", root.join(dir).display())))?;
         }
+        let shim = shim.into();
+        let sealed_shim = seal_copy(&shim)?;
         Ok(Runtime {
             root,
             images,
-            shim: shim.into(),
+            sealed_shim,
+            shim,
             children: Mutex::new(Vec::new()),
         })
     }
@@ -233,7 +241,8 @@ impl Runtime {
         let dir = self.dir(id);
         let shim_log =
             fs::File::create(dir.join(paths::SHIM_LOG)).map_err(io_ctx("creating shim.log"))?;
-        let mut child = Command::new(&self.shim)
+        let mut child = self
+            .shim_command()
             .arg(&dir)
             .arg(self.root.join("executor"))
             .arg(id)
@@ -362,7 +371,8 @@ impl Runtime {
             .unwrap_or("")
             .to_string();
         find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
-        let output = Command::new(&self.shim)
+        let output = self
+            .shim_command()
             .arg("exec")
             .arg(&dir)
             .arg(self.root.join("executor"))
@@ -401,6 +411,15 @@ impl Runtime {
         self.dir(id).join(paths::SPEC)
     }
 
+    /// A command running the sealed shim copy. The memfd is close-on-exec:
+    /// the kernel resolves `/proc/self/fd/N` before it closes it.
+    fn shim_command(&self) -> Command {
+        use std::os::fd::AsRawFd;
+        let mut command = Command::new(format!("/proc/self/fd/{}", self.sealed_shim.as_raw_fd()));
+        command.arg0("bulwark-runtime-shim");
+        command
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
@@ -430,6 +449,28 @@ impl Runtime {
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
     }
+}
+
+/// Copies `binary` into a memfd and seals it against any change.
+fn seal_copy(binary: &Path) -> Result<fs::File, RuntimeError> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MemFdCreateFlag, memfd_create};
+    use std::os::fd::AsRawFd;
+    let ctx = format!("sealing a copy of the shim {}", binary.display());
+    let fd = memfd_create(
+        c"bulwark-runtime-shim",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(nix_ctx(ctx.clone()))?;
+    let mut copy = fs::File::from(fd);
+    let mut original = fs::File::open(binary).map_err(io_ctx(ctx.clone()))?;
+    io::copy(&mut original, &mut copy).map_err(io_ctx(ctx.clone()))?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(nix_ctx(ctx))?;
+    Ok(copy)
 }
 
 fn state_name(s: &ContainerStatus) -> &'static str {

@@ -587,3 +587,31 @@ fn exec_runs_inside_the_container_with_its_restrictions() {
     );
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn the_runtime_binary_is_a_sealed_copy_that_cannot_be_overwritten() {
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    let pid = f.runtime.start(&cfg.id).expect("start");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let shim = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|p| p.trim().to_string())
+        .expect("PPid");
+    // What a container process reaching /proc/<shim>/exe (or its own before
+    // exec) would get: an in-memory copy, sealed against writes.
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).expect("readlink");
+    assert!(
+        exe.to_string_lossy()
+            .starts_with("/memfd:bulwark-runtime-shim"),
+        "{exe:?}"
+    );
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{shim}/exe"))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"pwned"));
+    assert!(write.is_err(), "wrote to the shim's executable");
+    f.runtime.remove(&cfg.id).expect("remove");
+}
