@@ -302,7 +302,9 @@ impl Runtime {
     /// Waits for the container to exit, polling its exit record, at most `timeout`.
     pub fn wait(&self, id: &str, timeout: Duration) -> Result<ExitStatus, RuntimeError> {
         let deadline = Instant::now() + timeout;
-        let mut interval = Duration::from_micros(200);
+        // Fine polling first (most waits on short-lived processes end within
+        // milliseconds), backing off to 20 ms.
+        let mut interval = Duration::from_micros(50);
         loop {
             if let ContainerStatus::Exited(status) = self.status(id)? {
                 self.reap();

@@ -1,0 +1,152 @@
+//! `cargo bench -p bulwark-runtime --bench runtime` (as root): create + start +
+//! wait for `/bin/true` in a busybox container, Bulwark's built-in executor
+//! against runc and crun on the same bundle, p50/p99 over
+//! `BULWARK_BENCH_RUNS` runs (default 100).
+//!
+//! Bulwark's figure includes everything `Runtime` does per container: overlay
+//! mount, spec rendering, the shim, libcontainer, seccomp, exit record and
+//! removal of its state is *not* included. runc/crun run the very bundle
+//! Bulwark rendered (same spec, seccomp profile and mounted rootfs) with
+//! `<runtime> run`, which creates, starts, waits and deletes.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulwark_runtime::{ContainerConfig, ImageStore, Runtime};
+
+fn main() {
+    let runs: usize = std::env::var("BULWARK_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = Arc::new(ImageStore::open(dir.path().join("images")).expect("store"));
+    images
+        .import_rootfs(&common::busybox_rootfs_tar(dir.path()), "busybox")
+        .expect("import busybox");
+    let runtime = Runtime::new(
+        dir.path().join("state"),
+        images,
+        env!("CARGO_BIN_EXE_bulwark-runtime-shim"),
+    )
+    .expect("runtime");
+    let parent = common::unique("bulwark-bench");
+    let config = |id: String| ContainerConfig {
+        id,
+        image: "busybox".into(),
+        command: Some(vec!["/bin/true".into()]),
+        cgroup_parent: Some(parent.clone()),
+        ..ContainerConfig::default()
+    };
+
+    let mut results = Vec::new();
+    let mut ours = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let cfg = config(format!("bench-{i}"));
+        let t0 = Instant::now();
+        runtime.create(&cfg).expect("create");
+        runtime.start(&cfg.id).expect("start");
+        let status = runtime
+            .wait(&cfg.id, Duration::from_secs(30))
+            .expect("wait");
+        ours.push(t0.elapsed());
+        assert_eq!(status.code, 0);
+        runtime.remove(&cfg.id).expect("remove");
+    }
+    results.push(("bulwark (libcontainer)", Some(ours)));
+
+    // One bundle for the peers: the spec and rootfs Bulwark rendered.
+    let bundle_cfg = config("bench-bundle".into());
+    runtime.create(&bundle_cfg).expect("create bundle");
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).expect("bundle dir");
+    std::fs::copy(
+        runtime.spec_path(&bundle_cfg.id),
+        bundle.join("config.json"),
+    )
+    .expect("spec");
+    for peer in ["crun", "runc"] {
+        results.push((peer, peer_runs(peer, &bundle, dir.path(), runs)));
+    }
+    runtime.remove(&bundle_cfg.id).expect("remove bundle");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
+
+    println!("create+start+wait of /bin/true, {runs} runs");
+    println!(
+        "{:<24} {:>9} {:>9} {:>9}",
+        "runtime", "p50 ms", "p99 ms", "mean ms"
+    );
+    let base = results[0].1.as_ref().map(|d| percentile(d, 50.0));
+    for (name, durations) in &results {
+        match durations {
+            Some(d) => {
+                let p50 = percentile(d, 50.0);
+                let ratio = base
+                    .map(|b| format!("  ({:.2}x bulwark's p50)", p50 / b))
+                    .unwrap_or_default();
+                println!(
+                    "{name:<24} {p50:>9.2} {:>9.2} {:>9.2}{ratio}",
+                    percentile(d, 99.0),
+                    d.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / d.len() as f64
+                );
+            }
+            None => println!("{name:<24} did not run here (see above)"),
+        }
+    }
+}
+
+/// Times `<peer> run` on the bundle; `None` when the peer is missing or fails.
+fn peer_runs(peer: &str, bundle: &Path, tmp: &Path, runs: usize) -> Option<Vec<Duration>> {
+    let state = tmp.join(format!("{peer}-state"));
+    let mut out = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let id = format!("bench-{peer}-{i}");
+        let t0 = Instant::now();
+        let result = Command::new(peer)
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "--bundle"])
+            .arg(bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        let elapsed = t0.elapsed();
+        match result {
+            Ok(o) if o.status.success() => out.push(elapsed),
+            Ok(o) => {
+                println!("{peer}: {}", String::from_utf8_lossy(&o.stderr).trim());
+                let _ = Command::new(peer)
+                    .arg("--root")
+                    .arg(&state)
+                    .args(["delete", "-f", &id])
+                    .output();
+                return None;
+            }
+            Err(e) => {
+                println!("{peer}: {e}");
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+fn percentile(durations: &[Duration], p: f64) -> f64 {
+    let mut ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (ms.len() - 1) as f64).round() as usize;
+    ms[rank.min(ms.len() - 1)]
+}
