@@ -30,7 +30,10 @@ mod spec;
 pub use config::{
     ContainerConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
 };
-pub use images::{Image, ImageError, ImageStore, ImageSummary, RunConfig, UnpackError};
+pub use images::{
+    AuthConfig, HostConfig, Image, ImageError, ImageStore, ImageSummary, MirrorConfig,
+    RegistryConfig, RunConfig, TlsConfig, UnpackError,
+};
 pub use reference::{Reference, ReferenceError};
 pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError};
 pub use seccomp::SeccompError;

@@ -170,7 +170,7 @@ impl ImageStore {
     }
 
     /// Checks every blob of a manifest is present and unpacks its layers.
-    fn unpack_image(&self, manifest_desc: &Descriptor) -> Result<(), ImageError> {
+    pub(crate) fn unpack_image(&self, manifest_desc: &Descriptor) -> Result<(), ImageError> {
         let manifest: Manifest = self.read_json(&manifest_desc.digest, "manifest")?;
         let config: ImageConfigFile = self.read_json(&manifest.config.digest, "image config")?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {

@@ -13,6 +13,7 @@
 
 mod import;
 pub(crate) mod oci;
+mod registry;
 pub(crate) mod unpack;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use self::oci::RunConfig;
 use self::oci::{Descriptor, ImageConfigFile, Index, MEDIA_INDEX, Manifest};
+pub use self::registry::{AuthConfig, HostConfig, MirrorConfig, RegistryConfig, TlsConfig};
 pub use self::unpack::UnpackError;
 use crate::reference::{Reference, ReferenceError, is_sha256_hex};
 
@@ -76,6 +78,22 @@ pub enum ImageError {
     /// The media type of a layer or manifest is not supported.
     #[error("unsupported media type {0:?}")]
     UnsupportedMediaType(String),
+    /// A registry endpoint refused or failed a request.
+    #[error("registry {endpoint}: {message}")]
+    Registry {
+        /// The endpoint URL.
+        endpoint: String,
+        /// What happened (status, timeout, refused credentials, …).
+        message: String,
+    },
+    /// No endpoint could deliver the image; each attempt's error is listed.
+    #[error("pulling {reference}: {attempts}")]
+    PullFailed {
+        /// The image.
+        reference: String,
+        /// Every endpoint's failure, in the order tried.
+        attempts: String,
+    },
     /// The image name is not a valid reference.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -135,6 +153,9 @@ pub struct ImageStore {
     root: PathBuf,
     /// Serialises read-modify-write of `index.json` within this process.
     index_lock: Mutex<()>,
+    /// Pulls in progress, by image name: later callers wait on the slot
+    /// (true once a pull through it succeeded).
+    inflight: Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<bool>>>>,
 }
 
 impl ImageStore {
@@ -155,6 +176,7 @@ impl ImageStore {
         Ok(ImageStore {
             root,
             index_lock: Mutex::new(()),
+            inflight: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
