@@ -27,6 +27,7 @@ mod seccomp;
 mod shim;
 mod spec;
 
+pub use cgroups::ContainerStats;
 pub use config::{
     ContainerConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
 };

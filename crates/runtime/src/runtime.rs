@@ -29,6 +29,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use serde::{Deserialize, Serialize};
 
 use crate::ContainerConfig;
+use crate::cgroups::{self, Cgroups, ContainerStats, SysfsCgroups};
 use crate::images::{ImageError, ImageStore};
 use crate::spec::{self, SpecError};
 
@@ -388,6 +389,44 @@ impl Runtime {
             stdout: output.stdout,
             stderr: output.stderr,
         })
+    }
+
+    /// Creates the pod-level parent cgroup `cgroup_parent` (as given in
+    /// [`ContainerConfig::cgroup_parent`]) with `resources`, so that the
+    /// pod's containers share its limits (and the agent can place QoS
+    /// classes above it).
+    pub fn set_pod_limits(
+        &self,
+        cgroup_parent: &str,
+        resources: &crate::Resources,
+    ) -> Result<(), RuntimeError> {
+        let path = format!("/{}", cgroup_parent.trim_matches('/'));
+        cgroups::apply_limits(&SysfsCgroups::detect(), &path, resources)
+            .map_err(io_ctx(format!("setting limits of cgroup {path}")))
+    }
+
+    /// Removes a pod-level parent cgroup once its containers are removed.
+    pub fn remove_pod_cgroup(&self, cgroup_parent: &str) -> Result<(), RuntimeError> {
+        let path = format!("/{}", cgroup_parent.trim_matches('/'));
+        SysfsCgroups::detect()
+            .remove(&path)
+            .map_err(io_ctx(format!("removing cgroup {path}")))
+    }
+
+    /// CPU and memory usage of a running container.
+    pub fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(self.dir(id).join(paths::SPEC)).map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    RuntimeError::NotFound(id.into())
+                } else {
+                    io_ctx("reading config.json")(e)
+                }
+            })?)
+            .map_err(SpecError::from)?;
+        let path = spec["linux"]["cgroupsPath"].as_str().unwrap_or_default();
+        cgroups::stats(&SysfsCgroups::detect(), path)
+            .map_err(io_ctx(format!("reading the statistics of cgroup {path}")))
     }
 
     /// Ids of all containers under this runtime's root.

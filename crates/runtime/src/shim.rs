@@ -22,7 +22,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use oci_spec::runtime::Spec;
 use seccompiler::BpfProgram;
 
-use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason};
+use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason, oom_kills};
 use crate::runtime::{ExitStatus, paths};
 
 /// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
@@ -158,7 +158,7 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
         // The OOM killer sends SIGKILL before it bumps the cgroup's counter;
         // give the kernel a moment to finish its accounting.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-        while cgroups.oom_kills(&cgroup_path).unwrap_or(0) == 0
+        while oom_kills(&cgroups, &cgroup_path).unwrap_or(0) == 0
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(2));

@@ -615,3 +615,36 @@ fn the_runtime_binary_is_a_sealed_copy_that_cannot_be_overwritten() {
     assert!(write.is_err(), "wrote to the shim's executable");
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn pod_limits_bind_every_container_of_the_pod_and_stats_are_read() {
+    let f = Fixture::new();
+    let pod = format!("{}/{}", f.cgroup_parent, common::unique("pod"));
+    f.runtime
+        .set_pod_limits(
+            &pod,
+            &bulwark_runtime::Resources {
+                memory_limit_bytes: Some(32 << 20),
+                ..Default::default()
+            },
+        )
+        .expect("pod cgroup");
+    // The container has no limit of its own; the pod's 32 MiB applies.
+    let mut hog = f.config("exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    hog.cgroup_parent = Some(pod.clone());
+    let (status, _) = f.run(hog);
+    assert_eq!(status.reason, "OOMKilled", "{status:?}");
+
+    let mut idle = f.config("sleep 60");
+    idle.cgroup_parent = Some(pod.clone());
+    f.runtime.create(&idle).expect("create");
+    f.runtime.start(&idle.id).expect("start");
+    let stats = f.runtime.stats(&idle.id).expect("stats");
+    assert!(stats.memory_usage_bytes > 0, "{stats:?}");
+    assert!(stats.memory_working_set_bytes <= stats.memory_usage_bytes);
+    assert!(stats.cpu_usage_ns > 0, "{stats:?}");
+    f.runtime.remove(&idle.id).expect("remove");
+    f.runtime
+        .remove_pod_cgroup(&pod)
+        .expect("remove pod cgroup");
+}
