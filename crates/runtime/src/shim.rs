@@ -225,7 +225,8 @@ fn exec(dir: &Path, state_root: &Path, id: &str, command: &[String]) -> Result<i
 /// Note: seccompiler sets no_new_privs whenever it installs a filter, so a
 /// container under seccomp always runs with no_new_privs, even when privilege
 /// escalation is allowed (stricter than runc; see README).
-fn prepare(mut spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
+fn prepare(spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
+    let mut spec = restrict_to_bounding_set(spec)?;
     let mut executor = BulwarkExecutor::default();
     if let Some(linux) = spec.linux_mut()
         && let Some(profile) = linux.seccomp().clone()
@@ -234,6 +235,46 @@ fn prepare(mut spec: Spec) -> Result<(Spec, BulwarkExecutor), String> {
         linux.set_seccomp(None);
     }
     Ok((spec, executor))
+}
+
+/// Drops capabilities this process cannot grant (those outside its own
+/// bounding set — e.g. CAP_SYS_RESOURCE in a nested sandbox), as Docker does
+/// for `--privileged`: a privileged container gets everything the runtime has.
+fn restrict_to_bounding_set(spec: Spec) -> Result<Spec, String> {
+    let status = fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or("no CapBnd in /proc/self/status")?;
+    let allowed = |name: &str| {
+        crate::spec::ALL_CAPABILITIES
+            .iter()
+            .position(|c| *c == name)
+            .is_some_and(|bit| bounding & (1 << bit) != 0)
+    };
+    let mut value = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
+    let mut dropped = Vec::new();
+    if let Some(caps) = value["process"]["capabilities"].as_object_mut() {
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.retain(|c| {
+                    let keep = c.as_str().is_some_and(allowed);
+                    if !keep {
+                        dropped.push(c.to_string());
+                    }
+                    keep
+                });
+            }
+        }
+    }
+    if dropped.is_empty() {
+        return Ok(spec);
+    }
+    dropped.sort();
+    dropped.dedup();
+    tracing::info!(?dropped, "capabilities outside the runtime's bounding set");
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// Runs the container's process: installs the seccomp filters as the very

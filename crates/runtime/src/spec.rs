@@ -180,7 +180,7 @@ pub(crate) fn render(
     if !plan.additional_gids.is_empty() {
         user["additionalGids"] = json!(plan.additional_gids);
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -194,10 +194,17 @@ pub(crate) fn render(
             "noNewPrivileges": !sec.allow_privilege_escalation && !sec.privileged,
         },
         "root": {"path": rootfs, "readonly": sec.read_only_root_filesystem},
-        "hostname": cfg.hostname.as_deref().unwrap_or(&cfg.id),
         "mounts": mounts,
         "linux": linux,
     });
+    // A container joining a sandbox's UTS namespace keeps the sandbox's name.
+    if !cfg
+        .join_namespaces
+        .iter()
+        .any(|(k, _)| *k == NamespaceKind::Uts)
+    {
+        spec["hostname"] = json!(cfg.hostname.as_deref().unwrap_or(&cfg.id));
+    }
     // Round-trip through oci-spec to be sure every field has the right shape.
     let typed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone())?;
     drop(typed);
@@ -284,8 +291,9 @@ fn seccomp_profile(profile: &SeccompProfile) -> Result<Option<Value>, SpecError>
     }
 }
 
-/// Every capability Linux 6.x knows, for `privileged` and `add: ["ALL"]`.
-const ALL_CAPABILITIES: &[&str] = &[
+/// Every capability Linux 6.x knows, in kernel bit order, for `privileged`
+/// and `add: ["ALL"]`.
+pub(crate) const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

@@ -648,3 +648,93 @@ fn pod_limits_bind_every_container_of_the_pod_and_stats_are_read() {
         .remove_pod_cgroup(&pod)
         .expect("remove pod cgroup");
 }
+
+#[test]
+fn containers_of_a_pod_share_the_sandbox_namespaces() {
+    use bulwark_runtime::NamespaceKind;
+    let f = Fixture::new();
+    let mut sandbox = f.config("sleep 60");
+    sandbox.hostname = Some("pod-a".into());
+    f.runtime.create(&sandbox).expect("create sandbox");
+    let pid = f.runtime.start(&sandbox.id).expect("start sandbox");
+    let ns = |kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).expect("ns link");
+
+    let mut app = f.config("hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; readlink /proc/self/ns/mnt");
+    app.join_namespaces = ["net", "ipc", "uts"]
+        .iter()
+        .zip([
+            NamespaceKind::Network,
+            NamespaceKind::Ipc,
+            NamespaceKind::Uts,
+        ])
+        .map(|(name, kind)| {
+            (
+                kind,
+                std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}")),
+            )
+        })
+        .collect();
+    let (status, log) = f.run(app);
+    assert_eq!(status.code, 0, "{log}");
+    let out = lines(&log);
+    assert_eq!(out[0], "stdout: pod-a");
+    assert_eq!(out[1], format!("stdout: {}", ns("net").display()));
+    assert_eq!(out[2], format!("stdout: {}", ns("ipc").display()));
+    assert_ne!(
+        out[3],
+        format!("stdout: {}", ns("mnt").display()),
+        "own mount namespace"
+    );
+    f.runtime.remove(&sandbox.id).expect("remove sandbox");
+}
+
+#[test]
+fn seccomp_unconfined_and_localhost_profiles() {
+    let f = Fixture::new();
+    let mut unconfined = f.config("grep '^Seccomp:' /proc/self/status");
+    unconfined.security.seccomp = bulwark_runtime::SeccompProfile::Unconfined;
+    let (_, log) = f.run(unconfined);
+    assert_eq!(lines(&log), ["stdout: Seccomp:\t0"]);
+
+    let profile = f._dir.path().join("deny-chroot.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .expect("profile");
+    let mut localhost = f.config("chroot / true; echo rc=$?; grep '^Seccomp:' /proc/self/status");
+    localhost.security.seccomp = bulwark_runtime::SeccompProfile::Localhost(profile);
+    let (_, log) = f.run(localhost);
+    let out = lines(&log);
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+    assert!(out.contains(&"stdout: Seccomp:\t2".to_string()), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.contains("Operation not permitted")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn privileged_only_when_asked() {
+    let f = Fixture::new();
+    let mut cfg = f.config(
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; mount -t tmpfs none /tmp && echo mounted",
+    );
+    cfg.security.privileged = true;
+    let (_, log) = f.run(cfg);
+    let out = lines(&log);
+    // Everything the runtime itself holds.
+    let host = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bounding = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd")
+        .trim();
+    assert!(
+        out.contains(&format!("stdout: CapEff:\t{bounding}")),
+        "{out:?}"
+    );
+    assert!(out.contains(&"stdout: Seccomp:\t0".to_string()), "{out:?}");
+    assert!(out.contains(&"stdout: mounted".to_string()), "{out:?}");
+}
