@@ -35,6 +35,26 @@ pub struct ContainerConfig {
     /// Parent cgroup (relative to each hierarchy's root) for pod-level limits.
     /// Default `bulwark`.
     pub cgroup_parent: Option<String>,
+    /// Log rotation.
+    pub log: LogConfig,
+}
+
+/// When the container's log is rotated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Size at which the log is rotated (default 10 MiB, as the kubelet).
+    pub max_bytes: u64,
+    /// Files kept, the current one included (default 5).
+    pub max_files: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            max_bytes: crate::logs::DEFAULT_MAX_BYTES,
+            max_files: crate::logs::DEFAULT_MAX_FILES,
+        }
+    }
 }
 
 /// A bind mount from the host into the container.

@@ -21,6 +21,7 @@
 mod cgroups;
 mod config;
 mod images;
+mod logs;
 mod reference;
 mod runtime;
 mod seccomp;
@@ -29,7 +30,7 @@ mod spec;
 
 pub use cgroups::ContainerStats;
 pub use config::{
-    ContainerConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
+    ContainerConfig, LogConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
 };
 pub use images::{
     AuthConfig, HostConfig, Image, ImageError, ImageStore, ImageSummary, MirrorConfig,

@@ -10,7 +10,7 @@
 //! `exit.json` atomically into the container directory.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,9 @@ use oci_spec::runtime::Spec;
 use seccompiler::BpfProgram;
 
 use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason, oom_kills};
+use crate::logs::{CriLog, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, copy_stream};
 use crate::runtime::{ExitStatus, paths};
+use crate::spec::{ANNOTATION_LOG_MAX_BYTES, ANNOTATION_LOG_MAX_FILES};
 
 /// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
 /// Returns the process exit code.
@@ -84,6 +86,17 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
     exec_spec
         .save(bundle.join("config.json"))
         .map_err(|e| format!("writing executor spec: {e}"))?;
+    let annotation = |key: &str| {
+        exec_spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let log_max_bytes = annotation(ANNOTATION_LOG_MAX_BYTES).unwrap_or(DEFAULT_MAX_BYTES);
+    let log_max_files = annotation(ANNOTATION_LOG_MAX_FILES)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_FILES);
     let cgroup_path = exec_spec
         .linux()
         .as_ref()
@@ -130,15 +143,12 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
     }
 
     let log = Arc::new(Mutex::new(
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(paths::LOG))
+        CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
             .map_err(|e| format!("opening log: {e}"))?,
     ));
     let copiers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
         let log = Arc::clone(&log);
-        std::thread::spawn(move || copy_to_cri_log(File::from(fd), stream, &log))
+        std::thread::spawn(move || copy_stream(File::from(fd), stream, &log))
     });
 
     let (code, signal) = loop {
@@ -320,36 +330,6 @@ impl Executor for BulwarkExecutor {
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
-
-/// Copies one stream into the log, a line at a time, in the CRI format:
-/// `<RFC 3339 nano time> <stream> <F|P> <text>`.
-fn copy_to_cri_log(src: File, stream: &str, log: &Mutex<File>) {
-    const MAX_LINE: usize = 16 * 1024;
-    let mut reader = BufReader::new(src);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let (text, tag) = if line[n - 1] == b'\n' {
-            (&line[..n - 1], "F")
-        } else {
-            (&line[..], "P")
-        };
-        let mut entry = format!("{} {stream} {tag} ", crate::runtime::rfc3339_now()).into_bytes();
-        entry.extend_from_slice(text);
-        entry.push(b'\n');
-        let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = file.write_all(&entry);
-    }
-}
-
-use std::io::Read as _;
 
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");

@@ -15,6 +15,10 @@ use crate::config::{
 use crate::images::RunConfig;
 use crate::seccomp;
 
+/// Spec annotations carrying log rotation settings to the shim.
+pub(crate) const ANNOTATION_LOG_MAX_BYTES: &str = "io.bulwark.log.max-bytes";
+pub(crate) const ANNOTATION_LOG_MAX_FILES: &str = "io.bulwark.log.max-files";
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Why a container description cannot become a runtime spec.
@@ -196,6 +200,10 @@ pub(crate) fn render(
         "root": {"path": rootfs, "readonly": sec.read_only_root_filesystem},
         "mounts": mounts,
         "linux": linux,
+        "annotations": {
+            ANNOTATION_LOG_MAX_BYTES: cfg.log.max_bytes.to_string(),
+            ANNOTATION_LOG_MAX_FILES: cfg.log.max_files.to_string(),
+        },
     });
     // A container joining a sandbox's UTS namespace keeps the sandbox's name.
     if !cfg
@@ -499,6 +507,10 @@ mod tests {
             cfg("web-1"),
             expect![[r#"
                 {
+                  "annotations": {
+                    "io.bulwark.log.max-bytes": "10485760",
+                    "io.bulwark.log.max-files": "5"
+                  },
                   "hostname": "web-1",
                   "linux": {
                     "cgroupsPath": "/bulwark/web-1",
@@ -658,6 +670,10 @@ mod tests {
             c,
             expect![[r#"
                 {
+                  "annotations": {
+                    "io.bulwark.log.max-bytes": "10485760",
+                    "io.bulwark.log.max-files": "5"
+                  },
                   "hostname": "db",
                   "linux": {
                     "cgroupsPath": "/bulwark/pod-abc/db",

@@ -738,3 +738,33 @@ fn privileged_only_when_asked() {
     assert!(out.contains(&"stdout: Seccomp:\t0".to_string()), "{out:?}");
     assert!(out.contains(&"stdout: mounted".to_string()), "{out:?}");
 }
+
+#[test]
+fn logs_rotate_by_size() {
+    let f = Fixture::new();
+    let mut cfg = f.config("i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done");
+    cfg.log = bulwark_runtime::LogConfig {
+        max_bytes: 2000,
+        max_files: 3,
+    };
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    f.runtime
+        .wait(&cfg.id, Duration::from_secs(30))
+        .expect("wait");
+    let log = f.runtime.log_path(&cfg.id);
+    let read = |suffix: &str| {
+        std::fs::read_to_string(format!("{}{suffix}", log.display())).unwrap_or_default()
+    };
+    let (current, older, oldest) = (read(""), read(".1"), read(".2"));
+    assert!(read(".3").is_empty(), "at most 3 files");
+    for file in [&current, &older, &oldest] {
+        assert!(
+            !file.is_empty() && file.len() <= 2000,
+            "{} bytes",
+            file.len()
+        );
+    }
+    assert!(current.ends_with("stdout F line-199\n"), "{current}");
+    f.runtime.remove(&cfg.id).expect("remove");
+}

@@ -1,0 +1,171 @@
+//! Container logs in the CRI format, rotated by size.
+//!
+//! Each line: `<RFC 3339 nano UTC> <stdout|stderr> <F|P> <text>` — `P` marks
+//! a partial line (a line longer than the buffer, or output that ended
+//! without a newline). When the file would pass `max_bytes`, it is renamed
+//! to `.1` (older files shift up; at most `max_files` files including the
+//! current one are kept), as the kubelet rotates container logs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Default size at which a log is rotated (the kubelet's containerLogMaxSize).
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 10 << 20;
+/// Default number of files kept (the kubelet's containerLogMaxFiles).
+pub(crate) const DEFAULT_MAX_FILES: u32 = 5;
+
+/// A container's log file with rotation.
+pub(crate) struct CriLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    max_files: u32,
+}
+
+impl CriLog {
+    pub(crate) fn open(path: &Path, max_bytes: u64, max_files: u32) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(CriLog {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes: max_bytes.max(1),
+            max_files: max_files.max(1),
+        })
+    }
+
+    /// Appends one entry, rotating first if it would not fit.
+    pub(crate) fn write_entry(
+        &mut self,
+        stream: &str,
+        partial: bool,
+        text: &[u8],
+    ) -> io::Result<()> {
+        let tag = if partial { "P" } else { "F" };
+        let mut entry = format!("{} {stream} {tag} ", crate::runtime::rfc3339_now()).into_bytes();
+        entry.extend_from_slice(text);
+        entry.push(b'\n');
+        if self.size > 0 && self.size + entry.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(&entry)?;
+        self.size += entry.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if self.max_files > 1 {
+            for n in (1..self.max_files - 1).rev() {
+                match fs::rename(numbered(n), numbered(n + 1)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            fs::rename(&self.path, numbered(1))?;
+        }
+        self.file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Copies one stream into the log until it closes, a line at a time.
+pub(crate) fn copy_stream(src: impl Read, stream: &str, log: &Mutex<CriLog>) {
+    const MAX_LINE: u64 = 16 * 1024;
+    let mut reader = BufReader::new(src);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let (text, partial) = if line[n - 1] == b'\n' {
+            (&line[..n - 1], false)
+        } else {
+            (&line[..], true)
+        };
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.write_entry(stream, partial, text) {
+            tracing::warn!(error = %e, "writing container log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| {
+                let lines = fs::read_to_string(e.path()).expect("read").lines().count();
+                (e.file_name().to_string_lossy().into_owned(), lines)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn lines_are_cri_formatted_and_partial_lines_marked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let log =
+            Mutex::new(CriLog::open(&path, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES).expect("open"));
+        copy_stream(&b"one\ntwo\nno newline"[..], "stdout", &log);
+        let text = fs::read_to_string(&path).expect("read");
+        let tails: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once(' ').expect("time").1)
+            .collect();
+        assert_eq!(
+            tails,
+            ["stdout F one", "stdout F two", "stdout P no newline"]
+        );
+        let time = text.split(' ').next().expect("time");
+        assert_eq!(time.len(), "2026-11-26T16:08:26.123456789Z".len(), "{time}");
+    }
+
+    #[test]
+    fn rotation_keeps_at_most_max_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        // Each entry is 31 + 1 + 6 + 1 + 3 = 42 bytes: two fit in 100.
+        let mut log = CriLog::open(&path, 100, 3).expect("open");
+        for i in 0..9 {
+            log.write_entry("stdout", false, format!("{i:03}").as_bytes())
+                .expect("write");
+        }
+        assert_eq!(
+            files(dir.path()),
+            [
+                ("c.log".into(), 1),
+                ("c.log.1".into(), 2),
+                ("c.log.2".into(), 2)
+            ]
+        );
+        assert!(
+            fs::read_to_string(&path)
+                .expect("read")
+                .ends_with("stdout F 008\n")
+        );
+        assert!(
+            fs::read_to_string(dir.path().join("c.log.2"))
+                .expect("read")
+                .contains(" 004\n")
+        );
+    }
+}
