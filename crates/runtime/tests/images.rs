@@ -220,3 +220,31 @@ fn remove_and_prune_reclaim_space() {
         "image docker.io/library/two:latest not found in the local store"
     );
 }
+
+#[test]
+fn docker_save_archives_import_under_their_repo_tags() {
+    let (dir, store) = new_store();
+    let archive = common::busybox_docker_save(
+        dir.path(),
+        &["busybox:1.36", "registry.local/tools/busybox:v1"],
+    );
+    let images = store
+        .import_archive(&archive, None)
+        .expect("import docker save archive");
+    let names: Vec<String> = images.iter().map(|i| i.reference.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "docker.io/library/busybox:1.36",
+            "registry.local/tools/busybox:v1"
+        ]
+    );
+    assert_eq!(images[0].manifest_digest, images[1].manifest_digest);
+    assert!(images[0].layers[0].join("bin/busybox").is_file());
+    // An OCI archive goes through the same entry point.
+    let layout = common::busybox_oci_layout(dir.path(), "example.com/oci/busybox:2");
+    let oci = store
+        .import_archive(&common::tar_dir(&layout), None)
+        .expect("oci archive");
+    assert_eq!(oci[0].reference.to_string(), "example.com/oci/busybox:2");
+}

@@ -96,6 +96,133 @@ impl ImageStore {
         Ok(images)
     }
 
+    /// Imports an image archive of either kind: a `docker save` tarball
+    /// (recognised by its `manifest.json`; named by its `RepoTags`) or an OCI
+    /// layout (see [`ImageStore::import_oci`]). `name` overrides the names
+    /// the archive carries.
+    pub fn import_archive(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<Vec<Image>, ImageError> {
+        if path.is_file() && archive_has(path, "manifest.json")? {
+            self.import_docker_archive(path, name)
+        } else {
+            self.import_oci(path, name)
+        }
+    }
+
+    fn import_docker_archive(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<Vec<Image>, ImageError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct SaveEntry {
+            config: String,
+            #[serde(default)]
+            repo_tags: Option<Vec<String>>,
+            layers: Vec<String>,
+        }
+        let ctx = || format!("reading archive {}", path.display());
+        let file = fs::File::open(path).map_err(io_ctx(ctx()))?;
+        let mut archive = tar::Archive::new(maybe_gunzip(BufReader::new(file))?);
+        // Every file becomes a verified blob; symlinks (older Docker
+        // deduplicates layers with them) are resolved afterwards.
+        let mut blobs: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        let mut links: BTreeMap<String, String> = BTreeMap::new();
+        let mut manifest_json = None;
+        for entry in archive.entries().map_err(io_ctx(ctx()))? {
+            let mut entry = entry.map_err(io_ctx(ctx()))?;
+            let entry_path = normalize(&entry.path().map_err(io_ctx(ctx()))?.to_string_lossy());
+            let kind = entry.header().entry_type();
+            if entry_path == "manifest.json" {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(io_ctx(ctx()))?;
+                manifest_json = Some(bytes);
+            } else if kind.is_file() {
+                let stored = self.put_blob(&mut entry, None)?;
+                blobs.insert(entry_path, stored);
+            } else if kind.is_symlink()
+                && let Some(target) = entry.link_name().map_err(io_ctx(ctx()))?
+            {
+                let base = Path::new(&entry_path).parent().unwrap_or(Path::new(""));
+                links.insert(
+                    entry_path.clone(),
+                    normalize(&base.join(target).to_string_lossy()),
+                );
+            }
+        }
+        let manifest_json =
+            manifest_json.ok_or_else(|| ImageError::MissingBlob("manifest.json".into()))?;
+        let entries: Vec<SaveEntry> =
+            serde_json::from_slice(&manifest_json).map_err(|source| ImageError::BadDocument {
+                what: format!("manifest.json of {}", path.display()),
+                source,
+            })?;
+        let lookup = |p: &str| {
+            let p = normalize(p);
+            let p = links.get(&p).cloned().unwrap_or(p);
+            blobs
+                .get(&p)
+                .cloned()
+                .ok_or_else(|| ImageError::MissingBlob(format!("{} in {}", p, path.display())))
+        };
+        let override_name = name.map(Reference::parse).transpose()?;
+        let mut images = Vec::new();
+        for entry in entries {
+            let (config_digest, config_size) = lookup(&entry.config)?;
+            let mut layers = Vec::new();
+            for layer in &entry.layers {
+                let (digest, size) = lookup(layer)?;
+                let media_type = if is_gzip(&self.blob_path(&digest)?)? {
+                    oci::MEDIA_LAYER_GZIP
+                } else {
+                    oci::MEDIA_LAYER_TAR
+                };
+                layers.push(Descriptor {
+                    media_type: media_type.into(),
+                    digest,
+                    size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                });
+            }
+            let manifest = Manifest {
+                schema_version: 2,
+                media_type: Some(oci::MEDIA_MANIFEST.into()),
+                config: Descriptor {
+                    media_type: oci::MEDIA_CONFIG.into(),
+                    digest: config_digest,
+                    size: config_size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
+                layers,
+            };
+            let manifest_desc = self.put_json(&manifest, oci::MEDIA_MANIFEST)?;
+            self.unpack_image(&manifest_desc)?;
+            let names: Vec<Reference> = match &override_name {
+                Some(r) => vec![r.clone()],
+                None => entry
+                    .repo_tags
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| Reference::parse(t))
+                    .collect::<Result<_, _>>()?,
+            };
+            if names.is_empty() {
+                return Err(ImageError::Unnamed(path.display().to_string()));
+            }
+            for reference in names {
+                self.tag(&reference, manifest_desc.clone())?;
+                images.push(self.get(&reference.to_string())?);
+            }
+        }
+        Ok(images)
+    }
+
     /// Copies the blobs of a layout directory into the store (verifying each)
     /// and returns its index.json.
     fn copy_layout_dir(&self, dir: &Path) -> Result<Vec<u8>, ImageError> {
@@ -262,6 +389,35 @@ impl ImageStore {
             annotations: BTreeMap::new(),
         })
     }
+}
+
+/// `./a/../b` → `b`: archive member names as plain relative paths.
+fn normalize(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// Whether a (possibly gzipped) tar archive has a member named `name`.
+fn archive_has(path: &Path, name: &str) -> Result<bool, ImageError> {
+    let ctx = || format!("reading archive {}", path.display());
+    let file = fs::File::open(path).map_err(io_ctx(ctx()))?;
+    let mut archive = tar::Archive::new(maybe_gunzip(BufReader::new(file))?);
+    for entry in archive.entries().map_err(io_ctx(ctx()))? {
+        let entry = entry.map_err(io_ctx(ctx()))?;
+        if normalize(&entry.path().map_err(io_ctx(ctx()))?.to_string_lossy()) == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn image_name(desc: &Descriptor) -> Option<String> {

@@ -157,3 +157,35 @@ fn header() -> tar::Header {
     h.set_mtime(0);
     h
 }
+
+/// Writes a `docker save` archive (classic layout: `<id>/layer.tar`,
+/// `<hex>.json`, `manifest.json` with RepoTags) of the busybox rootfs.
+pub fn busybox_docker_save(dir: &Path, tags: &[&str]) -> PathBuf {
+    let layer = busybox_rootfs_bytes();
+    let diff_id = sha256(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .expect("json");
+    let config_name = format!("{}.json", &sha256(&config)[7..]);
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": tags, "Layers": ["0123abcd/layer.tar"]}
+    ]))
+    .expect("json");
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (config_name.as_str(), &config[..]),
+        ("0123abcd/layer.tar", &layer[..]),
+        ("manifest.json", &manifest[..]),
+    ] {
+        let mut h = header();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).expect("append");
+    }
+    let path = dir.join("docker-save.tar");
+    fs::write(&path, b.into_inner().expect("tar")).expect("write archive");
+    path
+}
