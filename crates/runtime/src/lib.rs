@@ -23,6 +23,7 @@ mod config;
 mod images;
 mod logs;
 mod reference;
+mod rootfs;
 mod runtime;
 mod seccomp;
 mod shim;

@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Default size at which a log is rotated (the kubelet's containerLogMaxSize).
 pub(crate) const DEFAULT_MAX_BYTES: u64 = 10 << 20;
@@ -46,7 +47,7 @@ impl CriLog {
         text: &[u8],
     ) -> io::Result<()> {
         let tag = if partial { "P" } else { "F" };
-        let mut entry = format!("{} {stream} {tag} ", crate::runtime::rfc3339_now()).into_bytes();
+        let mut entry = format!("{} {stream} {tag} ", rfc3339_now()).into_bytes();
         entry.extend_from_slice(text);
         entry.push(b'\n');
         if self.size > 0 && self.size + entry.len() as u64 > self.max_bytes {
@@ -79,6 +80,35 @@ impl CriLog {
     }
 }
 
+/// Now as RFC 3339 with nanoseconds in UTC, as CRI logs carry it.
+pub(crate) fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_nanos())
+}
+
+fn rfc3339(secs: u64, nanos: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Copies one stream into the log until it closes, a line at a time.
 pub(crate) fn copy_stream(src: impl Read, stream: &str, log: &Mutex<CriLog>) {
     const MAX_LINE: u64 = 16 * 1024;
@@ -105,6 +135,16 @@ pub(crate) fn copy_stream(src: impl Read, stream: &str, log: &Mutex<CriLog>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339(1_795_000_000, 123_456_789),
+            "2026-11-18T11:06:40.123456789Z"
+        );
+    }
 
     fn files(dir: &Path) -> Vec<(String, usize)> {
         let mut out: Vec<(String, usize)> = fs::read_dir(dir)

@@ -20,17 +20,18 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MntFlags, umount2};
 use serde::{Deserialize, Serialize};
 
 use crate::ContainerConfig;
 use crate::cgroups::{self, Cgroups, ContainerStats, SysfsCgroups};
 use crate::images::{ImageError, ImageStore};
+use crate::rootfs::{ensure_dir, find_executable, mount_overlay};
 use crate::spec::{self, SpecError};
 
 pub(crate) mod paths {
@@ -131,12 +132,12 @@ pub enum RuntimeError {
     },
 }
 
-fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError {
+pub(crate) fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError {
     let context = context.into();
     move |source| RuntimeError::Io { context, source }
 }
 
-fn nix_ctx(context: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
+pub(crate) fn nix_ctx(context: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
     let context = context.into();
     move |e| RuntimeError::Io {
         context,
@@ -529,175 +530,5 @@ fn read_exit(dir: &Path) -> Result<Option<ExitStatus>, RuntimeError> {
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_ctx("reading exit.json")(e)),
-    }
-}
-
-fn mount_overlay(layers: &[PathBuf], dir: &Path) -> Result<(), RuntimeError> {
-    // overlayfs lists lower directories top first.
-    let lower: Vec<String> = layers
-        .iter()
-        .rev()
-        .map(|l| l.display().to_string())
-        .collect();
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        dir.join(paths::UPPER).display(),
-        dir.join(paths::WORK).display()
-    );
-    mount(
-        Some("overlay"),
-        &dir.join(paths::ROOTFS),
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(options.as_str()),
-    )
-    .map_err(nix_ctx("mounting the overlay root filesystem"))
-}
-
-/// Resolves `path` inside `root` as the container will see it: symlinks
-/// (absolute ones too) are followed relative to `root`, never out of it.
-pub(crate) fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
-    let mut resolved = PathBuf::new();
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .rev()
-        .collect();
-    let mut hops = 0;
-    while let Some(component) = pending.pop() {
-        match component.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = resolved.join(&component);
-        match fs::symlink_metadata(root.join(&candidate)) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(io::Error::other("too many levels of symbolic links"));
-                }
-                let target = fs::read_link(root.join(&candidate))?;
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                let parts: Vec<String> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                pending.extend(parts.into_iter().rev());
-            }
-            _ => resolved = candidate,
-        }
-    }
-    Ok(root.join(resolved))
-}
-
-/// Looks the command up as `execvp` will inside the container.
-fn find_executable(rootfs: &Path, program: &str, path_var: &str) -> Result<(), RuntimeError> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let candidates: Vec<String> = if program.contains('/') {
-        vec![program.to_string()]
-    } else {
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{d}/{program}"))
-            .collect()
-    };
-    for candidate in candidates {
-        if let Ok(p) = resolve_in_root(rootfs, &candidate)
-            && is_exec(&p)
-        {
-            return Ok(());
-        }
-    }
-    Err(RuntimeError::ExecutableNotFound(program.to_string()))
-}
-
-/// Creates the working directory inside the rootfs if the image lacks it (as runc does).
-fn ensure_dir(rootfs: &Path, dir: &str) -> Result<(), RuntimeError> {
-    let path =
-        resolve_in_root(rootfs, dir).map_err(io_ctx(format!("resolving working dir {dir}")))?;
-    fs::create_dir_all(&path).map_err(io_ctx(format!("creating working dir {dir}")))
-}
-
-/// Now as RFC 3339 with nanoseconds in UTC, as CRI logs carry it.
-pub(crate) fn rfc3339_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(now.as_secs(), now.subsec_nanos())
-}
-
-fn rfc3339(secs: u64, nanos: u32) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(
-            rfc3339(1_795_000_000, 123_456_789),
-            "2026-11-18T11:06:40.123456789Z"
-        );
-    }
-
-    #[test]
-    fn resolves_symlinks_inside_the_root() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        fs::create_dir_all(root.join("bin")).expect("mkdir");
-        fs::write(root.join("bin/busybox"), b"").expect("write");
-        std::os::unix::fs::symlink("/bin/busybox", root.join("bin/sh")).expect("symlink");
-        std::os::unix::fs::symlink("../../../../etc", root.join("up")).expect("symlink");
-        assert_eq!(
-            resolve_in_root(root, "/bin/sh").expect("resolve"),
-            root.join("bin/busybox")
-        );
-        // Climbing out stops at the root, as in the container.
-        assert_eq!(
-            resolve_in_root(root, "/up/passwd").expect("resolve"),
-            root.join("etc/passwd")
-        );
-        let err = find_executable(root, "foo", "/bin:/usr/bin").expect_err("missing");
-        assert_eq!(
-            err.to_string(),
-            r#"exec: "foo": executable file not found in $PATH"#
-        );
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub mod fixture;
+
 pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Applets linked into the test image's /bin.

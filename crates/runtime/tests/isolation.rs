@@ -1,0 +1,254 @@
+//! Escape attempts from inside hardened busybox containers (root required):
+//! each must fail.
+
+mod common;
+
+use common::fixture::{Fixture, lines, run_script};
+
+#[test]
+fn missing_command_fails_like_upstream() {
+    let f = Fixture::new();
+    let mut cfg = f.config("");
+    cfg.command = Some(vec!["foo".into()]);
+    let err = f.runtime.create(&cfg).expect_err("foo does not exist");
+    assert_eq!(
+        err.to_string(),
+        r#"exec: "foo": executable file not found in $PATH"#
+    );
+    assert!(
+        f.runtime.list().expect("list").is_empty(),
+        "a failed create leaves nothing"
+    );
+}
+
+#[test]
+fn host_processes_are_invisible() {
+    let host_pid = std::process::id();
+    let (status, out) = run_script(&format!(
+        "test -e /proc/{host_pid} && echo host-visible; echo procs=$(ls -d /proc/[0-9]* | wc -l); echo pid1=$(cat /proc/1/comm)"
+    ));
+    assert_eq!(status.code, 0, "{out:?}");
+    assert!(!out.iter().any(|l| l.contains("host-visible")), "{out:?}");
+    assert!(out.contains(&"stdout: pid1=sh".to_string()), "{out:?}");
+    let procs: usize = out
+        .iter()
+        .find_map(|l| l.strip_prefix("stdout: procs="))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("procs line");
+    assert!(procs <= 4, "only the container's own processes: {out:?}");
+}
+
+#[test]
+fn mounting_is_refused() {
+    let (_, out) =
+        run_script("mount -t tmpfs none /tmp; echo rc=$?; mount --bind / /tmp; echo rc=$?");
+    assert_eq!(
+        out.iter().filter(|l| *l == "stdout: rc=1").count(),
+        2,
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.contains("permission denied")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn proc_sys_is_read_only_and_sensitive_proc_files_are_masked() {
+    let (_, out) = run_script(
+        "echo 3 > /proc/sys/vm/drop_caches; echo rc=$?; \
+         echo keys=$(cat /proc/keys | wc -c) timers=$(cat /proc/timer_list | wc -c); \
+         echo firmware=$(ls /sys/firmware | wc -l)",
+    );
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.contains("Read-only file system")),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"stdout: keys=0 timers=0".to_string()),
+        "{out:?}"
+    );
+    assert!(out.contains(&"stdout: firmware=0".to_string()), "{out:?}");
+}
+
+#[test]
+fn user_namespaces_are_blocked_by_seccomp() {
+    let (_, out) = run_script("unshare -U true; echo rc=$?; unshare -U -r id; echo rc=$?");
+    assert_eq!(
+        out.iter().filter(|l| *l == "stdout: rc=1").count(),
+        2,
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.contains("Operation not permitted")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn kernel_modules_cannot_be_loaded() {
+    let (_, out) = run_script("echo junk > /tmp/x.ko; insmod /tmp/x.ko; echo rc=$?");
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+}
+
+#[test]
+fn host_files_are_unreachable_through_proc_and_no_fd_leaks() {
+    let host = tempfile::tempdir().expect("tempdir");
+    let marker = host.path().join("secret");
+    std::fs::write(&marker, "host-secret").expect("marker");
+    let (_, out) = run_script(&format!(
+        "cat /proc/1/root{m} 2>&1; cat /proc/self/root{m} 2>&1; \
+         for fd in /proc/self/fd/*; do echo fd=$fd:$(readlink $fd); done",
+        m = marker.display()
+    ));
+    assert!(!out.iter().any(|l| l.contains("host-secret")), "{out:?}");
+    let fds: Vec<&String> = out
+        .iter()
+        .filter(|l| l.starts_with("stdout: fd="))
+        .collect();
+    // 0 stdin, 1 stdout, 2 stderr and the directory the glob read (3) at most.
+    for fd in &fds {
+        let n: u32 = fd["stdout: fd=/proc/self/fd/".len()..]
+            .split(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("fd number");
+        assert!(n <= 3, "leaked fd {fd}: {out:?}");
+    }
+    assert!(fds.len() >= 3, "{out:?}");
+}
+
+#[test]
+fn default_capabilities_no_new_privs_and_seccomp_are_in_force() {
+    let (_, out) = run_script("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+    assert_eq!(
+        out,
+        [
+            "stdout: CapEff:\t00000000a80425fb",
+            "stdout: CapBnd:\t00000000a80425fb",
+            "stdout: NoNewPrivs:\t1",
+            "stdout: Seccomp:\t2",
+        ]
+    );
+}
+
+#[test]
+fn privilege_escalation_allowed_still_gets_seccomp_and_default_caps() {
+    let f = Fixture::new();
+    let mut cfg = f.config("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo rc=$?");
+    cfg.security.allow_privilege_escalation = true;
+    let (_, log) = f.run(cfg);
+    let out = lines(&log);
+    let stdout: Vec<&String> = out.iter().filter(|l| l.starts_with("stdout:")).collect();
+    assert_eq!(
+        stdout[..4],
+        [
+            "stdout: CapEff:\t00000000a80425fb",
+            "stdout: CapBnd:\t00000000a80425fb",
+            // seccompiler sets no_new_privs with the filter (see README).
+            "stdout: NoNewPrivs:\t1",
+            "stdout: Seccomp:\t2",
+        ]
+    );
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+}
+
+#[test]
+fn read_only_root_and_run_as_user() {
+    let f = Fixture::new();
+    let mut cfg = f.config("id; touch /newfile; echo rc=$?");
+    cfg.security.read_only_root_filesystem = true;
+    cfg.security.run_as_user = Some(1000);
+    cfg.security.run_as_group = Some(1000);
+    let (_, log) = f.run(cfg);
+    let out = lines(&log);
+    assert!(
+        out.contains(&"stdout: uid=1000 gid=1000".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.contains("Read-only file system")),
+        "{out:?}"
+    );
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+}
+
+#[test]
+fn the_runtime_binary_is_a_sealed_copy_that_cannot_be_overwritten() {
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    let pid = f.runtime.start(&cfg.id).expect("start");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let shim = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|p| p.trim().to_string())
+        .expect("PPid");
+    // What a container process reaching /proc/<shim>/exe (or its own before
+    // exec) would get: an in-memory copy, sealed against writes.
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).expect("readlink");
+    assert!(
+        exe.to_string_lossy()
+            .starts_with("/memfd:bulwark-runtime-shim"),
+        "{exe:?}"
+    );
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{shim}/exe"))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"pwned"));
+    assert!(write.is_err(), "wrote to the shim's executable");
+    f.runtime.remove(&cfg.id).expect("remove");
+}
+
+#[test]
+fn seccomp_unconfined_and_localhost_profiles() {
+    let f = Fixture::new();
+    let mut unconfined = f.config("grep '^Seccomp:' /proc/self/status");
+    unconfined.security.seccomp = bulwark_runtime::SeccompProfile::Unconfined;
+    let (_, log) = f.run(unconfined);
+    assert_eq!(lines(&log), ["stdout: Seccomp:\t0"]);
+
+    let profile = f.dir.path().join("deny-chroot.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .expect("profile");
+    let mut localhost = f.config("chroot / true; echo rc=$?; grep '^Seccomp:' /proc/self/status");
+    localhost.security.seccomp = bulwark_runtime::SeccompProfile::Localhost(profile);
+    let (_, log) = f.run(localhost);
+    let out = lines(&log);
+    assert!(out.contains(&"stdout: rc=1".to_string()), "{out:?}");
+    assert!(out.contains(&"stdout: Seccomp:\t2".to_string()), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.contains("Operation not permitted")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn privileged_only_when_asked() {
+    let f = Fixture::new();
+    let mut cfg = f.config(
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; mount -t tmpfs none /tmp && echo mounted",
+    );
+    cfg.security.privileged = true;
+    let (_, log) = f.run(cfg);
+    let out = lines(&log);
+    // Everything the runtime itself holds.
+    let host = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bounding = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd")
+        .trim();
+    assert!(
+        out.contains(&format!("stdout: CapEff:\t{bounding}")),
+        "{out:?}"
+    );
+    assert!(out.contains(&"stdout: Seccomp:\t0".to_string()), "{out:?}");
+    assert!(out.contains(&"stdout: mounted".to_string()), "{out:?}");
+}
