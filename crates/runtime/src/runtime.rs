@@ -44,6 +44,7 @@ pub(crate) mod paths {
     pub(crate) const LOG: &str = "container.log";
     pub(crate) const EXIT: &str = "exit.json";
     pub(crate) const SHIM_LOG: &str = "shim.log";
+    pub(crate) const SHIM_PID: &str = "shim.pid";
 }
 
 /// How a container's main process ended.
@@ -290,15 +291,26 @@ impl Runtime {
         if let Some(exit) = read_exit(&dir)? {
             return Ok(ContainerStatus::Exited(exit));
         }
-        match fs::read_to_string(dir.join(paths::PID)) {
-            Ok(pid) => Ok(ContainerStatus::Running {
-                pid: pid.trim().parse().map_err(|_| {
-                    io_ctx("reading pid")(io::Error::other(format!("bad pid {pid:?}")))
-                })?,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ContainerStatus::Created),
-            Err(e) => Err(io_ctx("reading pid")(e)),
+        let pid = match fs::read_to_string(dir.join(paths::PID)) {
+            Ok(pid) => pid
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| io_ctx("reading pid")(io::Error::other(format!("bad pid {pid:?}"))))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ContainerStatus::Created),
+            Err(e) => return Err(io_ctx("reading pid")(e)),
+        };
+        if self.shim_alive(id) || self.container_pid(id).is_some() {
+            return Ok(ContainerStatus::Running { pid });
         }
+        // Shim and container are both gone; the shim may have written the
+        // record just now — otherwise it died before it could (killed).
+        Ok(ContainerStatus::Exited(read_exit(&dir)?.unwrap_or(
+            ExitStatus {
+                code: 255,
+                signal: None,
+                reason: "Unknown".into(),
+            },
+        )))
     }
 
     /// Waits for the container to exit, polling its exit record, at most `timeout`.
@@ -323,7 +335,12 @@ impl Runtime {
     /// Sends `signal` to the container's init process.
     pub fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> Result<(), RuntimeError> {
         match self.status(id)? {
-            ContainerStatus::Running { pid } => {
+            ContainerStatus::Running { .. } => {
+                // Only a pid still in the container's cgroup is signalled: a
+                // recycled pid never is.
+                let Some(pid) = self.container_pid(id) else {
+                    return Ok(()); // exited; the shim is recording it
+                };
                 match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
                     Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
                     Err(e) => Err(nix_ctx(format!("signalling pid {pid}"))(e)),
@@ -466,8 +483,58 @@ impl Runtime {
         self.root.join("containers").join(id)
     }
 
+    /// The container's init pid if that process is alive (not a zombie) and
+    /// still in the container's cgroup.
+    fn container_pid(&self, id: &str) -> Option<i32> {
+        let dir = self.dir(id);
+        let pid: i32 = fs::read_to_string(dir.join(paths::PID))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        if state == 'Z' || state == 'X' {
+            return None;
+        }
+        let cgroup_path = self.cgroup_path(id)?;
+        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        cgroups
+            .lines()
+            .any(|l| l.ends_with(&format!(":{cgroup_path}")))
+            .then_some(pid)
+    }
+
+    /// Whether this container's shim process is alive.
+    fn shim_alive(&self, id: &str) -> bool {
+        let dir = self.dir(id);
+        let Some(pid) = fs::read_to_string(dir.join(paths::SHIM_PID))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        else {
+            return false;
+        };
+        // The shim's command line names the container directory, which a
+        // recycled pid's would not.
+        fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+            cmdline
+                .split(|&b| b == 0)
+                .any(|arg| arg == dir.as_os_str().as_encoded_bytes())
+        })
+    }
+
+    fn cgroup_path(&self, id: &str) -> Option<String> {
+        let spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(self.dir(id).join(paths::SPEC)).ok()?).ok()?;
+        spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+    }
+
     fn cleanup(&self, id: &str) -> Result<(), RuntimeError> {
         let dir = self.dir(id);
+        // Left behind only when a shim was killed before it could clean up.
+        if let Some(path) = self.cgroup_path(id) {
+            let _ = SysfsCgroups::detect().remove(&path);
+        }
         let rootfs = dir.join(paths::ROOTFS);
         match umount2(&rootfs, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}

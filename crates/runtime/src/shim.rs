@@ -79,6 +79,8 @@ fn init_tracing(dir: &Path) {
 }
 
 fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
+    fs::write(dir.join(paths::SHIM_PID), std::process::id().to_string())
+        .map_err(|e| format!("writing shim.pid: {e}"))?;
     let spec = Spec::load(dir.join(paths::SPEC)).map_err(|e| format!("reading spec: {e}"))?;
     let (exec_spec, executor) = prepare(spec)?;
     let bundle = dir.join(paths::EXEC_BUNDLE);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark_runtime::{ContainerConfig, ContainerStatus, ImageStore, Runtime};
-use common::fixture::{Fixture, eventually, lines};
+use common::fixture::{Fixture, cgroup_file, eventually, lines};
 
 #[test]
 fn runs_a_command_and_records_output_and_exit_code() {
@@ -298,4 +298,43 @@ fn logs_rotate_by_size() {
     }
     assert!(current.ends_with("stdout F line-199\n"), "{current}");
     f.runtime.remove(&cfg.id).expect("remove");
+}
+
+#[test]
+fn a_killed_shim_leaves_a_container_that_can_still_be_stopped_and_removed() {
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    let pid = f.runtime.start(&cfg.id).expect("start");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let shim: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("PPid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill shim");
+    // The container outlives its shim and is still reported running.
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{shim}/cmdline")).is_ok_and(|c| c.is_empty())
+            || !std::path::Path::new(&format!("/proc/{shim}")).exists()
+    }));
+    assert_eq!(
+        f.runtime.status(&cfg.id).expect("status"),
+        ContainerStatus::Running { pid }
+    );
+    f.runtime
+        .kill(&cfg.id, nix::sys::signal::Signal::SIGKILL)
+        .expect("kill");
+    let exit = f
+        .runtime
+        .wait(&cfg.id, Duration::from_secs(10))
+        .expect("wait");
+    assert_eq!(exit.reason, "Unknown", "no shim was left to record it");
+    f.runtime.remove(&cfg.id).expect("remove");
+    let cgroup = cgroup_file(&f.cgroup_parent, &cfg.id, "pids", "");
+    assert!(!cgroup.exists(), "the orphaned cgroup is removed too");
 }
