@@ -156,6 +156,9 @@ pub struct Runtime {
     /// the host file (the CVE-2019-5736 class).
     sealed_shim: fs::File,
     shim: PathBuf,
+    /// A runc-compatible binary to run containers with instead of the
+    /// built-in executor.
+    oci_runtime: Option<PathBuf>,
     /// Shims this process started, reaped when they have exited.
     children: Mutex<Vec<Child>>,
 }
@@ -187,8 +190,17 @@ impl Runtime {
             images,
             sealed_shim,
             shim,
+            oci_runtime: None,
             children: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs containers with a runc-compatible binary (`/usr/sbin/runc`,
+    /// `crun`) instead of the built-in executor. The shim still owns stdio,
+    /// logs and the exit record; the binary gets the same bundle.
+    pub fn with_oci_runtime(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.oci_runtime = Some(binary.into());
+        self
     }
 
     /// Prepares a container: resolves its image, mounts its root filesystem,
@@ -249,6 +261,7 @@ impl Runtime {
             .arg(&dir)
             .arg(self.root.join("executor"))
             .arg(id)
+            .args(self.oci_runtime.iter())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(shim_log)
@@ -392,12 +405,25 @@ impl Runtime {
             .unwrap_or("")
             .to_string();
         find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
-        let output = self
-            .shim_command()
-            .arg("exec")
-            .arg(&dir)
-            .arg(self.root.join("executor"))
-            .arg(id)
+        let mut cmd = match &self.oci_runtime {
+            Some(oci) => {
+                let mut cmd = Command::new(oci);
+                cmd.arg("--root")
+                    .arg(self.root.join("executor").join("oci"))
+                    .arg("exec")
+                    .arg(id);
+                cmd
+            }
+            None => {
+                let mut cmd = self.shim_command();
+                cmd.arg("exec")
+                    .arg(&dir)
+                    .arg(self.root.join("executor"))
+                    .arg(id);
+                cmd
+            }
+        };
+        let output = cmd
             .args(command)
             .stdin(Stdio::null())
             .output()
@@ -531,9 +557,15 @@ impl Runtime {
 
     fn cleanup(&self, id: &str) -> Result<(), RuntimeError> {
         let dir = self.dir(id);
-        // Left behind only when a shim was killed before it could clean up.
+        // Left behind only when a shim was killed before it could clean up;
+        // its container's init, reparented, may still wait to be reaped
+        // (a zombie pins its cgroup), so retry for a moment.
         if let Some(path) = self.cgroup_path(id) {
-            let _ = SysfsCgroups::detect().remove(&path);
+            let cgroups = SysfsCgroups::detect();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cgroups.remove(&path).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         let rootfs = dir.join(paths::ROOTFS);
         match umount2(&rootfs, MntFlags::MNT_DETACH) {

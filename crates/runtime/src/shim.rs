@@ -42,13 +42,19 @@ pub fn shim_main(args: &[String]) -> i32 {
             }
         };
     }
-    let [dir, state_root, id] = args else {
-        eprintln!("usage: bulwark-runtime-shim <container-dir> <state-root> <id>");
-        return 2;
+    let (dir, state_root, id, oci_runtime) = match args {
+        [dir, state_root, id] => (dir, state_root, id, None),
+        [dir, state_root, id, oci] => (dir, state_root, id, Some(PathBuf::from(oci))),
+        _ => {
+            eprintln!(
+                "usage: bulwark-runtime-shim <container-dir> <state-root> <id> [<oci-runtime>]"
+            );
+            return 2;
+        }
     };
     let dir = PathBuf::from(dir);
     init_tracing(&dir);
-    match run(&dir, Path::new(state_root), id) {
+    match run(&dir, Path::new(state_root), id, oci_runtime) {
         Ok(()) => 0,
         Err(message) => {
             // Only reached before the report line was written.
@@ -78,19 +84,17 @@ fn init_tracing(dir: &Path) {
         .try_init();
 }
 
-fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
+fn run(
+    dir: &Path,
+    state_root: &Path,
+    id: &str,
+    oci_runtime: Option<PathBuf>,
+) -> Result<(), String> {
     fs::write(dir.join(paths::SHIM_PID), std::process::id().to_string())
         .map_err(|e| format!("writing shim.pid: {e}"))?;
     let spec = Spec::load(dir.join(paths::SPEC)).map_err(|e| format!("reading spec: {e}"))?;
-    let (exec_spec, executor) = prepare(spec)?;
-    let bundle = dir.join(paths::EXEC_BUNDLE);
-    fs::create_dir_all(&bundle).map_err(|e| format!("creating {}: {e}", bundle.display()))?;
-    exec_spec
-        .save(bundle.join("config.json"))
-        .map_err(|e| format!("writing executor spec: {e}"))?;
     let annotation = |key: &str| {
-        exec_spec
-            .annotations()
+        spec.annotations()
             .as_ref()
             .and_then(|a| a.get(key))
             .and_then(|v| v.parse::<u64>().ok())
@@ -99,7 +103,7 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
     let log_max_files = annotation(ANNOTATION_LOG_MAX_FILES)
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(DEFAULT_MAX_FILES);
-    let cgroup_path = exec_spec
+    let cgroup_path = spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
@@ -108,6 +112,142 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let log = Arc::new(Mutex::new(
+        CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
+            .map_err(|e| format!("opening log: {e}"))?,
+    ));
+    let copiers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || copy_stream(File::from(fd), stream, &log))
+    });
+    let mut running = match oci_runtime {
+        None => start_builtin(dir, state_root, id, spec, out_w, err_w)?,
+        Some(runtime) => start_oci(dir, state_root, id, runtime, out_w, err_w)?,
+    };
+    let pid = running.pid();
+    fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
+
+    // Report, then let go of the runtime's pipe so it sees EOF.
+    println!("ok {pid}");
+    let _ = io::stdout().flush();
+    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+
+    let (code, signal) = running.wait();
+    for copier in copiers {
+        let _ = copier.join();
+    }
+    let cgroups = SysfsCgroups::detect();
+    if signal == Some(libc::SIGKILL) {
+        // The OOM killer sends SIGKILL before it bumps the cgroup's counter;
+        // give the kernel a moment to finish its accounting.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while oom_kills(&cgroups, &cgroup_path).unwrap_or(0) == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    let reason = exit_reason(code, &cgroup_path, &cgroups);
+    let status = ExitStatus {
+        code,
+        signal,
+        reason: reason.to_string(),
+    };
+    // Release the cgroup and executor state before announcing the exit, so a
+    // waiter that sees exit.json finds nothing left to clean.
+    running.delete();
+    let _ = cgroups.remove(&cgroup_path);
+    write_atomic(
+        &dir.join(paths::EXIT),
+        &serde_json::to_vec(&status).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("writing exit status: {e}"))?;
+    Ok(())
+}
+
+/// A started container, whichever executor runs it.
+enum Running {
+    /// libcontainer, in this process: the container's init is our child.
+    BuiltIn(Box<libcontainer::container::Container>, nix::unistd::Pid),
+    /// A runc-compatible binary running the bundle in the foreground (`run`):
+    /// it is our child and exits with the container's status.
+    Oci {
+        runtime: PathBuf,
+        state: PathBuf,
+        id: String,
+        child: std::process::Child,
+        pid: i32,
+    },
+}
+
+impl Running {
+    fn pid(&self) -> i32 {
+        match self {
+            Running::BuiltIn(_, pid) => pid.as_raw(),
+            Running::Oci { pid, .. } => *pid,
+        }
+    }
+
+    /// Waits for the container's end: (exit code, killing signal).
+    fn wait(&mut self) -> (i32, Option<i32>) {
+        match self {
+            Running::BuiltIn(_, pid) => loop {
+                match waitpid(*pid, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break (code, None),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => {
+                        break (128 + sig as i32, Some(sig as i32));
+                    }
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => break (255, Some(-(e as i32))),
+                }
+            },
+            Running::Oci { child, .. } => match child.wait().map(|s| s.code()) {
+                // runc reports a container killed by signal N as 128 + N.
+                Ok(Some(code)) if (129..=192).contains(&code) => (code, Some(code - 128)),
+                Ok(Some(code)) => (code, None),
+                _ => (255, None),
+            },
+        }
+    }
+
+    fn delete(&mut self) {
+        match self {
+            Running::BuiltIn(container, _) => {
+                if let Err(e) = container.delete(true) {
+                    tracing::warn!(error = %e, "deleting container state");
+                }
+            }
+            Running::Oci {
+                runtime, state, id, ..
+            } => {
+                let _ = std::process::Command::new(runtime.as_path())
+                    .arg("--root")
+                    .arg(state.as_path())
+                    .args(["delete", "--force", id.as_str()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+fn start_builtin(
+    dir: &Path,
+    state_root: &Path,
+    id: &str,
+    spec: Spec,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+) -> Result<Running, String> {
+    let (exec_spec, executor) = prepare(spec)?;
+    let bundle = dir.join(paths::EXEC_BUNDLE);
+    fs::create_dir_all(&bundle).map_err(|e| format!("creating {}: {e}", bundle.display()))?;
+    exec_spec
+        .save(bundle.join("config.json"))
+        .map_err(|e| format!("writing executor spec: {e}"))?;
     let devnull = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
     let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_root_path(state_root)
@@ -135,65 +275,62 @@ fn run(dir: &Path, state_root: &Path, id: &str) -> Result<(), String> {
         let _ = container.delete(true);
         return Err("container started without a pid".into());
     };
-    fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
+    Ok(Running::BuiltIn(Box::new(container), pid))
+}
 
-    // Report, then let go of the runtime's pipe so it sees EOF.
-    println!("ok {pid}");
-    let _ = io::stdout().flush();
-    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-    }
-
-    let log = Arc::new(Mutex::new(
-        CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
-            .map_err(|e| format!("opening log: {e}"))?,
-    ));
-    let copiers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
-        let log = Arc::clone(&log);
-        std::thread::spawn(move || copy_stream(File::from(fd), stream, &log))
-    });
-
-    let (code, signal) = loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => break (code, None),
-            Ok(WaitStatus::Signaled(_, sig, _)) => break (128 + sig as i32, Some(sig as i32)),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => break (255, Some(-(e as i32))),
-        }
-    };
-    for copier in copiers {
-        let _ = copier.join();
-    }
-    let cgroups = SysfsCgroups::detect();
-    if signal == Some(libc::SIGKILL) {
-        // The OOM killer sends SIGKILL before it bumps the cgroup's counter;
-        // give the kernel a moment to finish its accounting.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-        while oom_kills(&cgroups, &cgroup_path).unwrap_or(0) == 0
-            && std::time::Instant::now() < deadline
+/// Runs the bundle (the faithful spec, seccomp included) with a
+/// runc-compatible binary, and waits for it to write the container's pid.
+fn start_oci(
+    dir: &Path,
+    state_root: &Path,
+    id: &str,
+    runtime: PathBuf,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+) -> Result<Running, String> {
+    let state = state_root.join("oci");
+    let pid_file = dir.join("oci.pid");
+    let mut child = std::process::Command::new(&runtime)
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(dir)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(out_w))
+        .stderr(std::process::Stdio::from(err_w))
+        .spawn()
+        .map_err(|e| format!("running {}: {e}", runtime.display()))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(pid) = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
         {
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            return Ok(Running::Oci {
+                runtime,
+                state,
+                id: id.to_string(),
+                child,
+                pid,
+            });
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(dir.join(paths::LOG)).unwrap_or_default();
+            return Err(format!(
+                "{} exited with {status} before the container started: {}",
+                runtime.display(),
+                log.trim()
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("{} did not start the container", runtime.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    let reason = exit_reason(code, &cgroup_path, &cgroups);
-    let status = ExitStatus {
-        code,
-        signal,
-        reason: reason.to_string(),
-    };
-    // Release the cgroup and executor state before announcing the exit, so a
-    // waiter that sees exit.json finds nothing left to clean.
-    if let Err(e) = container.delete(true) {
-        eprintln!("deleting container state: {e}");
-    }
-    let _ = SysfsCgroups::detect().remove(&cgroup_path);
-    write_atomic(
-        &dir.join(paths::EXIT),
-        &serde_json::to_vec(&status).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| format!("writing exit status: {e}"))?;
-    Ok(())
 }
 
 /// Exit code of `shim exec` when the process could not be started at all

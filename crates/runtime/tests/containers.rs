@@ -338,3 +338,44 @@ fn a_killed_shim_leaves_a_container_that_can_still_be_stopped_and_removed() {
     let cgroup = cgroup_file(&f.cgroup_parent, &cfg.id, "pids", "");
     assert!(!cgroup.exists(), "the orphaned cgroup is removed too");
 }
+
+#[test]
+fn a_runc_compatible_binary_runs_the_same_hardened_bundle() {
+    let runc = "/usr/sbin/runc";
+    let f = Fixture::with(|runtime| runtime.with_oci_runtime(runc));
+    let (status, log) = f.run(f.config(
+        "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo rc=$?; exit 3",
+    ));
+    assert_eq!((status.code, status.reason.as_str()), (3, "Error"), "{log}");
+    let out = lines(&log);
+    for want in [
+        "stdout: CapEff:\t00000000a80425fb",
+        "stdout: NoNewPrivs:\t1",
+        "stdout: Seccomp:\t2",
+        "stdout: rc=1",
+    ] {
+        assert!(
+            out.contains(&want.to_string()),
+            "{want} missing from {out:?}"
+        );
+    }
+
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let out = f.runtime.exec(&cfg.id, &["id".into()]).expect("exec");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "uid=0(root) gid=0(root)"
+    );
+    // PID 1 of a namespace ignores SIGTERM without a handler; SIGKILL it.
+    f.runtime
+        .kill(&cfg.id, nix::sys::signal::Signal::SIGKILL)
+        .expect("kill");
+    let status = f
+        .runtime
+        .wait(&cfg.id, Duration::from_secs(10))
+        .expect("wait");
+    assert_eq!((status.code, status.signal), (137, Some(9)));
+    f.runtime.remove(&cfg.id).expect("remove");
+}

@@ -15,6 +15,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with(|runtime| runtime)
+    }
+
+    /// A fixture whose runtime is adjusted by `adjust` (e.g. another executor).
+    pub fn with(adjust: impl FnOnce(Runtime) -> Runtime) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let images = ImageStore::open(dir.path().join("images")).expect("store");
         let tarball = super::busybox_rootfs_tar(dir.path());
@@ -27,6 +32,7 @@ impl Fixture {
             env!("CARGO_BIN_EXE_bulwark-runtime-shim"),
         )
         .expect("runtime");
+        let runtime = adjust(runtime);
         Fixture {
             runtime,
             cgroup_parent: super::unique("bulwark-test"),
