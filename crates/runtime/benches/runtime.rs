@@ -74,6 +74,36 @@ fn main() {
         results.push((peer, peer_runs(peer, &bundle, dir.path(), runs)));
     }
     runtime.remove(&bundle_cfg.id).expect("remove bundle");
+
+    // Memory of a shim while its container runs.
+    let idle = ContainerConfig {
+        command: Some(vec!["sleep".into(), "60".into()]),
+        ..config("bench-rss".into())
+    };
+    runtime.create(&idle).expect("create");
+    let pid = runtime.start(&idle.id).expect("start");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let shim = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|p| p.trim().to_string())
+        .expect("PPid");
+    let shim_status = std::fs::read_to_string(format!("/proc/{shim}/status")).expect("shim status");
+    let field = |name: &str| {
+        shim_status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let rss_line = format!(
+        "shim memory while its container runs: VmRSS {} (anon {}, file {}, shmem {})",
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("RssShmem:")
+    );
+    runtime.remove(&idle.id).expect("remove");
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
         .flatten()
@@ -82,6 +112,7 @@ fn main() {
         let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
     }
 
+    println!("{rss_line}");
     println!("create+start+wait of /bin/true, {runs} runs");
     println!(
         "{:<24} {:>9} {:>9} {:>9}",

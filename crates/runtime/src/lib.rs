@@ -28,6 +28,7 @@ mod runtime;
 mod seccomp;
 mod shim;
 mod spec;
+mod tty;
 
 pub use cgroups::ContainerStats;
 pub use config::{
@@ -38,7 +39,7 @@ pub use images::{
     RegistryConfig, RunConfig, TlsConfig, UnpackError,
 };
 pub use reference::{Reference, ReferenceError};
-pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError};
+pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError, TtyExec};
 pub use seccomp::SeccompError;
 pub use shim::shim_main;
 pub use spec::SpecError;

@@ -69,6 +69,39 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// A process running on a terminal inside a container ([`Runtime::exec_tty`]).
+#[derive(Debug)]
+pub struct TtyExec {
+    terminal: fs::File,
+    child: Child,
+}
+
+impl TtyExec {
+    /// The terminal's controlling side: read the process's output from it,
+    /// write its input to it.
+    pub fn terminal(&self) -> &fs::File {
+        &self.terminal
+    }
+
+    /// Changes the terminal's size (the process gets SIGWINCH).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&self.terminal, size)
+            .map_err(|e| io_ctx("resizing the terminal")(e.into()))
+    }
+
+    /// Waits for the process to end; returns its exit code.
+    pub fn wait(mut self) -> Result<i32, RuntimeError> {
+        let status = self.child.wait().map_err(io_ctx("waiting for exec"))?;
+        Ok(status.code().unwrap_or(crate::shim::EXEC_FAILED))
+    }
+}
+
 /// Where a container is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerStatus {
@@ -471,6 +504,92 @@ impl Runtime {
         let path = spec["linux"]["cgroupsPath"].as_str().unwrap_or_default();
         cgroups::stats(&SysfsCgroups::detect(), path)
             .map_err(io_ctx(format!("reading the statistics of cgroup {path}")))
+    }
+
+    /// Runs `command` inside a running container on a new terminal of size
+    /// `rows`×`cols` (the pseudo-terminal is created inside the container and
+    /// handed back through a private socket). Read and write the returned
+    /// session's terminal; [`TtyExec::resize`] changes its size.
+    pub fn exec_tty(
+        &self,
+        id: &str,
+        command: &[String],
+        rows: u16,
+        cols: u16,
+    ) -> Result<TtyExec, RuntimeError> {
+        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
+            let state = state_name(&self.status(id)?);
+            return Err(RuntimeError::WrongState {
+                id: id.into(),
+                state,
+                action: "exec",
+            });
+        }
+        if self.oci_runtime.is_some() {
+            return Err(RuntimeError::Start {
+                id: id.into(),
+                message: "exec with a terminal is only supported by the built-in executor".into(),
+            });
+        }
+        let Some(program) = command.first() else {
+            return Err(SpecError::NoCommand.into());
+        };
+        let dir = self.dir(id);
+        find_executable(&dir.join(paths::ROOTFS), program, &self.path_var(id)?)?;
+        // A private directory (0700) keeps anyone else from connecting first.
+        let private = tempfile::Builder::new()
+            .prefix("bulwark-tty-")
+            .tempdir()
+            .map_err(io_ctx("creating the console socket directory"))?;
+        let socket = private.path().join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket)
+            .map_err(io_ctx(format!("binding {}", socket.display())))?;
+        let mut child = self
+            .shim_command()
+            .arg("exec-tty")
+            .arg(&dir)
+            .arg(self.root.join("executor"))
+            .arg(id)
+            .arg(&socket)
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_ctx(format!("spawning shim {}", self.shim.display())))?;
+        let terminal = match crate::tty::receive_terminal(&listener, &mut child) {
+            Ok(fd) => fs::File::from(fd),
+            Err(message) => {
+                let _ = child.kill();
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = err.read_to_string(&mut stderr);
+                }
+                let _ = child.wait();
+                return Err(RuntimeError::Start {
+                    id: id.into(),
+                    message: format!("{message} {}", stderr.trim()),
+                });
+            }
+        };
+        let session = TtyExec { terminal, child };
+        session.resize(rows, cols)?;
+        Ok(session)
+    }
+
+    fn path_var(&self, id: &str) -> Result<String, RuntimeError> {
+        let spec: serde_json::Value = serde_json::from_slice(
+            &fs::read(self.dir(id).join(paths::SPEC)).map_err(io_ctx("reading config.json"))?,
+        )
+        .map_err(SpecError::from)?;
+        Ok(spec["process"]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str()?.strip_prefix("PATH="))
+            .next()
+            .unwrap_or("")
+            .to_string())
     }
 
     /// Ids of all containers under this runtime's root.

@@ -30,11 +30,18 @@ use crate::spec::{ANNOTATION_LOG_MAX_BYTES, ANNOTATION_LOG_MAX_FILES};
 /// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
 /// Returns the process exit code.
 pub fn shim_main(args: &[String]) -> i32 {
-    if let [mode, dir, state_root, id, command @ ..] = args
-        && mode == "exec"
-    {
+    let exec_args = match args {
+        [mode, dir, state_root, id, command @ ..] if mode == "exec" => {
+            Some((dir, state_root, id, None, command))
+        }
+        [mode, dir, state_root, id, console, command @ ..] if mode == "exec-tty" => {
+            Some((dir, state_root, id, Some(Path::new(console)), command))
+        }
+        _ => None,
+    };
+    if let Some((dir, state_root, id, console, command)) = exec_args {
         init_tracing(Path::new(dir));
-        return match exec(Path::new(dir), Path::new(state_root), id, command) {
+        return match exec(Path::new(dir), Path::new(state_root), id, console, command) {
             Ok(code) => code,
             Err(message) => {
                 eprintln!("exec failed: {message}");
@@ -340,24 +347,44 @@ pub(crate) const EXEC_FAILED: i32 = 126;
 /// `shim exec <dir> <state-root> <id> <command…>`: runs a process inside a
 /// running container — its namespaces, cgroup, user, capabilities and
 /// seccomp profile — with this process's stdio, and returns its exit code.
-fn exec(dir: &Path, state_root: &Path, id: &str, command: &[String]) -> Result<i32, String> {
+fn exec(
+    dir: &Path,
+    state_root: &Path,
+    id: &str,
+    console: Option<&Path>,
+    command: &[String],
+) -> Result<i32, String> {
     let spec = Spec::load(dir.join(paths::SPEC)).map_err(|e| format!("reading spec: {e}"))?;
-    let user = spec.process().as_ref().map(|p| p.user().clone());
+    let process = spec.process().clone();
+    let user = process.as_ref().map(|p| p.user().clone());
     let (_, executor) = prepare(spec)?;
-    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+    let base = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_root_path(state_root)
         .map_err(|e| format!("executor state directory: {e}"))?
         .with_executor(executor)
-        .as_tenant()
-        .with_container_args(command.to_vec())
-        .with_detach(true);
-    if let Some(user) = user {
-        builder = builder
-            .with_user(Some(user.uid()))
-            .with_group(Some(user.gid()))
-            .with_additional_gids(user.additional_gids().clone().unwrap_or_default());
+        .with_console_socket(console);
+    let mut builder = base.as_tenant().with_detach(true);
+    if let (Some(_), Some(mut process)) = (console, process) {
+        // A terminal needs the whole process description (libcontainer
+        // takes `terminal` only from one): the container's, with this command.
+        process.set_args(Some(command.to_vec()));
+        process.set_terminal(Some(true));
+        let path = dir.join(format!("exec-{}.json", std::process::id()));
+        let json = serde_json::to_vec(&process).map_err(|e| e.to_string())?;
+        fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        builder = builder.with_process(Some(&path));
+    } else {
+        builder = builder.with_container_args(command.to_vec());
+        if let Some(user) = user {
+            builder = builder
+                .with_user(Some(user.uid()))
+                .with_group(Some(user.gid()))
+                .with_additional_gids(user.additional_gids().clone().unwrap_or_default());
+        }
     }
-    let pid = builder.build().map_err(|e| format!("{e}"))?;
+    let built = builder.build();
+    let _ = fs::remove_file(dir.join(format!("exec-{}.json", std::process::id())));
+    let pid = built.map_err(|e| format!("{e}"))?;
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

@@ -379,3 +379,68 @@ fn a_runc_compatible_binary_runs_the_same_hardened_bundle() {
     assert_eq!((status.code, status.signal), (137, Some(9)));
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn exec_with_a_terminal_and_resize() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let session = f
+        .runtime
+        .exec_tty(
+            &cfg.id,
+            &[
+                "sh".into(),
+                "-c".into(),
+                "tty; stty size; read line; stty size; echo got:$line; exit 5".into(),
+            ],
+            24,
+            80,
+        )
+        .expect("exec with a terminal");
+    let output = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let output = Arc::clone(&output);
+        let mut terminal = session.terminal().try_clone().expect("clone terminal");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = terminal.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output
+                    .lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let seen = |text: &str| output.lock().expect("lock").contains(text);
+    assert!(
+        eventually(Duration::from_secs(10), || seen("24 80")),
+        "{}",
+        output.lock().expect("lock")
+    );
+    session.resize(40, 100).expect("resize");
+    session
+        .terminal()
+        .write_all(b"hello\n")
+        .expect("type into the terminal");
+    assert!(
+        eventually(Duration::from_secs(10), || seen("got:hello")),
+        "{}",
+        output.lock().expect("lock")
+    );
+    let text = output.lock().expect("lock").clone();
+    assert!(
+        text.starts_with("/dev/pts/0"),
+        "a terminal of the container's own devpts: {text:?}"
+    );
+    assert!(text.contains("40 100"), "resized: {text:?}");
+    assert_eq!(session.wait().expect("wait"), 5);
+    let _ = reader;
+    f.runtime.remove(&cfg.id).expect("remove");
+}

@@ -15,7 +15,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "true", "false", "ls", "cat", "echo", "id", "ps", "mount", "umount", "unshare", "sleep",
     "touch", "mkdir", "insmod", "head", "wc", "grep", "readlink", "stat", "env", "pwd", "dd",
-    "chmod", "kill", "sync", "test", "nsenter", "rm", "seq", "yes", "hostname",
+    "chmod", "kill", "sync", "test", "nsenter", "rm", "seq", "yes", "hostname", "tty", "stty",
 ];
 
 /// Writes an uncompressed rootfs tarball holding busybox and its applets.
