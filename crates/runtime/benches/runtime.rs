@@ -3,11 +3,13 @@
 //! against runc and crun on the same bundle, p50/p99 over
 //! `BULWARK_BENCH_RUNS` runs (default 100).
 //!
-//! Bulwark's figure includes everything `Runtime` does per container: overlay
-//! mount, spec rendering, the shim, libcontainer, seccomp, exit record and
-//! removal of its state is *not* included. runc/crun run the very bundle
-//! Bulwark rendered (same spec, seccomp profile and mounted rootfs) with
-//! `<runtime> run`, which creates, starts, waits and deletes.
+//! Bulwark's figure is the whole `Runtime` path up to a known exit status:
+//! overlay mount, spec rendering, the shim, libcontainer, seccomp, exit
+//! record (removal is not timed). runc/crun run the very bundle Bulwark
+//! rendered (same spec, seccomp profile and mounted rootfs) with
+//! `<runtime> run`, which creates, starts, waits and deletes. Runs are
+//! interleaved (one of each per round) so that load from elsewhere on the
+//! machine hits every runtime alike.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -44,22 +46,6 @@ fn main() {
         ..ContainerConfig::default()
     };
 
-    let mut results = Vec::new();
-    let mut ours = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let cfg = config(format!("bench-{i}"));
-        let t0 = Instant::now();
-        runtime.create(&cfg).expect("create");
-        runtime.start(&cfg.id).expect("start");
-        let status = runtime
-            .wait(&cfg.id, Duration::from_secs(30))
-            .expect("wait");
-        ours.push(t0.elapsed());
-        assert_eq!(status.code, 0);
-        runtime.remove(&cfg.id).expect("remove");
-    }
-    results.push(("bulwark (libcontainer)", Some(ours)));
-
     // One bundle for the peers: the spec and rootfs Bulwark rendered.
     let bundle_cfg = config("bench-bundle".into());
     runtime.create(&bundle_cfg).expect("create bundle");
@@ -70,8 +56,38 @@ fn main() {
         bundle.join("config.json"),
     )
     .expect("spec");
-    for peer in ["crun", "runc"] {
-        results.push((peer, peer_runs(peer, &bundle, dir.path(), runs)));
+
+    let mut ours = Vec::with_capacity(runs);
+    let (mut creates, mut starts, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut peers: Vec<(&str, Option<Vec<Duration>>)> =
+        vec![("crun", Some(Vec::new())), ("runc", Some(Vec::new()))];
+    for i in 0..runs {
+        let cfg = config(format!("bench-{i}"));
+        let t0 = Instant::now();
+        runtime.create(&cfg).expect("create");
+        let t1 = Instant::now();
+        runtime.start(&cfg.id).expect("start");
+        let t2 = Instant::now();
+        let status = runtime
+            .wait(&cfg.id, Duration::from_secs(30))
+            .expect("wait");
+        ours.push(t0.elapsed());
+        creates.push(t1 - t0);
+        starts.push(t2 - t1);
+        waits.push(t2.elapsed());
+        assert_eq!(status.code, 0);
+        runtime.remove(&cfg.id).expect("remove");
+
+        for (peer, times) in &mut peers {
+            let Some(list) = times else { continue };
+            match peer_run(peer, &bundle, dir.path(), i) {
+                Ok(elapsed) => list.push(elapsed),
+                Err(message) => {
+                    println!("{peer}: {message}");
+                    *times = None;
+                }
+            }
+        }
     }
     runtime.remove(&bundle_cfg.id).expect("remove bundle");
 
@@ -96,7 +112,7 @@ fn main() {
             .map(|v| v.trim().to_string())
             .unwrap_or_default()
     };
-    let rss_line = format!(
+    println!(
         "shim memory while its container runs: VmRSS {} (anon {}, file {}, shmem {})",
         field("VmRSS:"),
         field("RssAnon:"),
@@ -112,67 +128,62 @@ fn main() {
         let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
     }
 
-    println!("{rss_line}");
-    println!("create+start+wait of /bin/true, {runs} runs");
+    println!(
+        "bulwark phases, p50 ms: create {:.2} (overlay, spec), start {:.2} (shim, libcontainer), wait {:.2} (exit record)",
+        percentile(&creates, 50.0),
+        percentile(&starts, 50.0),
+        percentile(&waits, 50.0)
+    );
+    println!("create+start+wait of /bin/true, {runs} interleaved runs");
     println!(
         "{:<24} {:>9} {:>9} {:>9}",
         "runtime", "p50 ms", "p99 ms", "mean ms"
     );
-    let base = results[0].1.as_ref().map(|d| percentile(d, 50.0));
+    let base = percentile(&ours, 50.0);
+    let mut results = vec![("bulwark (libcontainer)", Some(ours))];
+    results.extend(peers);
     for (name, durations) in &results {
         match durations {
-            Some(d) => {
+            Some(d) if !d.is_empty() => {
                 let p50 = percentile(d, 50.0);
-                let ratio = base
-                    .map(|b| format!("  ({:.2}x bulwark's p50)", p50 / b))
-                    .unwrap_or_default();
                 println!(
-                    "{name:<24} {p50:>9.2} {:>9.2} {:>9.2}{ratio}",
+                    "{name:<24} {p50:>9.2} {:>9.2} {:>9.2}  ({:.2}x bulwark's p50)",
                     percentile(d, 99.0),
-                    d.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / d.len() as f64
+                    d.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / d.len() as f64,
+                    p50 / base
                 );
             }
-            None => println!("{name:<24} did not run here (see above)"),
+            _ => println!("{name:<24} did not run here (see above)"),
         }
     }
 }
 
-/// Times `<peer> run` on the bundle; `None` when the peer is missing or fails.
-fn peer_runs(peer: &str, bundle: &Path, tmp: &Path, runs: usize) -> Option<Vec<Duration>> {
+/// Times one `<peer> run` of the bundle.
+fn peer_run(peer: &str, bundle: &Path, tmp: &Path, i: usize) -> Result<Duration, String> {
     let state = tmp.join(format!("{peer}-state"));
-    let mut out = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let id = format!("bench-{peer}-{i}");
-        let t0 = Instant::now();
-        let result = Command::new(peer)
-            .arg("--root")
-            .arg(&state)
-            .args(["run", "--bundle"])
-            .arg(bundle)
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        let elapsed = t0.elapsed();
-        match result {
-            Ok(o) if o.status.success() => out.push(elapsed),
-            Ok(o) => {
-                println!("{peer}: {}", String::from_utf8_lossy(&o.stderr).trim());
-                let _ = Command::new(peer)
-                    .arg("--root")
-                    .arg(&state)
-                    .args(["delete", "-f", &id])
-                    .output();
-                return None;
-            }
-            Err(e) => {
-                println!("{peer}: {e}");
-                return None;
-            }
-        }
+    let id = format!("bench-{peer}-{i}");
+    let t0 = Instant::now();
+    let output = Command::new(peer)
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let elapsed = t0.elapsed();
+    if output.status.success() {
+        return Ok(elapsed);
     }
-    Some(out)
+    let _ = Command::new(peer)
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "-f", &id])
+        .output();
+    Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
 }
 
 fn percentile(durations: &[Duration], p: f64) -> f64 {

@@ -407,6 +407,15 @@ impl Runtime {
             self.kill(id, nix::sys::signal::Signal::SIGKILL)?;
             self.wait(id, Duration::from_secs(30))?;
         }
+        // The shim records the exit first and then releases the executor's
+        // state and cgroup; let it finish.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut interval = Duration::from_micros(100);
+        while self.shim_alive(id) && Instant::now() < deadline {
+            std::thread::sleep(interval);
+            interval = (interval * 2).min(Duration::from_millis(10));
+        }
+        self.reap();
         self.cleanup(id)
     }
 

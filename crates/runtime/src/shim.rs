@@ -162,15 +162,15 @@ fn run(
         signal,
         reason: reason.to_string(),
     };
-    // Release the cgroup and executor state before announcing the exit, so a
-    // waiter that sees exit.json finds nothing left to clean.
-    running.delete();
-    let _ = cgroups.remove(&cgroup_path);
+    // Announce the exit as soon as it is known, then release the cgroup and
+    // executor state; `Runtime::remove` waits for the shim to be gone.
     write_atomic(
         &dir.join(paths::EXIT),
         &serde_json::to_vec(&status).map_err(|e| e.to_string())?,
     )
     .map_err(|e| format!("writing exit status: {e}"))?;
+    running.delete();
+    let _ = cgroups.remove(&cgroup_path);
     Ok(())
 }
 
