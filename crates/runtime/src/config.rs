@@ -130,6 +130,19 @@ pub struct SecurityConfig {
     pub capabilities_drop: Vec<String>,
     /// Seccomp profile.
     pub seccomp: SeccompProfile,
+    /// Run in a user namespace (Kubernetes `hostUsers: false`): container
+    /// ids `0..size` map to host ids `host_id..host_id+size`, so container
+    /// root is an unprivileged user on the host.
+    pub user_namespace: Option<IdMapping>,
+}
+
+/// A user-namespace id mapping, the same for users and groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdMapping {
+    /// First host uid/gid of the range.
+    pub host_id: u32,
+    /// Number of ids mapped (65536 gives a container the usual range).
+    pub size: u32,
 }
 
 impl Default for SecurityConfig {
@@ -144,6 +157,7 @@ impl Default for SecurityConfig {
             capabilities_add: Vec::new(),
             capabilities_drop: Vec::new(),
             seccomp: SeccompProfile::RuntimeDefault,
+            user_namespace: None,
         }
     }
 }

@@ -32,7 +32,8 @@ mod tty;
 
 pub use cgroups::ContainerStats;
 pub use config::{
-    ContainerConfig, LogConfig, Mount, NamespaceKind, Resources, SeccompProfile, SecurityConfig,
+    ContainerConfig, IdMapping, LogConfig, Mount, NamespaceKind, Resources, SeccompProfile,
+    SecurityConfig,
 };
 pub use images::{
     AuthConfig, HostConfig, Image, ImageError, ImageStore, ImageSummary, MirrorConfig,

@@ -166,12 +166,21 @@ pub(crate) fn render(
         });
     }
 
+    if sec.user_namespace.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
+
     let parent = cfg.cgroup_parent.as_deref().unwrap_or("bulwark");
     let mut linux = json!({
         "cgroupsPath": format!("/{}/{}", parent.trim_matches('/'), cfg.id),
         "namespaces": namespaces,
         "resources": resources(cfg),
     });
+    if let Some(map) = sec.user_namespace {
+        let mapping = json!([{"containerID": 0, "hostID": map.host_id, "size": map.size}]);
+        linux["uidMappings"] = mapping.clone();
+        linux["gidMappings"] = mapping;
+    }
     if !sec.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);

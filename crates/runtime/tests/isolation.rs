@@ -252,3 +252,44 @@ fn privileged_only_when_asked() {
     assert!(out.contains(&"stdout: Seccomp:\t0".to_string()), "{out:?}");
     assert!(out.contains(&"stdout: mounted".to_string()), "{out:?}");
 }
+
+#[test]
+fn user_namespaces_make_container_root_unprivileged_on_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    // The container's root must be able to reach its rootfs.
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let mapping = bulwark_runtime::IdMapping {
+        host_id: 200_000,
+        size: 65_536,
+    };
+    let mut cfg = f.config("id; cat /proc/self/uid_map; echo hi > /tmp/file && echo wrote");
+    cfg.security.user_namespace = Some(mapping);
+    let (status, log) = f.run(cfg);
+    let out = lines(&log);
+    assert_eq!(status.code, 0, "{out:?}");
+    assert!(
+        out.contains(&"stdout: uid=0(root) gid=0(root)".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(
+            |l| l.split_whitespace().collect::<Vec<_>>() == ["stdout:", "0", "200000", "65536"]
+        ),
+        "{out:?}"
+    );
+    assert!(out.contains(&"stdout: wrote".to_string()), "{out:?}");
+
+    // Seen from the host, the container's root is uid 200000.
+    let mut idle = f.config("sleep 60");
+    idle.security.user_namespace = Some(mapping);
+    f.runtime.create(&idle).expect("create");
+    let pid = f.runtime.start(&idle.id).expect("start");
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid = host_view
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("Uid line");
+    assert_eq!(uid.split_whitespace().next(), Some("200000"));
+    f.runtime.remove(&idle.id).expect("remove");
+}

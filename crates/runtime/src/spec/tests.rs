@@ -410,3 +410,19 @@ fn image_user_names_resolve_from_the_image() {
         assert_eq!(got, want, "user {user:?}");
     }
 }
+
+#[test]
+fn user_namespace_maps_container_root_to_an_unprivileged_range() {
+    let mut c = cfg("userns");
+    c.security.user_namespace = Some(crate::config::IdMapping {
+        host_id: 100_000,
+        size: 65_536,
+    });
+    let plan = plan_process(&c, &busybox(), &[]).expect("plan");
+    let spec = render(&c, &plan, Path::new("/r")).expect("render");
+    expect![[r#"[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network"},{"type":"cgroup"},{"type":"user"}] [{"containerID":0,"hostID":100000,"size":65536}] [{"containerID":0,"hostID":100000,"size":65536}]"#]]
+    .assert_eq(&format!(
+        "{} {} {}",
+        spec["linux"]["namespaces"], spec["linux"]["uidMappings"], spec["linux"]["gidMappings"]
+    ));
+}
