@@ -45,6 +45,7 @@ pub(crate) mod paths {
     pub(crate) const EXIT: &str = "exit.json";
     pub(crate) const SHIM_LOG: &str = "shim.log";
     pub(crate) const SHIM_PID: &str = "shim.pid";
+    pub(crate) const IMAGE: &str = "image";
 }
 
 /// How a container's main process ended.
@@ -266,6 +267,9 @@ impl Runtime {
             let spec = spec::render(cfg, &plan, &rootfs)?;
             let bytes = serde_json::to_vec_pretty(&spec).map_err(SpecError::from)?;
             fs::write(dir.join(paths::SPEC), bytes).map_err(io_ctx("writing config.json"))?;
+            // Which image's layers this container's rootfs stands on (for GC).
+            fs::write(dir.join(paths::IMAGE), &image.manifest_digest)
+                .map_err(io_ctx("writing the image record"))?;
             Ok(())
         })();
         if result.is_err() {
@@ -599,6 +603,19 @@ impl Runtime {
             .next()
             .unwrap_or("")
             .to_string())
+    }
+
+    /// Garbage-collects the image store: deletes blobs and layers that no
+    /// named image and no container of this runtime uses, sparing anything
+    /// written in the last `grace` (pulls and imports in flight).
+    pub fn prune_images(&self, grace: Duration) -> Result<usize, RuntimeError> {
+        let mut in_use = Vec::new();
+        for id in self.list()? {
+            if let Ok(digest) = fs::read_to_string(self.dir(&id).join(paths::IMAGE)) {
+                in_use.push(digest.trim().to_string());
+            }
+        }
+        Ok(self.images.prune_keeping(&in_use, grace)?)
     }
 
     /// Ids of all containers under this runtime's root.

@@ -444,3 +444,29 @@ fn exec_with_a_terminal_and_resize() {
     let _ = reader;
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn pruning_images_spares_what_containers_run() {
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    // The image loses its name while a container still runs on its layers.
+    let images = bulwark_runtime::ImageStore::open(f.dir.path().join("images")).expect("store");
+    images.remove("busybox").expect("untag");
+    assert_eq!(f.runtime.prune_images(Duration::ZERO).expect("prune"), 0);
+    let out = f
+        .runtime
+        .exec(&cfg.id, &["ls".into(), "/bin/busybox".into()])
+        .expect("exec");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/bin/busybox");
+    f.runtime.remove(&cfg.id).expect("remove");
+    // Once no container uses them, the blobs and the layer go.
+    assert!(f.runtime.prune_images(Duration::ZERO).expect("prune") >= 4);
+    assert_eq!(
+        std::fs::read_dir(f.dir.path().join("images/layers"))
+            .expect("layers")
+            .count(),
+        0
+    );
+}

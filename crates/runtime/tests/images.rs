@@ -145,7 +145,14 @@ fn corrupted_blob_is_refused_and_the_store_is_unchanged() {
     store.prune().expect("prune");
     assert_eq!(
         tree(store.root()),
-        ["blobs", "blobs/sha256", "layers", "oci-layout", "tmp"]
+        [
+            "blobs",
+            "blobs/sha256",
+            "layers",
+            "lock",
+            "oci-layout",
+            "tmp"
+        ]
     );
 }
 

@@ -241,7 +241,7 @@ impl ImageStore {
     pub fn remove(&self, name: &str) -> Result<(), ImageError> {
         let reference = Reference::parse(name)?;
         let wanted = reference.to_string();
-        let _guard = self.lock_index();
+        let _guard = self.lock_index()?;
         let mut index = self.read_index()?;
         let before = index.manifests.len();
         index
@@ -254,15 +254,32 @@ impl ImageStore {
     }
 
     /// Deletes blobs and unpacked layers no named image refers to; returns how
-    /// many entries were removed.
+    /// many entries were removed. Do not run it while imports or pulls are in
+    /// progress, nor while containers use images that lost their names —
+    /// [`ImageStore::prune_keeping`] (what `Runtime::prune_images` calls)
+    /// handles both.
     pub fn prune(&self) -> Result<usize, ImageError> {
-        let _guard = self.lock_index();
+        self.prune_keeping(&[], std::time::Duration::ZERO)
+    }
+
+    /// Like [`ImageStore::prune`], but also keeps the images whose manifest
+    /// digests are in `in_use` (containers still run them), and anything
+    /// written less than `grace` ago (an import or pull that has not named
+    /// its image yet).
+    pub fn prune_keeping(
+        &self,
+        in_use: &[String],
+        grace: std::time::Duration,
+    ) -> Result<usize, ImageError> {
+        let _guard = self.lock_index()?;
         let index = self.read_index()?;
         let mut keep_blobs = std::collections::HashSet::new();
         let mut keep_layers = std::collections::HashSet::new();
-        for desc in &index.manifests {
-            keep_blobs.insert(hex_of(&desc.digest)?.to_string());
-            let manifest: Manifest = self.read_json(&desc.digest, "manifest")?;
+        let named = index.manifests.iter().map(|d| d.digest.clone());
+        let used = in_use.iter().filter(|d| self.has_blob(d)).cloned();
+        for digest in named.chain(used) {
+            keep_blobs.insert(hex_of(&digest)?.to_string());
+            let manifest: Manifest = self.read_json(&digest, "manifest")?;
             keep_blobs.insert(hex_of(&manifest.config.digest)?.to_string());
             for l in &manifest.layers {
                 keep_blobs.insert(hex_of(&l.digest)?.to_string());
@@ -273,16 +290,23 @@ impl ImageStore {
                 keep_layers.insert(hex_of(d)?.to_string());
             }
         }
+        let recent = |p: &Path| {
+            fs::symlink_metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < grace)
+        };
         let mut removed = 0;
         for (dir, keep) in [("blobs/sha256", &keep_blobs), ("layers", &keep_layers)] {
             let path = self.root.join(dir);
             for entry in fs::read_dir(&path).map_err(io_ctx(format!("listing {dir}")))? {
                 let entry = entry.map_err(io_ctx(format!("listing {dir}")))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if keep.contains(&name) {
+                let p = entry.path();
+                if keep.contains(&name) || recent(&p) {
                     continue;
                 }
-                let p = entry.path();
                 let result = if p.is_dir() {
                     make_writable(&p);
                     fs::remove_dir_all(&p)
@@ -376,12 +400,28 @@ impl ImageStore {
         Ok(self.root.join("layers").join(hex_of(diff_id)?))
     }
 
-    fn lock_index(&self) -> std::sync::MutexGuard<'_, ()> {
+    /// Serialises changes to the index (and pruning) within this process
+    /// and with other processes on the same store (`bulwark image` commands
+    /// next to a running agent), through a `flock` on `<root>/lock`.
+    fn lock_index(&self) -> Result<IndexGuard<'_>, ImageError> {
         // A poisoned lock only means another thread panicked mid-update;
         // index.json itself is replaced atomically, so it is still whole.
-        self.index_lock
+        let local = self
+            .index_lock
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .map_err(io_ctx("opening the store lock"))?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io_ctx("locking the store")(errno.into()))?;
+        Ok(IndexGuard {
+            _local: local,
+            _flock: flock,
+        })
     }
 
     fn read_index(&self) -> Result<Index, ImageError> {
@@ -424,7 +464,7 @@ impl ImageStore {
         let name = reference.to_string();
         desc.platform = None;
         desc.annotations = BTreeMap::from([(oci::ANNOTATION_REF_NAME.to_string(), name.clone())]);
-        let _guard = self.lock_index();
+        let _guard = self.lock_index()?;
         let mut index = self.read_index()?;
         index
             .manifests
@@ -432,6 +472,12 @@ impl ImageStore {
         index.manifests.push(desc);
         self.write_index(&index)
     }
+}
+
+/// Held while the index changes; releases both locks on drop.
+struct IndexGuard<'a> {
+    _local: std::sync::MutexGuard<'a, ()>,
+    _flock: nix::fcntl::Flock<fs::File>,
 }
 
 /// The full image name recorded on an index entry.
