@@ -34,6 +34,9 @@ use crate::images::{ImageError, ImageStore};
 use crate::rootfs::{ensure_dir, find_executable, mount_overlay};
 use crate::spec::{self, SpecError};
 
+/// Environment variable telling `shim exec` where to write the exec'd pid.
+pub(crate) const EXEC_PID_FILE_ENV: &str = "BULWARK_EXEC_PID_FILE";
+
 pub(crate) mod paths {
     pub(crate) const SPEC: &str = "config.json";
     pub(crate) const EXEC_BUNDLE: &str = "exec";
@@ -154,8 +157,13 @@ pub enum RuntimeError {
         message: String,
     },
     /// Waiting took longer than allowed.
-    #[error("timed out after {0:?} waiting for the container to exit")]
-    Timeout(Duration),
+    #[error("timed out after {after:?} waiting for {waiting_for}")]
+    Timeout {
+        /// What was awaited (`container "web" to exit`, `exec in container "web"`).
+        waiting_for: String,
+        /// The time allowed.
+        after: Duration,
+    },
     /// A system call or file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -375,7 +383,10 @@ impl Runtime {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
-                return Err(RuntimeError::Timeout(timeout));
+                return Err(RuntimeError::Timeout {
+                    waiting_for: format!("container {id:?} to exit"),
+                    after: timeout,
+                });
             }
             std::thread::sleep(interval);
             interval = (interval * 2).min(Duration::from_millis(20));
@@ -425,7 +436,15 @@ impl Runtime {
 
     /// Runs `command` inside a running container (its namespaces, cgroup,
     /// user, capabilities and seccomp profile) and collects its output.
-    pub fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, RuntimeError> {
+    ///
+    /// After `timeout` the process is killed (SIGKILL, inside the container
+    /// too) and [`RuntimeError::Timeout`] returned — an exec probe's timeout.
+    pub fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
         if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
             let state = state_name(&self.status(id)?);
             return Err(RuntimeError::WrongState {
@@ -451,33 +470,76 @@ impl Runtime {
             .unwrap_or("")
             .to_string();
         find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
+        // Where the exec'd process's pid is written, for a timeout to kill it.
+        let pid_file = dir.join(format!("exec-{}.pid", std::process::id()));
         let mut cmd = match &self.oci_runtime {
             Some(oci) => {
                 let mut cmd = Command::new(oci);
                 cmd.arg("--root")
                     .arg(self.root.join("executor").join("oci"))
                     .arg("exec")
+                    .arg("--pid-file")
+                    .arg(&pid_file)
                     .arg(id);
                 cmd
             }
             None => {
                 let mut cmd = self.shim_command();
-                cmd.arg("exec")
+                cmd.env(EXEC_PID_FILE_ENV, &pid_file)
+                    .arg("exec")
                     .arg(&dir)
                     .arg(self.root.join("executor"))
                     .arg(id);
                 cmd
             }
         };
-        let output = cmd
+        let mut child = cmd
             .args(command)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(io_ctx(format!("spawning shim {}", self.shim.display())))?;
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        let deadline = Instant::now() + timeout;
+        let mut interval = Duration::from_micros(100);
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(io_ctx("waiting for exec"))? {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(interval);
+            interval = (interval * 2).min(Duration::from_millis(10));
+        };
+        let Some(status) = status else {
+            // Kill the process in the container first (it would outlive the
+            // shim), then the shim.
+            if let Some(pid) = fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .filter(|pid| self.pid_in_container(id, *pid))
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = fs::remove_file(&pid_file);
+            return Err(RuntimeError::Timeout {
+                waiting_for: format!("{:?} in container {id:?}", command.join(" ")),
+                after: timeout,
+            });
+        };
+        let _ = fs::remove_file(&pid_file);
         Ok(ExecOutput {
-            code: output.status.code().unwrap_or(crate::shim::EXEC_FAILED),
-            stdout: output.stdout,
-            stderr: output.stderr,
+            code: status.code().unwrap_or(crate::shim::EXEC_FAILED),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
         })
     }
 
@@ -657,23 +719,34 @@ impl Runtime {
     /// The container's init pid if that process is alive (not a zombie) and
     /// still in the container's cgroup.
     fn container_pid(&self, id: &str) -> Option<i32> {
-        let dir = self.dir(id);
-        let pid: i32 = fs::read_to_string(dir.join(paths::PID))
+        let pid: i32 = fs::read_to_string(self.dir(id).join(paths::PID))
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let state = stat.rsplit_once(") ")?.1.chars().next()?;
-        if state == 'Z' || state == 'X' {
-            return None;
+        self.pid_in_container(id, pid).then_some(pid)
+    }
+
+    /// Whether `pid` is alive (not a zombie) and in the container's cgroup —
+    /// never true of a recycled pid.
+    fn pid_in_container(&self, id: &str, pid: i32) -> bool {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return false;
         }
-        let cgroup_path = self.cgroup_path(id)?;
-        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        cgroups
-            .lines()
-            .any(|l| l.ends_with(&format!(":{cgroup_path}")))
-            .then_some(pid)
+        let Some(cgroup_path) = self.cgroup_path(id) else {
+            return false;
+        };
+        fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|cgroups| {
+            cgroups
+                .lines()
+                .any(|l| l.ends_with(&format!(":{cgroup_path}")))
+        })
     }
 
     /// Whether this container's shim process is alive.
@@ -757,6 +830,17 @@ fn seal_copy(binary: &Path) -> Result<fs::File, RuntimeError> {
         | SealFlag::F_SEAL_WRITE;
     fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(nix_ctx(ctx))?;
     Ok(copy)
+}
+
+/// Reads a pipe to its end on a thread.
+fn read_all<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
 }
 
 fn state_name(s: &ContainerStatus) -> &'static str {

@@ -385,6 +385,9 @@ fn exec(
     let built = builder.build();
     let _ = fs::remove_file(dir.join(format!("exec-{}.json", std::process::id())));
     let pid = built.map_err(|e| format!("{e}"))?;
+    if let Some(pid_file) = std::env::var_os(crate::runtime::EXEC_PID_FILE_ENV) {
+        let _ = fs::write(pid_file, pid.to_string());
+    }
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

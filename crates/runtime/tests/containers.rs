@@ -195,7 +195,11 @@ fn exec_runs_inside_the_container_with_its_restrictions() {
     let run = |script: &str| {
         let out = f
             .runtime
-            .exec(&cfg.id, &["sh".into(), "-c".into(), script.into()])
+            .exec(
+                &cfg.id,
+                &["sh".into(), "-c".into(), script.into()],
+                Duration::from_secs(10),
+            )
             .expect("exec");
         (
             out.code,
@@ -222,7 +226,7 @@ fn exec_runs_inside_the_container_with_its_restrictions() {
     assert_eq!(run("exit 42").0, 42, "exit codes propagate");
     let err = f
         .runtime
-        .exec(&cfg.id, &["nonesuch".into()])
+        .exec(&cfg.id, &["nonesuch".into()], Duration::from_secs(10))
         .expect_err("missing command");
     assert_eq!(
         err.to_string(),
@@ -363,7 +367,10 @@ fn a_runc_compatible_binary_runs_the_same_hardened_bundle() {
     let cfg = f.config("sleep 60");
     f.runtime.create(&cfg).expect("create");
     f.runtime.start(&cfg.id).expect("start");
-    let out = f.runtime.exec(&cfg.id, &["id".into()]).expect("exec");
+    let out = f
+        .runtime
+        .exec(&cfg.id, &["id".into()], Duration::from_secs(10))
+        .expect("exec");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "uid=0(root) gid=0(root)"
@@ -457,7 +464,11 @@ fn pruning_images_spares_what_containers_run() {
     assert_eq!(f.runtime.prune_images(Duration::ZERO).expect("prune"), 0);
     let out = f
         .runtime
-        .exec(&cfg.id, &["ls".into(), "/bin/busybox".into()])
+        .exec(
+            &cfg.id,
+            &["ls".into(), "/bin/busybox".into()],
+            Duration::from_secs(10),
+        )
         .expect("exec");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/bin/busybox");
     f.runtime.remove(&cfg.id).expect("remove");
@@ -469,4 +480,38 @@ fn pruning_images_spares_what_containers_run() {
             .count(),
         0
     );
+}
+
+#[test]
+fn an_exec_past_its_timeout_is_killed_inside_the_container() {
+    let f = Fixture::new();
+    let cfg = f.config("sleep 60");
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let err = f
+        .runtime
+        .exec(
+            &cfg.id,
+            &["sleep".into(), "30".into()],
+            Duration::from_millis(500),
+        )
+        .expect_err("must time out");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            r#"timed out after 500ms waiting for "sleep 30" in container "{}""#,
+            cfg.id
+        )
+    );
+    // Only the main process is left in the container.
+    assert!(eventually(Duration::from_secs(10), || {
+        f.runtime
+            .exec(
+                &cfg.id,
+                &["ps".into(), "-o".into(), "args".into()],
+                Duration::from_secs(10),
+            )
+            .is_ok_and(|out| !String::from_utf8_lossy(&out.stdout).contains("sleep 30"))
+    }));
+    f.runtime.remove(&cfg.id).expect("remove");
 }
