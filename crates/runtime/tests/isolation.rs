@@ -293,3 +293,27 @@ fn user_namespaces_make_container_root_unprivileged_on_the_host() {
     assert_eq!(uid.split_whitespace().next(), Some("200000"));
     f.runtime.remove(&idle.id).expect("remove");
 }
+
+#[test]
+fn a_working_directory_through_a_leaked_fd_is_refused() {
+    // CVE-2024-21626: `workdir: /proc/self/fd/N` reaching a runtime fd that
+    // points at a host directory.
+    let f = Fixture::new();
+    for n in 3..10 {
+        let mut cfg = f.config("pwd; ls /proc/self/cwd/../../..");
+        cfg.working_dir = Some(format!("/proc/self/fd/{n}"));
+        f.runtime.create(&cfg).expect("create");
+        match f.runtime.start(&cfg.id) {
+            Err(e) => assert!(e.to_string().contains("starting container"), "{e}"),
+            Ok(_) => {
+                let exit = f
+                    .runtime
+                    .wait(&cfg.id, std::time::Duration::from_secs(10))
+                    .expect("wait");
+                let log = std::fs::read_to_string(f.runtime.log_path(&cfg.id)).unwrap_or_default();
+                panic!("started with cwd /proc/self/fd/{n}: {exit:?} {log}");
+            }
+        }
+        f.runtime.remove(&cfg.id).expect("remove");
+    }
+}
