@@ -317,3 +317,51 @@ fn a_working_directory_through_a_leaked_fd_is_refused() {
         f.runtime.remove(&cfg.id).expect("remove");
     }
 }
+
+/// A static setuid-root program that prints its effective uid, compiled
+/// with the toolchain's C compiler, in an image next to busybox.
+fn build_suid_image(f: &Fixture) {
+    let dir = f.dir.path();
+    std::fs::write(
+        dir.join("euid.c"),
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"euid=%d\\n\",(int)geteuid());return 0;}\n",
+    )
+    .expect("source");
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("euid"))
+        .arg(dir.join("euid.c"))
+        .status()
+        .expect("cc (the toolchain's linker) runs");
+    assert!(built.success(), "cc -static failed (libc6-dev is needed)");
+    let program = std::fs::read(dir.join("euid")).expect("binary");
+    let tar = common::busybox_rootfs_bytes_with(&[("bin/euid", &program, 0o4755)]);
+    std::fs::write(dir.join("suid.tar"), tar).expect("tar");
+    let images = bulwark_runtime::ImageStore::open(dir.join("images")).expect("store");
+    images
+        .import_rootfs(&dir.join("suid.tar"), "suid")
+        .expect("import");
+}
+
+#[test]
+fn a_setuid_binary_gains_nothing_under_no_new_privs() {
+    let f = Fixture::new();
+    build_suid_image(&f);
+    let run_as_user = |allow_escalation: bool, seccomp: bulwark_runtime::SeccompProfile| {
+        let mut cfg = f.config("/bin/euid");
+        cfg.image = "suid".into();
+        cfg.security.run_as_user = Some(1000);
+        cfg.security.run_as_group = Some(1000);
+        cfg.security.allow_privilege_escalation = allow_escalation;
+        cfg.security.seccomp = seccomp;
+        let (_, log) = f.run(cfg);
+        lines(&log)
+    };
+    use bulwark_runtime::SeccompProfile::{RuntimeDefault, Unconfined};
+    // Default: no_new_privs, the setuid bit is ignored.
+    assert_eq!(run_as_user(false, RuntimeDefault), ["stdout: euid=1000"]);
+    assert_eq!(run_as_user(false, Unconfined), ["stdout: euid=1000"]);
+    // Only when escalation is explicitly allowed (and no filter forces
+    // no_new_privs) does the bit work — the control experiment.
+    assert_eq!(run_as_user(true, Unconfined), ["stdout: euid=0"]);
+}

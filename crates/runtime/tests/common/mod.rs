@@ -26,6 +26,11 @@ pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
 }
 
 pub fn busybox_rootfs_bytes() -> Vec<u8> {
+    busybox_rootfs_bytes_with(&[])
+}
+
+/// The busybox rootfs plus extra files: (path, content, mode).
+pub fn busybox_rootfs_bytes_with(extra: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let busybox =
         fs::read(BUSYBOX).expect("busybox-static is installed (apt-get install busybox-static)");
     let mut b = tar::Builder::new(Vec::new());
@@ -56,6 +61,12 @@ pub fn busybox_rootfs_bytes() -> Vec<u8> {
         h.set_mode(0o644);
         h.set_size(data.len() as u64);
         b.append_data(&mut h, name, data).expect("etc file");
+    }
+    for (name, data, mode) in extra {
+        let mut h = header();
+        h.set_mode(*mode);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, *data).expect("extra file");
     }
     b.into_inner().expect("finish tar")
 }
