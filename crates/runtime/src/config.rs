@@ -37,6 +37,10 @@ pub struct ContainerConfig {
     pub cgroup_parent: Option<String>,
     /// Log rotation.
     pub log: LogConfig,
+    /// Keep the main process's stdin open for [`crate::Runtime::attach`]
+    /// clients to write to (Kubernetes `stdin: true`); otherwise it reads
+    /// `/dev/null`.
+    pub stdin: bool,
 }
 
 /// When the container's log is rotated.

@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+mod attach;
 mod cgroups;
 mod config;
 mod images;
@@ -60,6 +61,7 @@ mod shim;
 mod spec;
 mod tty;
 
+pub use attach::{Attach, OutputStream};
 pub use cgroups::ContainerStats;
 pub use config::{
     ContainerConfig, IdMapping, LogConfig, Mount, NamespaceKind, Resources, SeccompProfile,

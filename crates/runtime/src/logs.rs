@@ -7,7 +7,9 @@
 //! current one are kept), as the kubelet rotates container logs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
+
+use crate::attach::{Attachments, OutputStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -109,26 +111,47 @@ fn rfc3339(secs: u64, nanos: u32) -> String {
     )
 }
 
-/// Copies one stream into the log until it closes, a line at a time.
-pub(crate) fn copy_stream(src: impl Read, stream: &str, log: &Mutex<CriLog>) {
-    const MAX_LINE: u64 = 16 * 1024;
-    let mut reader = BufReader::new(src);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let (text, partial) = if line[n - 1] == b'\n' {
-            (&line[..n - 1], false)
-        } else {
-            (&line[..], true)
-        };
+/// Copies one stream into the log until it closes, a line at a time, and
+/// hands every chunk to attached clients as soon as it is read.
+pub(crate) fn copy_stream(
+    mut src: impl Read,
+    stream: OutputStream,
+    log: &Mutex<CriLog>,
+    attachments: &Attachments,
+) {
+    const MAX_LINE: usize = 16 * 1024;
+    let name = match stream {
+        OutputStream::Stdout => "stdout",
+        OutputStream::Stderr => "stderr",
+    };
+    let write = |text: &[u8], partial: bool| {
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = log.write_entry(stream, partial, text) {
+        if let Err(e) = log.write_entry(name, partial, text) {
             tracing::warn!(error = %e, "writing container log");
         }
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        attachments.broadcast(stream, &buf[..n]);
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            write(&pending[..end], false);
+            pending.drain(..=end);
+        }
+        while pending.len() >= MAX_LINE {
+            write(&pending[..MAX_LINE], true);
+            pending.drain(..MAX_LINE);
+        }
+    }
+    if !pending.is_empty() {
+        write(&pending, true);
     }
 }
 
@@ -165,7 +188,12 @@ mod tests {
         let path = dir.path().join("c.log");
         let log =
             Mutex::new(CriLog::open(&path, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES).expect("open"));
-        copy_stream(&b"one\ntwo\nno newline"[..], "stdout", &log);
+        copy_stream(
+            &b"one\ntwo\nno newline"[..],
+            OutputStream::Stdout,
+            &log,
+            &Attachments::default(),
+        );
         let text = fs::read_to_string(&path).expect("read");
         let tails: Vec<&str> = text
             .lines()

@@ -581,6 +581,21 @@ impl Runtime {
             .map_err(io_ctx(format!("reading the statistics of cgroup {path}")))
     }
 
+    /// Attaches to the main process of a running container: its output from
+    /// now on, and its stdin if the container was created with `stdin: true`.
+    pub fn attach(&self, id: &str) -> Result<crate::Attach, RuntimeError> {
+        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
+            let state = state_name(&self.status(id)?);
+            return Err(RuntimeError::WrongState {
+                id: id.into(),
+                state,
+                action: "attach",
+            });
+        }
+        crate::attach::Attach::connect(&self.dir(id))
+            .map_err(io_ctx(format!("attaching to container {id:?}")))
+    }
+
     /// Runs `command` inside a running container on a new terminal of size
     /// `rows`×`cols` (the pseudo-terminal is created inside the container and
     /// handed back through a private socket). Read and write the returned

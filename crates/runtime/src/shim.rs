@@ -22,10 +22,11 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use oci_spec::runtime::Spec;
 use seccompiler::BpfProgram;
 
+use crate::attach::{self, Attachments, OutputStream};
 use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason, oom_kills};
 use crate::logs::{CriLog, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, copy_stream};
 use crate::runtime::{ExitStatus, paths};
-use crate::spec::{ANNOTATION_LOG_MAX_BYTES, ANNOTATION_LOG_MAX_FILES};
+use crate::spec::{ANNOTATION_LOG_MAX_BYTES, ANNOTATION_LOG_MAX_FILES, ANNOTATION_STDIN};
 
 /// Entry point of the shim binary: `<shim> <container-dir> <state-root> <id>`.
 /// Returns the process exit code.
@@ -117,19 +118,41 @@ fn run(
         .map(|p| p.display().to_string())
         .unwrap_or_default();
 
+    let keep_stdin = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_STDIN))
+        .is_some_and(|v| v == "true");
+    let (stdin_r, stdin_w) = if keep_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(File::from(w)))
+    } else {
+        let null = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
+        (OwnedFd::from(null), None)
+    };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let log = Arc::new(Mutex::new(
         CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
             .map_err(|e| format!("opening log: {e}"))?,
     ));
-    let copiers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
-        let log = Arc::clone(&log);
-        std::thread::spawn(move || copy_stream(File::from(fd), stream, &log))
-    });
+    let attachments = Arc::new(Attachments::default());
+    attach::serve(dir, Arc::clone(&attachments), stdin_w)
+        .map_err(|e| format!("serving attach.sock: {e}"))?;
+    let copiers =
+        [(out_r, OutputStream::Stdout), (err_r, OutputStream::Stderr)].map(|(fd, stream)| {
+            let log = Arc::clone(&log);
+            let attachments = Arc::clone(&attachments);
+            std::thread::spawn(move || copy_stream(File::from(fd), stream, &log, &attachments))
+        });
+    let stdio = Stdio3 {
+        stdin: stdin_r,
+        stdout: out_w,
+        stderr: err_w,
+    };
     let mut running = match oci_runtime {
-        None => start_builtin(dir, state_root, id, spec, out_w, err_w)?,
-        Some(runtime) => start_oci(dir, state_root, id, runtime, out_w, err_w)?,
+        None => start_builtin(dir, state_root, id, spec, stdio)?,
+        Some(runtime) => start_oci(dir, state_root, id, runtime, stdio)?,
     };
     let pid = running.pid();
     fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
@@ -241,13 +264,19 @@ impl Running {
     }
 }
 
+/// The container's standard streams.
+struct Stdio3 {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
 fn start_builtin(
     dir: &Path,
     state_root: &Path,
     id: &str,
     spec: Spec,
-    out_w: OwnedFd,
-    err_w: OwnedFd,
+    stdio: Stdio3,
 ) -> Result<Running, String> {
     let (exec_spec, executor) = prepare(spec)?;
     let bundle = dir.join(paths::EXEC_BUNDLE);
@@ -255,14 +284,13 @@ fn start_builtin(
     exec_spec
         .save(bundle.join("config.json"))
         .map_err(|e| format!("writing executor spec: {e}"))?;
-    let devnull = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
     let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_root_path(state_root)
         .map_err(|e| format!("executor state directory: {e}"))?
         .with_executor(executor)
-        .with_stdin(OwnedFd::from(devnull))
-        .with_stdout(out_w)
-        .with_stderr(err_w)
+        .with_stdin(stdio.stdin)
+        .with_stdout(stdio.stdout)
+        .with_stderr(stdio.stderr)
         .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
@@ -292,8 +320,7 @@ fn start_oci(
     state_root: &Path,
     id: &str,
     runtime: PathBuf,
-    out_w: OwnedFd,
-    err_w: OwnedFd,
+    stdio: Stdio3,
 ) -> Result<Running, String> {
     let state = state_root.join("oci");
     let pid_file = dir.join("oci.pid");
@@ -305,9 +332,9 @@ fn start_oci(
         .arg("--pid-file")
         .arg(&pid_file)
         .arg(id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(out_w))
-        .stderr(std::process::Stdio::from(err_w))
+        .stdin(std::process::Stdio::from(stdio.stdin))
+        .stdout(std::process::Stdio::from(stdio.stdout))
+        .stderr(std::process::Stdio::from(stdio.stderr))
         .spawn()
         .map_err(|e| format!("running {}: {e}", runtime.display()))?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

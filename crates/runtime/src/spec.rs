@@ -18,6 +18,8 @@ use crate::seccomp;
 /// Spec annotations carrying log rotation settings to the shim.
 pub(crate) const ANNOTATION_LOG_MAX_BYTES: &str = "io.bulwark.log.max-bytes";
 pub(crate) const ANNOTATION_LOG_MAX_FILES: &str = "io.bulwark.log.max-files";
+/// Spec annotation asking the shim to keep stdin open for attach clients.
+pub(crate) const ANNOTATION_STDIN: &str = "io.bulwark.stdin";
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -214,6 +216,9 @@ pub(crate) fn render(
             ANNOTATION_LOG_MAX_FILES: cfg.log.max_files.to_string(),
         },
     });
+    if cfg.stdin {
+        spec["annotations"][ANNOTATION_STDIN] = json!("true");
+    }
     // A container joining a sandbox's UTS namespace keeps the sandbox's name.
     if !cfg
         .join_namespaces

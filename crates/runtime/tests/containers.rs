@@ -515,3 +515,57 @@ fn an_exec_past_its_timeout_is_killed_inside_the_container() {
     }));
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn attach_streams_output_and_feeds_stdin() {
+    use bulwark_runtime::OutputStream;
+    let f = Fixture::new();
+    let mut cfg = f.config(
+        "echo ready; read line; echo got:$line; echo oops >&2; read line; printf 'bye:%s' $line",
+    );
+    cfg.stdin = true;
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let mut first = f.runtime.attach(&cfg.id).expect("attach");
+    let mut second = f.runtime.attach(&cfg.id).expect("second attach");
+    // Output from the moment of attaching: wait for the first prompt.
+    let read_until = |attach: &mut bulwark_runtime::Attach, want: &str| {
+        let mut seen = String::new();
+        while !seen.contains(want) {
+            match attach.read().expect("read") {
+                Some((stream, data)) => {
+                    let tag = if stream == OutputStream::Stdout {
+                        ""
+                    } else {
+                        "[err]"
+                    };
+                    seen.push_str(&format!("{tag}{}", String::from_utf8_lossy(&data)));
+                }
+                None => panic!("ended before {want:?}: {seen:?}"),
+            }
+        }
+        seen
+    };
+    first.write_stdin(b"hello\n").expect("stdin");
+    let out = read_until(&mut first, "got:hello");
+    assert!(out.contains("got:hello"), "{out}");
+    let out = read_until(&mut second, "[err]oops");
+    assert!(
+        out.contains("got:hello"),
+        "every client sees the output: {out}"
+    );
+    second.write_stdin(b"world\n").expect("stdin");
+    // A partial line (no newline) arrives at once, and then the end.
+    let out = read_until(&mut first, "bye:world");
+    assert!(out.ends_with("bye:world"), "{out}");
+    assert!(
+        first.read().expect("read").is_none(),
+        "ends with the process"
+    );
+    let exit = f
+        .runtime
+        .wait(&cfg.id, Duration::from_secs(10))
+        .expect("wait");
+    assert_eq!(exit.code, 0);
+    f.runtime.remove(&cfg.id).expect("remove");
+}

@@ -1,0 +1,144 @@
+//! Attaching to a container's main process: the shim serves a Unix socket
+//! (`attach.sock` in the container directory); every client gets the
+//! process's output as it is written, and what a client writes goes to the
+//! process's stdin when the container was created with `stdin: true`.
+//!
+//! Wire format, shim → client: frames of `[stream: 1 = stdout, 2 = stderr]
+//! [length: u32 big-endian][bytes]`. Client → shim: raw stdin bytes.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Which output stream an [`Attach`] frame came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A connection to a container's main process ([`crate::Runtime::attach`]).
+#[derive(Debug)]
+pub struct Attach {
+    stream: UnixStream,
+}
+
+impl Attach {
+    pub(crate) fn connect(container_dir: &Path) -> io::Result<Self> {
+        let (_dir, path) = short_path(container_dir)?;
+        let stream = UnixStream::connect(path.as_str())?;
+        Ok(Attach { stream })
+    }
+
+    /// The next piece of output; `None` once the process has ended (the
+    /// shim closed the connection).
+    pub fn read(&mut self) -> io::Result<Option<(OutputStream, Vec<u8>)>> {
+        let mut header = [0u8; 5];
+        match self.stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let stream = match header[0] {
+            1 => OutputStream::Stdout,
+            2 => OutputStream::Stderr,
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("attach: unknown stream {other}"),
+                ));
+            }
+        };
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut data = vec![0u8; len];
+        self.stream.read_exact(&mut data)?;
+        Ok(Some((stream, data)))
+    }
+
+    /// Writes to the process's stdin (ignored unless the container was
+    /// created with `stdin: true`).
+    pub fn write_stdin(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stream.write_all(data)
+    }
+}
+
+/// `/proc/self/fd/N/attach.sock`: short enough for a socket address
+/// whatever the container directory's length (sun_path holds 108 bytes).
+/// The path is valid while the returned directory handle is open.
+fn short_path(container_dir: &Path) -> io::Result<(File, String)> {
+    let dir = File::open(container_dir)?;
+    let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
+    Ok((dir, path))
+}
+
+/// The shim's side: connected clients, fed by the output copiers.
+#[derive(Default)]
+pub(crate) struct Attachments {
+    clients: Mutex<Vec<UnixStream>>,
+}
+
+impl Attachments {
+    /// Sends a chunk of output to every client; drops clients that left.
+    pub(crate) fn broadcast(&self, stream: OutputStream, data: &[u8]) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.is_empty() || data.is_empty() {
+            return;
+        }
+        let tag = match stream {
+            OutputStream::Stdout => 1u8,
+            OutputStream::Stderr => 2u8,
+        };
+        let mut frame = Vec::with_capacity(data.len() + 5);
+        frame.push(tag);
+        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        frame.extend_from_slice(data);
+        clients.retain_mut(|c| c.write_all(&frame).is_ok());
+    }
+}
+
+/// Binds `attach.sock` in the container directory and serves clients on a
+/// thread: each is added to `attachments`, and its bytes go to `stdin`.
+pub(crate) fn serve(
+    container_dir: &Path,
+    attachments: Arc<Attachments>,
+    stdin: Option<File>,
+) -> io::Result<()> {
+    let (_dir, path) = short_path(container_dir)?;
+    let listener = UnixListener::bind(path.as_str())?;
+    let stdin = stdin.map(|f| Arc::new(Mutex::new(f)));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            if let Ok(clone) = client.try_clone() {
+                attachments
+                    .clients
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(clone);
+            }
+            if let Some(stdin) = stdin.clone() {
+                std::thread::spawn(move || forward_stdin(client, &stdin));
+            }
+        }
+    });
+    Ok(())
+}
+
+fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
+                if stdin.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
