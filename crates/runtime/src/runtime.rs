@@ -247,6 +247,7 @@ impl Runtime {
 
     /// Prepares a container: resolves its image, mounts its root filesystem,
     /// checks its command exists and writes its OCI spec. Nothing runs yet.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %cfg.id, image = %cfg.image))]
     pub fn create(&self, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
         spec::validate_id(&cfg.id)?;
         let image = self.images.get(&cfg.image)?;
@@ -287,6 +288,7 @@ impl Runtime {
     }
 
     /// Starts a created container; returns its init pid once it runs.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
     pub fn start(&self, id: &str) -> Result<i32, RuntimeError> {
         match self.status(id)? {
             ContainerStatus::Created => {}
@@ -323,10 +325,12 @@ impl Runtime {
         self.remember(child);
         let report = report.trim();
         if let Some(pid) = report.strip_prefix("ok ") {
-            return pid.parse().map_err(|_| RuntimeError::Start {
+            let pid = pid.parse().map_err(|_| RuntimeError::Start {
                 id: id.into(),
                 message: format!("shim reported {report:?}"),
-            });
+            })?;
+            tracing::info!(pid, "container started");
+            return Ok(pid);
         }
         let log = fs::read_to_string(dir.join(paths::SHIM_LOG)).unwrap_or_default();
         let message = match report.strip_prefix("error ") {
@@ -394,6 +398,7 @@ impl Runtime {
     }
 
     /// Sends `signal` to the container's init process.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
     pub fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> Result<(), RuntimeError> {
         match self.status(id)? {
             ContainerStatus::Running { .. } => {
@@ -417,6 +422,7 @@ impl Runtime {
 
     /// Stops the container if it runs (SIGKILL), unmounts its root
     /// filesystem and deletes its state.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
     pub fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         if let ContainerStatus::Running { .. } = self.status(id)? {
             self.kill(id, nix::sys::signal::Signal::SIGKILL)?;
@@ -439,6 +445,7 @@ impl Runtime {
     ///
     /// After `timeout` the process is killed (SIGKILL, inside the container
     /// too) and [`RuntimeError::Timeout`] returned — an exec probe's timeout.
+    #[tracing::instrument(level = "debug", skip(self, timeout), fields(container = %id))]
     pub fn exec(
         &self,
         id: &str,
@@ -566,6 +573,7 @@ impl Runtime {
     }
 
     /// CPU and memory usage of a running container.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
     pub fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
         let spec: serde_json::Value =
             serde_json::from_slice(&fs::read(self.dir(id).join(paths::SPEC)).map_err(|e| {
@@ -583,6 +591,7 @@ impl Runtime {
 
     /// Attaches to the main process of a running container: its output from
     /// now on, and its stdin if the container was created with `stdin: true`.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
     pub fn attach(&self, id: &str) -> Result<crate::Attach, RuntimeError> {
         if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
             let state = state_name(&self.status(id)?);
@@ -600,6 +609,7 @@ impl Runtime {
     /// `rows`×`cols` (the pseudo-terminal is created inside the container and
     /// handed back through a private socket). Read and write the returned
     /// session's terminal; [`TtyExec::resize`] changes its size.
+    #[tracing::instrument(level = "debug", skip(self, rows, cols), fields(container = %id))]
     pub fn exec_tty(
         &self,
         id: &str,
@@ -685,6 +695,7 @@ impl Runtime {
     /// Garbage-collects the image store: deletes blobs and layers that no
     /// named image and no container of this runtime uses, sparing anything
     /// written in the last `grace` (pulls and imports in flight).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub fn prune_images(&self, grace: Duration) -> Result<usize, RuntimeError> {
         let mut in_use = Vec::new();
         for id in self.list()? {

@@ -185,6 +185,7 @@ fn run(
         signal,
         reason: reason.to_string(),
     };
+    tracing::info!(code, ?signal, reason, "container exited");
     // Announce the exit as soon as it is known, then release the cgroup and
     // executor state; `Runtime::remove` waits for the shim to be gone.
     write_atomic(

@@ -17,6 +17,7 @@ impl ImageStore {
     /// Imports a tarball of a root filesystem (optionally gzip-compressed) as a
     /// single-layer image named `name`, as `docker import` does. The image has
     /// no default command; give one when running it.
+    #[tracing::instrument(level = "debug", skip(self), fields(image = %name))]
     pub fn import_rootfs(&self, tarball: &Path, name: &str) -> Result<Image, ImageError> {
         let reference = Reference::parse(name)?;
         let file =
@@ -100,6 +101,7 @@ impl ImageStore {
     /// (recognised by its `manifest.json`; named by its `RepoTags`) or an OCI
     /// layout (see [`ImageStore::import_oci`]). `name` overrides the names
     /// the archive carries.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub fn import_archive(
         &self,
         path: &Path,

@@ -266,6 +266,7 @@ impl ImageStore {
     /// digests are in `in_use` (containers still run them), and anything
     /// written less than `grace` ago (an import or pull that has not named
     /// its image yet).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub fn prune_keeping(
         &self,
         in_use: &[String],

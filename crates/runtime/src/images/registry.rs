@@ -143,6 +143,7 @@ impl ImageStore {
     /// Pulls `name` (e.g. `busybox`) through the endpoints `config` gives for
     /// its registry, and unpacks it. Concurrent pulls of the same name in this
     /// process are done once: later callers wait for the first.
+    #[tracing::instrument(level = "debug", skip(self, config), fields(image = %name))]
     pub fn pull(&self, name: &str, config: &RegistryConfig) -> Result<Image, ImageError> {
         let reference = Reference::parse(name)?;
         let key = reference.to_string();
