@@ -101,15 +101,19 @@ impl Attachments {
     }
 }
 
-/// Binds `attach.sock` in the container directory and serves clients on a
-/// thread: each is added to `attachments`, and its bytes go to `stdin`.
+/// Binds `attach.sock` in the container directory.
+pub(crate) fn bind(container_dir: &Path) -> io::Result<UnixListener> {
+    let (_dir, path) = short_path(container_dir)?;
+    UnixListener::bind(path.as_str())
+}
+
+/// Serves attach clients on a thread: each is added to `attachments`, and
+/// its bytes go to `stdin`.
 pub(crate) fn serve(
-    container_dir: &Path,
+    listener: UnixListener,
     attachments: Arc<Attachments>,
     stdin: Option<File>,
-) -> io::Result<()> {
-    let (_dir, path) = short_path(container_dir)?;
-    let listener = UnixListener::bind(path.as_str())?;
+) -> std::thread::JoinHandle<()> {
     let stdin = stdin.map(|f| Arc::new(Mutex::new(f)));
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
@@ -124,8 +128,7 @@ pub(crate) fn serve(
                 std::thread::spawn(move || forward_stdin(client, &stdin));
             }
         }
-    });
-    Ok(())
+    })
 }
 
 fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {

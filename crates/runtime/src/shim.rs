@@ -136,23 +136,32 @@ fn run(
         CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
             .map_err(|e| format!("opening log: {e}"))?,
     ));
-    let attachments = Arc::new(Attachments::default());
-    attach::serve(dir, Arc::clone(&attachments), stdin_w)
-        .map_err(|e| format!("serving attach.sock: {e}"))?;
-    let copiers =
-        [(out_r, OutputStream::Stdout), (err_r, OutputStream::Stderr)].map(|(fd, stream)| {
-            let log = Arc::clone(&log);
-            let attachments = Arc::clone(&attachments);
-            std::thread::spawn(move || copy_stream(File::from(fd), stream, &log, &attachments))
-        });
+    let io_threads = IoThreads {
+        listener: attach::bind(dir).map_err(|e| format!("binding attach.sock: {e}"))?,
+        stdin: stdin_w,
+        stdout: out_r,
+        stderr: err_r,
+        log,
+    };
     let stdio = Stdio3 {
         stdin: stdin_r,
         stdout: out_w,
         stderr: err_w,
     };
-    let mut running = match oci_runtime {
-        None => start_builtin(dir, state_root, id, spec, stdio)?,
-        Some(runtime) => start_oci(dir, state_root, id, runtime, stdio)?,
+    // libcontainer clones this process: no thread may run yet (a lock held
+    // by another thread at clone time would stay held in the child), so the
+    // I/O threads start only once the container runs. runc is spawned with
+    // fork+exec, which is safe with threads, and its early errors are read
+    // from the stream into the log.
+    let (mut running, copiers) = match oci_runtime {
+        None => {
+            let running = start_builtin(dir, state_root, id, spec, stdio)?;
+            (running, io_threads.spawn())
+        }
+        Some(runtime) => {
+            let copiers = io_threads.spawn();
+            (start_oci(dir, state_root, id, runtime, stdio)?, copiers)
+        }
     };
     let pid = running.pid();
     fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
@@ -262,6 +271,34 @@ impl Running {
                     .status();
             }
         }
+    }
+}
+
+/// What the shim's I/O threads serve: attach clients, the output copiers.
+struct IoThreads {
+    listener: std::os::unix::net::UnixListener,
+    stdin: Option<File>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    log: Arc<Mutex<CriLog>>,
+}
+
+impl IoThreads {
+    /// Starts the threads; returns the copiers, which end with the streams.
+    fn spawn(self) -> Vec<std::thread::JoinHandle<()>> {
+        let attachments = Arc::new(Attachments::default());
+        attach::serve(self.listener, Arc::clone(&attachments), self.stdin);
+        [
+            (self.stdout, OutputStream::Stdout),
+            (self.stderr, OutputStream::Stderr),
+        ]
+        .into_iter()
+        .map(|(fd, stream)| {
+            let log = Arc::clone(&self.log);
+            let attachments = Arc::clone(&attachments);
+            std::thread::spawn(move || copy_stream(File::from(fd), stream, &log, &attachments))
+        })
+        .collect()
     }
 }
 
