@@ -3,8 +3,10 @@
 //! process's output as it is written, and what a client writes goes to the
 //! process's stdin when the container was created with `stdin: true`.
 //!
-//! Wire format, shim → client: frames of `[stream: 1 = stdout, 2 = stderr]
-//! [length: u32 big-endian][bytes]`. Client → shim: raw stdin bytes.
+//! Wire format: frames of `[kind: u8][length: u32 big-endian][bytes]`.
+//! Shim → client: kind 1 = stdout, 2 = stderr. Client → shim: kind 0 =
+//! stdin bytes, 3 = terminal resize (rows, cols as two big-endian u16s; only
+//! for a container with `tty: true`).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -45,8 +47,8 @@ impl Attach {
             Err(e) => return Err(e),
         }
         let stream = match header[0] {
-            1 => OutputStream::Stdout,
-            2 => OutputStream::Stderr,
+            KIND_STDOUT => OutputStream::Stdout,
+            KIND_STDERR => OutputStream::Stderr,
             other => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -63,16 +65,42 @@ impl Attach {
     /// Writes to the process's stdin (ignored unless the container was
     /// created with `stdin: true`).
     pub fn write_stdin(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data)
+        self.stream.write_all(&frame(KIND_STDIN, data))
     }
+
+    /// Resizes the main process's terminal (containers with `tty: true`).
+    pub fn resize(&mut self, rows: u16, cols: u16) -> io::Result<()> {
+        let mut size = rows.to_be_bytes().to_vec();
+        size.extend_from_slice(&cols.to_be_bytes());
+        self.stream.write_all(&frame(KIND_RESIZE, &size))
+    }
+}
+
+const KIND_STDIN: u8 = 0;
+const KIND_STDOUT: u8 = 1;
+const KIND_STDERR: u8 = 2;
+const KIND_RESIZE: u8 = 3;
+
+fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(data.len() + 5);
+    frame.push(kind);
+    frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    frame.extend_from_slice(data);
+    frame
 }
 
 /// `/proc/self/fd/N/attach.sock`: short enough for a socket address
 /// whatever the container directory's length (sun_path holds 108 bytes).
 /// The path is valid while the returned directory handle is open.
 fn short_path(container_dir: &Path) -> io::Result<(File, String)> {
-    let dir = File::open(container_dir)?;
-    let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
+    short_socket_path(container_dir, "attach.sock")
+}
+
+/// `/proc/self/fd/N/<name>` for a socket in `dir`, with the handle keeping
+/// it valid.
+pub(crate) fn short_socket_path(dir: &Path, name: &str) -> io::Result<(File, String)> {
+    let dir = File::open(dir)?;
+    let path = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
     Ok((dir, path))
 }
 
@@ -89,14 +117,11 @@ impl Attachments {
         if clients.is_empty() || data.is_empty() {
             return;
         }
-        let tag = match stream {
-            OutputStream::Stdout => 1u8,
-            OutputStream::Stderr => 2u8,
+        let kind = match stream {
+            OutputStream::Stdout => KIND_STDOUT,
+            OutputStream::Stderr => KIND_STDERR,
         };
-        let mut frame = Vec::with_capacity(data.len() + 5);
-        frame.push(tag);
-        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        frame.extend_from_slice(data);
+        let frame = frame(kind, data);
         clients.retain_mut(|c| c.write_all(&frame).is_ok());
     }
 }
@@ -131,17 +156,33 @@ pub(crate) fn serve(
     })
 }
 
+/// Reads a client's frames: stdin bytes go to the process, resizes to its
+/// terminal.
 fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {
-    let mut buf = [0u8; 4096];
     loop {
-        match client.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let mut stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
-                if stdin.write_all(&buf[..n]).is_err() {
-                    return;
-                }
+        let mut header = [0u8; 5];
+        if client.read_exact(&mut header).is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut data = vec![0u8; len.min(1 << 20)];
+        if client.read_exact(&mut data).is_err() {
+            return;
+        }
+        let stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
+        match header[0] {
+            KIND_STDIN if (&*stdin).write_all(&data).is_err() => return,
+            KIND_RESIZE if data.len() == 4 => {
+                let size = rustix::termios::Winsize {
+                    ws_row: u16::from_be_bytes([data[0], data[1]]),
+                    ws_col: u16::from_be_bytes([data[2], data[3]]),
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                // Not a terminal (stdin is a pipe): nothing to resize.
+                let _ = rustix::termios::tcsetwinsize(&*stdin, size);
             }
+            _ => {}
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct ContainerConfig {
     /// clients to write to (Kubernetes `stdin: true`); otherwise it reads
     /// `/dev/null`.
     pub stdin: bool,
+    /// Give the main process a terminal (Kubernetes `tty: true`); attach
+    /// clients then talk to it and can resize it. Built-in executor only.
+    pub tty: bool,
 }
 
 /// When the container's log is rotated.

@@ -136,7 +136,26 @@ fn run(
         CriLog::open(&dir.join(paths::LOG), log_max_bytes, log_max_files)
             .map_err(|e| format!("opening log: {e}"))?,
     ));
-    let io_threads = IoThreads {
+    let tty = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if tty && oci_runtime.is_some() {
+        return Err("a terminal for the main process needs the built-in executor".into());
+    }
+    // libcontainer connects to this socket while it creates the container
+    // and sends the terminal; it waits in the backlog until we accept.
+    let console = if tty {
+        let (dir_handle, path) = attach::short_socket_path(dir, "console.sock")
+            .map_err(|e| format!("console socket: {e}"))?;
+        let listener = std::os::unix::net::UnixListener::bind(path.as_str())
+            .map_err(|e| format!("binding console socket: {e}"))?;
+        Some((dir_handle, path, listener))
+    } else {
+        None
+    };
+    let mut io_threads = IoThreads {
         listener: attach::bind(dir).map_err(|e| format!("binding attach.sock: {e}"))?,
         stdin: stdin_w,
         stdout: out_r,
@@ -155,7 +174,16 @@ fn run(
     // from the stream into the log.
     let (mut running, copiers) = match oci_runtime {
         None => {
-            let running = start_builtin(dir, state_root, id, spec, stdio)?;
+            let console_path = console.as_ref().map(|(_, path, _)| path.as_str());
+            let running = start_builtin(dir, state_root, id, spec, stdio, console_path)?;
+            if let Some((_, _, listener)) = &console {
+                // The terminal replaces the pipes: its output is stdout, and
+                // attach clients type into it.
+                let terminal = crate::tty::receive_terminal_while(listener, || Ok(()))?;
+                let reader = terminal.try_clone().map_err(|e| format!("terminal: {e}"))?;
+                io_threads.stdout = reader;
+                io_threads.stdin = Some(File::from(terminal));
+            }
             (running, io_threads.spawn())
         }
         Some(runtime) => {
@@ -315,6 +343,7 @@ fn start_builtin(
     id: &str,
     spec: Spec,
     stdio: Stdio3,
+    console: Option<&str>,
 ) -> Result<Running, String> {
     let (exec_spec, executor) = prepare(spec)?;
     let bundle = dir.join(paths::EXEC_BUNDLE);
@@ -326,6 +355,7 @@ fn start_builtin(
         .with_root_path(state_root)
         .map_err(|e| format!("executor state directory: {e}"))?
         .with_executor(executor)
+        .with_console_socket(console)
         .with_stdin(stdio.stdin)
         .with_stdout(stdio.stdout)
         .with_stderr(stdio.stderr)

@@ -198,7 +198,7 @@ pub(crate) fn render(
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": cfg.tty,
             "user": user,
             "args": plan.args,
             "env": plan.env,

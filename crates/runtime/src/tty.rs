@@ -19,6 +19,17 @@ pub(crate) fn receive_terminal(
     listener: &UnixListener,
     child: &mut Child,
 ) -> Result<OwnedFd, String> {
+    receive_terminal_while(listener, || match child.try_wait() {
+        Ok(Some(status)) => Err(format!("exec ended ({status}) before opening a terminal:")),
+        _ => Ok(()),
+    })
+}
+
+/// Like [`receive_terminal`], polling `alive` (an error ends the wait).
+pub(crate) fn receive_terminal_while(
+    listener: &UnixListener,
+    mut alive: impl FnMut() -> Result<(), String>,
+) -> Result<OwnedFd, String> {
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("console socket: {e}"))?;
@@ -27,9 +38,7 @@ pub(crate) fn receive_terminal(
         match listener.accept() {
             Ok((stream, _)) => break stream,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("exec ended ({status}) before opening a terminal:"));
-                }
+                alive()?;
                 if Instant::now() > deadline {
                     return Err("no terminal arrived on the console socket".into());
                 }
