@@ -60,6 +60,7 @@ mod seccomp;
 mod shim;
 mod spec;
 mod tty;
+mod validate;
 
 pub use attach::{Attach, OutputStream};
 pub use cgroups::ContainerStats;

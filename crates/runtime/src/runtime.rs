@@ -249,7 +249,7 @@ impl Runtime {
     /// checks its command exists and writes its OCI spec. Nothing runs yet.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %cfg.id, image = %cfg.image))]
     pub fn create(&self, cfg: &ContainerConfig) -> Result<(), RuntimeError> {
-        spec::validate_id(&cfg.id)?;
+        cfg.validate()?;
         let image = self.images.get(&cfg.image)?;
         let plan = spec::plan_process(cfg, &image.config, &image.layers)?;
         let dir = self.dir(&cfg.id);

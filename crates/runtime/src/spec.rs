@@ -51,6 +51,9 @@ pub enum SpecError {
         /// What was wrong.
         reason: String,
     },
+    /// The description has invalid fields; every cause is listed.
+    #[error("invalid container config: {}", .0.join("; "))]
+    InvalidConfig(Vec<String>),
     /// The rendered JSON is not a valid OCI spec (a bug in the renderer).
     #[error("rendered spec is invalid: {0}")]
     Invalid(#[from] serde_json::Error),
@@ -359,7 +362,7 @@ pub(crate) const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-fn normalize_cap(name: &str) -> Result<String, SpecError> {
+pub(crate) fn normalize_cap(name: &str) -> Result<String, SpecError> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
