@@ -735,6 +735,12 @@ impl Runtime {
         use std::os::fd::AsRawFd;
         let mut command = Command::new(format!("/proc/self/fd/{}", self.sealed_shim.as_raw_fd()));
         command.arg0("bulwark-runtime-shim");
+        // Nothing of the agent's environment (tokens, proxies) reaches the
+        // shim — or, through a runtime that forgot to clear it, a container.
+        command.env_clear();
+        if let Some(level) = std::env::var_os("RUST_LOG") {
+            command.env("RUST_LOG", level);
+        }
         command
     }
 

@@ -365,3 +365,24 @@ fn a_setuid_binary_gains_nothing_under_no_new_privs() {
     // no_new_privs) does the bit work — the control experiment.
     assert_eq!(run_as_user(true, Unconfined), ["stdout: euid=0"]);
 }
+
+#[test]
+fn the_runtime_environment_does_not_reach_the_container() {
+    // `cargo test` gives this process CARGO_* variables; none may leak.
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
+    let f = Fixture::new();
+    let mut cfg = f.config("env | sort");
+    cfg.env = vec![("GREETING".into(), "hi".into())];
+    let (_, log) = f.run(cfg);
+    let mut names: Vec<String> = lines(&log)
+        .iter()
+        .filter_map(|l| l.strip_prefix("stdout: "))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    names.sort();
+    // busybox sh adds PWD and SHLVL itself.
+    assert_eq!(
+        names,
+        ["GREETING", "HOME", "HOSTNAME", "PATH", "PWD", "SHLVL"]
+    );
+}
