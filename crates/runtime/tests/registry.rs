@@ -29,6 +29,12 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, serves HTTPS with a certificate from a fresh CA
+    /// (`ca.pem` in the registry's directory) for 127.0.0.1.
+    fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let htpasswd = Command::new("htpasswd")
@@ -41,6 +47,18 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: bulwark-test\n    path: {root}/htpasswd\n",
             root = dir.path().display()
         );
+        let config = if tls {
+            make_certificates(dir.path());
+            config.replace(
+                &format!("  addr: 127.0.0.1:{port}\n"),
+                &format!(
+                    "  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {root}/server.pem\n    key: {root}/server.key\n",
+                    root = dir.path().display()
+                ),
+            )
+        } else {
+            config
+        };
         std::fs::write(dir.path().join("config.yml"), config).expect("config");
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -328,4 +346,109 @@ fn server_errors_and_timeouts_fail_cleanly() {
         .expect("tmp")
         .count();
     assert_eq!(staged, 0, "nothing left half-written");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=bulwark test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+#[test]
+fn https_registries_are_trusted_through_their_configured_ca() {
+    let registry = Registry::start_with(true);
+    let layout = common::busybox_oci_layout(registry.dir.path(), "ignored/name:latest");
+    let status = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ])
+        .args(["--dest-creds", "bulwark:s3cret"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!(
+            "docker://127.0.0.1:{}/library/busybox:latest",
+            registry.port
+        ))
+        .status()
+        .expect("skopeo");
+    assert!(status.success(), "push over https");
+    let yaml = |ca: &str| {
+        format!(
+            "disable_default_endpoint: true\nmirrors:\n  docker.io:\n    endpoint: [\"https://127.0.0.1:{p}\"]\n\
+             configs:\n  \"127.0.0.1:{p}\":\n    auth: {{username: bulwark, password: s3cret}}\n{ca}",
+            p = registry.port
+        )
+    };
+    let (_dir, store) = store();
+    // Without the CA the certificate is refused...
+    let mut untrusted = RegistryConfig::from_yaml(&yaml("")).expect("yaml");
+    untrusted.request_timeout = Some(Duration::from_secs(10));
+    let err = store.pull("busybox", &untrusted).expect_err("unknown CA");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // ...with it, the pull goes through.
+    let ca = registry.dir.path().join("ca.pem");
+    let mut trusted =
+        RegistryConfig::from_yaml(&yaml(&format!("    tls: {{ca_file: {}}}\n", ca.display())))
+            .expect("yaml");
+    trusted.request_timeout = Some(Duration::from_secs(10));
+    let image = store.pull("busybox", &trusted).expect("pull over https");
+    assert!(image.layers[0].join("bin/busybox").is_file());
 }
