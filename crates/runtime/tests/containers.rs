@@ -604,3 +604,36 @@ fn a_main_process_with_a_terminal_is_attached_to_and_resized() {
     assert!(seen.contains("got:hello"), "{seen:?}");
     f.runtime.remove(&cfg.id).expect("remove");
 }
+
+#[test]
+fn supplemental_groups_and_a_shared_pid_namespace() {
+    use bulwark_runtime::NamespaceKind;
+    let f = Fixture::new();
+    let mut first = f.config("exec sleep 60");
+    first.security.run_as_user = Some(1000);
+    first.security.run_as_group = Some(1000);
+    first.security.supplemental_groups = vec![5, 6];
+    f.runtime.create(&first).expect("create");
+    let pid = f.runtime.start(&first.id).expect("start");
+    let out = f
+        .runtime
+        .exec(&first.id, &["id".into()], Duration::from_secs(10))
+        .expect("exec");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "uid=1000 gid=1000 groups=5,6"
+    );
+    // shareProcessNamespace: the second container joins the first's PID
+    // namespace and sees its process.
+    let mut second = f.config("ps -o pid,user,args");
+    second.join_namespaces = vec![(NamespaceKind::Pid, format!("/proc/{pid}/ns/pid").into())];
+    let (status, log) = f.run(second);
+    assert_eq!(status.code, 0, "{log}");
+    let out = lines(&log);
+    assert!(
+        out.iter()
+            .any(|l| l.contains("sleep 60") && l.contains("1000")),
+        "{out:?}"
+    );
+    f.runtime.remove(&first.id).expect("remove");
+}
