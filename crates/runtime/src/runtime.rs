@@ -265,6 +265,14 @@ impl Runtime {
             for sub in [paths::ROOTFS, paths::UPPER, paths::WORK] {
                 fs::create_dir(dir.join(sub)).map_err(io_ctx(format!("creating {sub}")))?;
             }
+            if let Some(map) = cfg.security.user_namespace {
+                // Container root owns its writable layer (new files and the
+                // root directory), not host root.
+                for sub in [paths::UPPER, paths::WORK] {
+                    std::os::unix::fs::lchown(dir.join(sub), Some(map.host_id), Some(map.host_id))
+                        .map_err(io_ctx(format!("handing {sub} to the user namespace")))?;
+                }
+            }
             mount_overlay(&image.layers, &dir)?;
             let path_var = plan
                 .env

@@ -263,7 +263,7 @@ fn user_namespaces_make_container_root_unprivileged_on_the_host() {
         host_id: 200_000,
         size: 65_536,
     };
-    let mut cfg = f.config("id; cat /proc/self/uid_map; echo hi > /tmp/file && echo wrote");
+    let mut cfg = f.config("id; cat /proc/self/uid_map; echo hi > /tmp/file && echo wrote; mkdir /data && echo made; echo x > /etc/passwd || echo refused");
     cfg.security.user_namespace = Some(mapping);
     let (status, log) = f.run(cfg);
     let out = lines(&log);
@@ -279,6 +279,14 @@ fn user_namespaces_make_container_root_unprivileged_on_the_host() {
         "{out:?}"
     );
     assert!(out.contains(&"stdout: wrote".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"stdout: made".to_string()),
+        "its own root directory: {out:?}"
+    );
+    assert!(
+        out.contains(&"stdout: refused".to_string()),
+        "host-root files stay read-only: {out:?}"
+    );
 
     // Seen from the host, the container's root is uid 200000.
     let mut idle = f.config("sleep 60");
