@@ -119,6 +119,24 @@ pub(crate) fn oom_kills(cgroups: &dyn Cgroups, path: &str) -> io::Result<u64> {
     Ok(parse_key(&text, "oom_kill").unwrap_or(0))
 }
 
+/// Whether the cgroup ever reached its memory limit (the precondition of an
+/// OOM kill): v1 `memory.failcnt`, v2 `memory.events` `max`/`oom`.
+pub(crate) fn hit_memory_limit(cgroups: &dyn Cgroups, path: &str) -> bool {
+    match cgroups.version() {
+        CgroupVersion::V1 => cgroups
+            .read("memory", path, "memory.failcnt")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0),
+        CgroupVersion::V2 => cgroups
+            .read("memory", path, "memory.events")
+            .ok()
+            .is_some_and(|t| {
+                parse_key(&t, "max").unwrap_or(0) > 0 || parse_key(&t, "oom").unwrap_or(0) > 0
+            }),
+    }
+}
+
 /// Why a container's main process ended, in Kubernetes' words.
 pub(crate) fn exit_reason(code: i32, path: &str, cgroups: &dyn Cgroups) -> &'static str {
     // An OOM kill anywhere in the container's cgroup marks the container, as
@@ -368,6 +386,31 @@ mod tests {
                 "read memory /p/gone memory.events"
             ]
         );
+    }
+
+    #[test]
+    fn memory_limit_hits() {
+        let v1 = FakeCgroups::new(CgroupVersion::V1)
+            .with("memory", "/hit", "memory.failcnt", "12\n")
+            .with("memory", "/calm", "memory.failcnt", "0\n");
+        let v2 = FakeCgroups::new(CgroupVersion::V2)
+            .with(
+                "memory",
+                "/hit",
+                "memory.events",
+                "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n",
+            )
+            .with(
+                "memory",
+                "/calm",
+                "memory.events",
+                "low 0\nhigh 0\nmax 0\noom 0\n",
+            );
+        for cg in [&v1 as &dyn Cgroups, &v2] {
+            assert!(hit_memory_limit(cg, "/hit"));
+            assert!(!hit_memory_limit(cg, "/calm"));
+            assert!(!hit_memory_limit(cg, "/gone"));
+        }
     }
 
     #[test]

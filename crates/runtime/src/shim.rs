@@ -23,7 +23,7 @@ use oci_spec::runtime::Spec;
 use seccompiler::BpfProgram;
 
 use crate::attach::{self, Attachments, OutputStream};
-use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason, oom_kills};
+use crate::cgroups::{Cgroups, SysfsCgroups, exit_reason, hit_memory_limit, oom_kills};
 use crate::logs::{CriLog, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, copy_stream};
 use crate::runtime::{ExitStatus, paths};
 use crate::spec::{ANNOTATION_LOG_MAX_BYTES, ANNOTATION_LOG_MAX_FILES, ANNOTATION_STDIN};
@@ -206,10 +206,11 @@ fn run(
         let _ = copier.join();
     }
     let cgroups = SysfsCgroups::detect();
-    if signal == Some(libc::SIGKILL) {
+    if signal == Some(libc::SIGKILL) && hit_memory_limit(&cgroups, &cgroup_path) {
         // The OOM killer sends SIGKILL before it bumps the cgroup's counter;
-        // give the kernel a moment to finish its accounting.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        // give the kernel a moment to finish its accounting (only when the
+        // limit was reached, so an ordinary kill is not delayed).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         while oom_kills(&cgroups, &cgroup_path).unwrap_or(0) == 0
             && std::time::Instant::now() < deadline
         {
