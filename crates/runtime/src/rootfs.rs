@@ -11,6 +11,46 @@ use nix::mount::{MsFlags, mount};
 use crate::runtime::{RuntimeError, io_ctx, nix_ctx, paths};
 
 pub(crate) fn mount_overlay(layers: &[PathBuf], dir: &Path) -> Result<(), RuntimeError> {
+    match mount_overlay_layer_by_layer(layers, dir) {
+        Ok(()) => Ok(()),
+        // Kernels before 6.8 (no `lowerdir+`) or 5.2 (no fsopen).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            mount_overlay_with_options(layers, dir)
+        }
+        Err(e) => Err(io_ctx("mounting the overlay root filesystem")(e.into())),
+    }
+}
+
+/// The new mount API, one `lowerdir+` per layer: no limit on how many
+/// layers, or how long their paths (mount(2)'s options must fit one page).
+fn mount_overlay_layer_by_layer(layers: &[PathBuf], dir: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+        fsconfig_set_string, fsmount, fsopen, move_mount,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    // overlayfs stacks lower directories top first.
+    for layer in layers.iter().rev() {
+        fsconfig_set_string(&fs, "lowerdir+", layer.as_path())?;
+    }
+    fsconfig_set_string(&fs, "upperdir", dir.join(paths::UPPER).as_path())?;
+    fsconfig_set_string(&fs, "workdir", dir.join(paths::WORK).as_path())?;
+    fsconfig_create(&fs)?;
+    let mount = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?;
+    move_mount(
+        &mount,
+        "",
+        rustix::fs::CWD,
+        dir.join(paths::ROOTFS).as_path(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+}
+
+fn mount_overlay_with_options(layers: &[PathBuf], dir: &Path) -> Result<(), RuntimeError> {
     // overlayfs lists lower directories top first.
     let lower: Vec<String> = layers
         .iter()

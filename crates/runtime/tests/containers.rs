@@ -637,3 +637,69 @@ fn supplemental_groups_and_a_shared_pid_namespace() {
     );
     f.runtime.remove(&first.id).expect("remove");
 }
+
+#[test]
+fn deep_images_stack_their_layers_with_whiteouts_under_a_long_path() {
+    // 80 layers of ~130-character paths: the classic `lowerdir=a:b:…`
+    // option (10 KiB) would not fit mount(2)'s one page.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deep = dir.path().join("x".repeat(40));
+    std::fs::create_dir_all(&deep).expect("deep dir");
+    let images =
+        std::sync::Arc::new(bulwark_runtime::ImageStore::open(deep.join("images")).expect("store"));
+    let mut layers = vec![common::busybox_rootfs_bytes()];
+    for n in 0..80 {
+        let file = format!("layers/{n}");
+        let content = format!("{n}");
+        layers.push(common::layer_of(&[(file.as_str(), content.as_str())]));
+    }
+    // The top layer deletes what layer 0 added, and an /etc file of busybox's.
+    layers.push(common::layer_of(&[
+        ("layers/.wh.0", ""),
+        ("etc/.wh.group", ""),
+    ]));
+    let layout = common::oci_layout_of(dir.path(), "example.com/deep:1", &layers);
+    images.import_oci(&layout, None).expect("import deep image");
+    let runtime = bulwark_runtime::Runtime::new(
+        deep.join("state"),
+        images,
+        env!("CARGO_BIN_EXE_bulwark-runtime-shim"),
+    )
+    .expect("runtime");
+    let parent = common::unique("bulwark-test");
+    let cfg = ContainerConfig {
+        id: common::unique("deep"),
+        image: "example.com/deep:1".into(),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "ls /layers | wc -l; cat /layers/79; echo; test -e /layers/0 || echo whited-out; test -e /etc/group || echo gone".into(),
+        ]),
+        cgroup_parent: Some(parent.clone()),
+        ..ContainerConfig::default()
+    };
+    runtime.create(&cfg).expect("create");
+    runtime.start(&cfg.id).expect("start");
+    let exit = runtime
+        .wait(&cfg.id, Duration::from_secs(30))
+        .expect("wait");
+    let log = std::fs::read_to_string(runtime.log_path(&cfg.id)).expect("log");
+    runtime.remove(&cfg.id).expect("remove");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
+    assert_eq!(exit.code, 0, "{log}");
+    assert_eq!(
+        lines(&log),
+        [
+            "stdout: 79",
+            "stdout: 79",
+            "stdout: whited-out",
+            "stdout: gone"
+        ]
+    );
+}

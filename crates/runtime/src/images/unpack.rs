@@ -97,6 +97,8 @@ pub(crate) fn unpack_layer(reader: impl Read, dest: &Path) -> Result<(), UnpackE
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            // A layer may list the whiteout without its directory.
+            fs::create_dir_all(dest.join(parent)).map_err(io_err(&raw))?;
             let path = dest.join(parent).join(hidden);
             remove_existing(&path).map_err(io_err(&raw))?;
             mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
@@ -378,6 +380,7 @@ mod tests {
         use std::os::unix::fs::FileTypeExt;
         let (dir, result) = unpack(
             LayerBuilder::new()
+                .file("usr/share/.wh.doc", b"")
                 .dir("etc")
                 .file("etc/.wh.motd", b"")
                 .dir("var/cache")
@@ -388,6 +391,8 @@ mod tests {
         let layer = dir.path().join("layer");
         let motd = fs::symlink_metadata(layer.join("etc/motd")).expect("whiteout exists");
         assert!(motd.file_type().is_char_device());
+        let doc = fs::symlink_metadata(layer.join("usr/share/doc")).expect("parents made");
+        assert!(doc.file_type().is_char_device());
         let opaque =
             xattr::get(layer.join("var/cache"), "trusted.overlay.opaque").expect("getxattr");
         assert_eq!(opaque.as_deref(), Some(&b"y"[..]));

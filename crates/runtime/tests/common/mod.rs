@@ -202,3 +202,67 @@ pub fn busybox_docker_save(dir: &Path, tags: &[&str]) -> PathBuf {
     fs::write(&path, b.into_inner().expect("tar")).expect("write archive");
     path
 }
+
+/// Writes an OCI layout directory holding one image made of `layers`
+/// (uncompressed tars, bottom first), named `name`; returns its path.
+pub fn oci_layout_of(dir: &Path, name: &str, layers: &[Vec<u8>]) -> PathBuf {
+    let layout = dir.join("oci-layout-layers");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir blobs");
+    let put = |data: &[u8]| -> (String, usize) {
+        let digest = sha256(data);
+        fs::write(blobs.join(&digest[7..]), data).expect("write blob");
+        (digest, data.len())
+    };
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let (digest, size) = put(layer);
+        diff_ids.push(digest.clone());
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size,
+        }));
+    }
+    let config = serde_json::json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let (config, config_size) = put(&serde_json::to_vec(&config).expect("json"));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "layers": descriptors,
+    });
+    let (manifest, manifest_size) = put(&serde_json::to_vec(&manifest).expect("json"));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest,
+                       "size": manifest_size, "annotations": {"io.containerd.image.name": name}}],
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
+    fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    layout
+}
+
+/// A layer tar of regular files `(path, content)`; a path ending in a
+/// `.wh.<name>` component is a whiteout.
+pub fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = header();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data.as_bytes())
+            .expect("append");
+    }
+    b.into_inner().expect("tar")
+}
