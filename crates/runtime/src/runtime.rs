@@ -609,6 +609,11 @@ fn seal_copy(binary: &Path) -> Result<fs::File, RuntimeError> {
     .map_err(nix_ctx(ctx.clone()))?;
     let mut copy = fs::File::from(fd);
     let mut original = fs::File::open(binary).map_err(io_ctx(ctx.clone()))?;
+    // Only what the kernel loads: debug sections (most of a build's size)
+    // would otherwise sit in memory for nothing.
+    let loaded = elf_loaded_len(&mut original).map_err(io_ctx(ctx.clone()))?;
+    io::Seek::rewind(&mut original).map_err(io_ctx(ctx.clone()))?;
+    let mut original = io::Read::take(original, loaded.unwrap_or(u64::MAX));
     io::copy(&mut original, &mut copy).map_err(io_ctx(ctx.clone()))?;
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
@@ -616,6 +621,40 @@ fn seal_copy(binary: &Path) -> Result<fs::File, RuntimeError> {
         | SealFlag::F_SEAL_WRITE;
     fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(nix_ctx(ctx))?;
     Ok(copy)
+}
+
+/// For a 64-bit little-endian ELF file, the end of its last loadable
+/// segment (what execve maps); `None` for anything else (copied whole).
+fn elf_loaded_len(file: &mut fs::File) -> io::Result<Option<u64>> {
+    let mut header = [0u8; 64];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    if header[4] != 2 || header[5] != 1 {
+        return Ok(None); // not ELFCLASS64 / ELFDATA2LSB
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u64_at = |b: &[u8], o: usize| {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(v)
+    };
+    let phoff = u64_at(&header, 0x20);
+    let phentsize = usize::from(u16_at(&header, 0x36));
+    let phnum = usize::from(u16_at(&header, 0x38));
+    if phentsize < 56 || phnum == 0 {
+        return Ok(None);
+    }
+    let mut table = vec![0u8; phentsize * phnum];
+    io::Seek::seek(file, io::SeekFrom::Start(phoff))?;
+    file.read_exact(&mut table)?;
+    let end = table
+        .chunks(phentsize)
+        .filter(|ph| u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == 1) // PT_LOAD
+        .map(|ph| u64_at(ph, 8).saturating_add(u64_at(ph, 32))) // p_offset + p_filesz
+        .max();
+    // The program headers themselves must stay inside the copy.
+    Ok(end.map(|e| e.max(phoff + table.len() as u64)))
 }
 
 fn state_name(s: &ContainerStatus) -> &'static str {

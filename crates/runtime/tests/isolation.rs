@@ -199,6 +199,14 @@ fn the_runtime_binary_is_a_sealed_copy_that_cannot_be_overwritten() {
         .open(format!("/proc/{shim}/exe"))
         .and_then(|mut file| std::io::Write::write_all(&mut file, b"pwned"));
     assert!(write.is_err(), "wrote to the shim's executable");
+    // Only the loadable part is copied (no debug sections, no section table).
+    let copy = std::fs::metadata(format!("/proc/{shim}/exe"))
+        .expect("memfd")
+        .len();
+    let file = std::fs::metadata(env!("CARGO_BIN_EXE_bulwark-runtime-shim"))
+        .expect("shim")
+        .len();
+    assert!(copy < file, "copy {copy} bytes of a {file}-byte binary");
     f.runtime.remove(&cfg.id).expect("remove");
 }
 
