@@ -52,6 +52,7 @@ pub(crate) mod paths {
     pub(crate) const SHIM_LOG: &str = "shim.log";
     pub(crate) const SHIM_PID: &str = "shim.pid";
     pub(crate) const IMAGE: &str = "image";
+    pub(crate) const STARTED: &str = "started";
 }
 
 /// How a container's main process ended.
@@ -63,6 +64,12 @@ pub struct ExitStatus {
     pub signal: Option<i32>,
     /// `Completed`, `Error` or `OOMKilled` (Kubernetes' terminated reasons).
     pub reason: String,
+    /// When the process started, RFC 3339 UTC ("" if unknown).
+    #[serde(default)]
+    pub started_at: String,
+    /// When it ended, RFC 3339 UTC ("" if unknown).
+    #[serde(default)]
+    pub finished_at: String,
 }
 
 /// Where a container is in its life.
@@ -74,6 +81,8 @@ pub enum ContainerStatus {
     Running {
         /// The container's init process.
         pid: i32,
+        /// When it started, RFC 3339 UTC.
+        started_at: String,
     },
     /// Its main process has ended.
     Exited(ExitStatus),
@@ -328,8 +337,9 @@ impl Runtime {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ContainerStatus::Created),
             Err(e) => return Err(io_ctx("reading pid")(e)),
         };
+        let started_at = fs::read_to_string(dir.join(paths::STARTED)).unwrap_or_default();
         if self.shim_alive(id) || self.container_pid(id).is_some() {
-            return Ok(ContainerStatus::Running { pid });
+            return Ok(ContainerStatus::Running { pid, started_at });
         }
         // Shim and container are both gone; the shim may have written the
         // record just now — otherwise it died before it could (killed).
@@ -338,6 +348,8 @@ impl Runtime {
                 code: 255,
                 signal: None,
                 reason: "Unknown".into(),
+                started_at,
+                finished_at: String::new(),
             },
         )))
     }

@@ -192,6 +192,9 @@ fn run(
         }
     };
     let pid = running.pid();
+    let started_at = crate::logs::rfc3339_now();
+    fs::write(dir.join(paths::STARTED), &started_at)
+        .map_err(|e| format!("writing start time: {e}"))?;
     fs::write(dir.join(paths::PID), pid.to_string()).map_err(|e| format!("writing pid: {e}"))?;
 
     // Report, then let go of the runtime's pipe so it sees EOF.
@@ -202,6 +205,7 @@ fn run(
     }
 
     let (code, signal) = running.wait();
+    let finished_at = crate::logs::rfc3339_now();
     for copier in copiers {
         let _ = copier.join();
     }
@@ -222,6 +226,8 @@ fn run(
         code,
         signal,
         reason: reason.to_string(),
+        started_at,
+        finished_at,
     };
     tracing::info!(code, ?signal, reason, "container exited");
     // Announce the exit as soon as it is known, then release the cgroup and
