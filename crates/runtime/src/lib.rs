@@ -72,6 +72,7 @@ pub use images::{
     AuthConfig, HostConfig, Image, ImageError, ImageStore, ImageSummary, MirrorConfig,
     RegistryConfig, RunConfig, TlsConfig, UnpackError,
 };
+pub use logs::LogEntry;
 pub use reference::{Reference, ReferenceError};
 pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError, TtyExec};
 pub use seccomp::SeccompError;

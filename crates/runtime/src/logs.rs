@@ -111,6 +111,65 @@ fn rfc3339(secs: u64, nanos: u32) -> String {
     )
 }
 
+/// One line of a container's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// When the shim read it, RFC 3339 UTC with nanoseconds.
+    pub time: String,
+    /// Which stream it came from.
+    pub stream: OutputStream,
+    /// A piece of a longer line (or output that ended without a newline);
+    /// the next entries of the same stream continue it.
+    pub partial: bool,
+    /// The text, without its newline.
+    pub text: Vec<u8>,
+}
+
+/// Reads a container's log, rotated files first (oldest to newest).
+/// Malformed lines are skipped.
+pub(crate) fn read_cri_logs(path: &Path) -> io::Result<Vec<LogEntry>> {
+    let mut files = Vec::new();
+    for n in (1..=64).rev() {
+        let rotated = PathBuf::from(format!("{}.{n}", path.display()));
+        if rotated.exists() {
+            files.push(rotated);
+        }
+    }
+    files.push(path.to_path_buf());
+    let mut entries = Vec::new();
+    for file in files {
+        let bytes = match fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        entries.extend(bytes.split(|&b| b == b'\n').filter_map(parse_cri_line));
+    }
+    Ok(entries)
+}
+
+/// `<time> <stream> <F|P> <text>` → entry.
+fn parse_cri_line(line: &[u8]) -> Option<LogEntry> {
+    let mut parts = line.splitn(4, |&b| b == b' ');
+    let time = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let stream = match parts.next()? {
+        b"stdout" => OutputStream::Stdout,
+        b"stderr" => OutputStream::Stderr,
+        _ => return None,
+    };
+    let partial = match parts.next()? {
+        b"F" => false,
+        b"P" => true,
+        _ => return None,
+    };
+    Some(LogEntry {
+        time,
+        stream,
+        partial,
+        text: parts.next().unwrap_or_default().to_vec(),
+    })
+}
+
 /// Copies one stream into the log until it closes, a line at a time, and
 /// hands every chunk to attached clients as soon as it is read.
 pub(crate) fn copy_stream(
@@ -205,6 +264,44 @@ mod tests {
         );
         let time = text.split(' ').next().expect("time");
         assert_eq!(time.len(), "2026-11-26T16:08:26.123456789Z".len(), "{time}");
+    }
+
+    #[test]
+    fn logs_read_back_across_rotations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let mut log = CriLog::open(&path, 100, 3).expect("open");
+        for i in 0..5 {
+            log.write_entry("stdout", false, format!("{i:03}").as_bytes())
+                .expect("write");
+        }
+        log.write_entry("stderr", true, b"part").expect("write");
+        fs::write(dir.path().join("junk.log"), "not a log line\n").expect("junk");
+        let entries = read_cri_logs(&path).expect("read");
+        let texts: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:?}{} {}",
+                    e.stream,
+                    if e.partial { "+" } else { "" },
+                    String::from_utf8_lossy(&e.text)
+                )
+            })
+            .collect();
+        // Oldest rotated away (3 files of 2 lines kept).
+        assert_eq!(
+            texts,
+            [
+                "Stdout 000",
+                "Stdout 001",
+                "Stdout 002",
+                "Stdout 003",
+                "Stdout 004",
+                "Stderr+ part"
+            ]
+        );
+        assert!(parse_cri_line(b"garbage").is_none());
     }
 
     #[test]

@@ -485,6 +485,16 @@ impl Runtime {
         Ok(ids)
     }
 
+    /// The container's log, rotated files included, oldest first (what
+    /// `kubectl logs` shows, for the agent to serve).
+    pub fn logs(&self, id: &str) -> Result<Vec<crate::LogEntry>, RuntimeError> {
+        if !self.dir(id).join(paths::SPEC).is_file() {
+            return Err(RuntimeError::NotFound(id.into()));
+        }
+        crate::logs::read_cri_logs(&self.log_path(id))
+            .map_err(io_ctx(format!("reading the log of container {id:?}")))
+    }
+
     /// The container's log file (CRI format).
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.dir(id).join(paths::LOG)

@@ -80,11 +80,14 @@ fn a_new_runtime_readopts_a_running_container() {
         .expect("kill");
     let status = second.wait(&cfg.id, Duration::from_secs(10)).expect("wait");
     assert_eq!(status.code, 7);
-    assert!(
-        std::fs::read_to_string(&log)
-            .expect("log")
-            .contains("stdout F got-term")
-    );
+    // The new runtime reads the whole log back, as `kubectl logs` would.
+    let texts: Vec<String> = second
+        .logs(&cfg.id)
+        .expect("logs")
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.text).into_owned())
+        .collect();
+    assert_eq!(texts, ["before", "got-term"]);
     second.remove(&cfg.id).expect("remove");
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
