@@ -142,6 +142,15 @@ fn pulls_docker_io_names_through_a_mirror_with_basic_auth() {
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
     let image = store.get("busybox").expect("pulled image is in the store");
     assert!(image.layers[0].join("bin/busybox").is_file());
+    // IfNotPresent: a present image never touches the registry (this
+    // configuration points nowhere).
+    let nowhere = RegistryConfig::from_yaml(
+        "disable_default_endpoint: true\nmirrors:\n  docker.io:\n    endpoint: [\"http://127.0.0.1:1\"]\n",
+    )
+    .expect("yaml");
+    let again = store.pull_if_missing("busybox", &nowhere).expect("present");
+    assert_eq!(again.manifest_digest, image.manifest_digest);
+    assert!(store.pull_if_missing("other", &nowhere).is_err());
     assert_eq!(image.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
 }
 

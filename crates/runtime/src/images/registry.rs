@@ -140,6 +140,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ImageStore {
+    /// The image if the store has it, else [`ImageStore::pull`] — Kubernetes'
+    /// `imagePullPolicy: IfNotPresent`.
+    pub fn pull_if_missing(
+        &self,
+        name: &str,
+        config: &RegistryConfig,
+    ) -> Result<Image, ImageError> {
+        match self.get(name) {
+            Err(ImageError::NotFound(_)) => self.pull(name, config),
+            other => other,
+        }
+    }
+
     /// Pulls `name` (e.g. `busybox`) through the endpoints `config` gives for
     /// its registry, and unpacks it. Concurrent pulls of the same name in this
     /// process are done once: later callers wait for the first.
