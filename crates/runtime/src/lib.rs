@@ -78,3 +78,14 @@ pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError
 pub use seccomp::SeccompError;
 pub use shim::shim_main;
 pub use spec::SpecError;
+
+#[cfg(test)]
+mod tests {
+    /// The agent shares one runtime and one store across its tasks.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Runtime>();
+        assert_send_sync::<crate::ImageStore>();
+    }
+}
