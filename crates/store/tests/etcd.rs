@@ -109,3 +109,96 @@ async fn acknowledged_writes_survive_etcd_kill_9() {
     }
     assert!(store.range(Range::prefix("/crash/")).await.unwrap().count >= acked.len() as i64);
 }
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    client: (String, String),
+}
+
+/// A CA, an etcd serving certificate for 127.0.0.1, and a client
+/// certificate, all from rcgen.
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["bulwark".into()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("server.crt"), server.pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        client: (client.pem(), client_key.serialize_pem()),
+        dir,
+    }
+}
+
+/// The backend reaches an etcd that requires TLS client certificates, and
+/// a client without one (or with one from another CA) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates() {
+    let pki = pki();
+    let server = EtcdServer::start_tls(bulwark_testkit::EtcdServerTls {
+        ca: pki.dir.path().join("ca.crt"),
+        cert: pki.dir.path().join("server.crt"),
+        key: pki.dir.path().join("server.key"),
+    })
+    .expect("etcd with TLS starts");
+    let connect = |client: Option<(String, String)>| {
+        let mut config = EtcdConfig::new([server.endpoint()]);
+        config.connect_timeout = std::time::Duration::from_secs(2);
+        config.tls = Some(bulwark_store::EtcdTls {
+            ca_pem: pki.ca_pem.clone().into_bytes(),
+            client_cert_pem: client.map(|(c, k)| (c.into_bytes(), k.into_bytes())),
+        });
+        EtcdStore::connect(config).unwrap()
+    };
+    let store = connect(Some(pki.client.clone()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let revision = loop {
+        match store.put("/tls/ok", "yes").await {
+            Ok(outcome) => break outcome.revision().unwrap(),
+            Err(err) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "etcd over TLS never answered: {err}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        store.get("/tls/ok").await.unwrap().unwrap().mod_revision,
+        revision
+    );
+
+    let anonymous = connect(None);
+    assert!(
+        anonymous.get("/tls/ok").await.is_err(),
+        "no client certificate, no access"
+    );
+    let stranger = pki_from_another_ca();
+    let foreign = connect(Some(stranger));
+    assert!(
+        foreign.get("/tls/ok").await.is_err(),
+        "a certificate from another CA is refused"
+    );
+}
+
+fn pki_from_another_ca() -> (String, String) {
+    let other = pki();
+    other.client
+}

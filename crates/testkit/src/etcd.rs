@@ -30,11 +30,34 @@ pub struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     binary: PathBuf,
+    tls: Option<EtcdServerTls>,
+}
+
+/// PEM files for an etcd that serves clients over TLS and requires client
+/// certificates signed by `ca`.
+#[derive(Debug, Clone)]
+pub struct EtcdServerTls {
+    /// The CA that signed the server and client certificates.
+    pub ca: PathBuf,
+    /// The server certificate (with 127.0.0.1 among its names).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
 }
 
 impl EtcdServer {
     /// Starts a fresh single-member etcd on free loopback ports.
     pub fn start() -> Result<Self, EtcdError> {
+        Self::start_with(None)
+    }
+
+    /// Starts a fresh member serving clients over TLS only, with client
+    /// certificates required (`--client-cert-auth`).
+    pub fn start_tls(tls: EtcdServerTls) -> Result<Self, EtcdError> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<EtcdServerTls>) -> Result<Self, EtcdError> {
         let binary = find_binary()?;
         let dir = tempfile::Builder::new().prefix("bulwark-etcd-").tempdir()?;
         let mut server = EtcdServer {
@@ -43,14 +66,16 @@ impl EtcdServer {
             client_port: free_loopback_port()?,
             peer_port: free_loopback_port()?,
             binary,
+            tls,
         };
         server.spawn()?;
         Ok(server)
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The member's process ID while it runs.
@@ -88,7 +113,15 @@ impl EtcdServer {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .arg("--name=bulwark-test")
             .arg(format!("--data-dir={}", self.data_dir().display()))
             .arg(format!("--listen-client-urls={client}"))
@@ -116,7 +149,14 @@ impl EtcdServer {
                     format!("exited with {status}: {}", read_log(&self.log_path())),
                 ));
             }
-            if healthy(self.client_port) {
+            let ready = match self.tls {
+                // The plain health check cannot speak TLS; a listening port
+                // is as far as the harness checks (callers retry their first
+                // request).
+                Some(_) => TcpStream::connect(("127.0.0.1", self.client_port)).is_ok(),
+                None => healthy(self.client_port),
+            };
+            if ready {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

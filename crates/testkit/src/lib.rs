@@ -13,5 +13,5 @@
 mod etcd;
 mod net;
 
-pub use etcd::{EtcdError, EtcdServer};
+pub use etcd::{EtcdError, EtcdServer, EtcdServerTls};
 pub use net::free_loopback_port;
