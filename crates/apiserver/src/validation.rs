@@ -77,9 +77,37 @@ pub(crate) fn validate(resource: &ResourceType, object: &Value) -> Vec<Cause> {
             );
         }
         ("", "Service") => service(object, &mut causes),
+        ("", "ConfigMap") => from_api(
+            bulwark_api::validation::validate_config_map(object),
+            &mut causes,
+        ),
+        ("", "Secret") => from_api(
+            bulwark_api::validation::validate_secret(object),
+            &mut causes,
+        ),
         _ => {}
     }
     causes
+}
+
+/// Field errors from `bulwark-api`'s kind validators, without the metadata
+/// ones (reported already by the metadata check).
+fn from_api(errors: Vec<bulwark_api::validation::FieldError>, causes: &mut Vec<Cause>) {
+    for error in errors {
+        let cause = error.to_cause();
+        let field = cause["field"].as_str().unwrap_or_default().to_owned();
+        if field.starts_with("metadata") {
+            continue;
+        }
+        causes.push(Cause {
+            reason: cause["reason"]
+                .as_str()
+                .unwrap_or("FieldValueInvalid")
+                .to_owned(),
+            message: cause["message"].as_str().unwrap_or_default().to_owned(),
+            field,
+        });
+    }
 }
 
 fn workload(object: &Value, causes: &mut Vec<Cause>) {

@@ -348,3 +348,66 @@ async fn malformed_requests_get_upstream_statuses() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn config_maps_and_secrets_refuse_an_empty_key() {
+    let server = Server::start();
+    let client = server.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = from(json!({"metadata": {"name": "empty-key"}, "data": {"": "value"}}));
+    let status = status_of(cms.create(&PostParams::default(), &cm).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("a valid config key must consist of alphanumeric characters"),
+        "{}",
+        status.message
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client);
+    let secret = from(json!({"metadata": {"name": "empty-key"}, "data": {"": "dmFsdWU="}}));
+    let status = status_of(secrets.create(&PostParams::default(), &secret).await);
+    assert_eq!(status.code, 422);
+}
+
+#[tokio::test]
+async fn leases_and_events_live_and_die() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Event;
+    let server = Server::start();
+    let client = server.client().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = from(json!({"metadata": {"name": "node-1"},
+        "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40, "renewTime": "2026-01-01T00:00:00.000000Z"}}));
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+    let patch = json!({"spec": {"renewTime": "2026-01-01T00:00:10.000000Z"}});
+    let renewed = leases
+        .patch("node-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.spec.unwrap().renew_time.unwrap().0.to_string(),
+        "2026-01-01T00:00:10Z"
+    );
+    leases
+        .delete("node-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status_of(leases.get("node-1").await).code, 404);
+
+    let events: Api<Event> = Api::default_namespaced(client);
+    let event = from(json!({"metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+        "reason": "Testing", "message": "hello", "type": "Normal"}));
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let found = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=web,reason=Testing"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.items.len(),
+        1,
+        "events select by involvedObject fields, as describe does"
+    );
+    events.delete("e1", &DeleteParams::default()).await.unwrap();
+}
