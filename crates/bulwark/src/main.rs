@@ -2,6 +2,7 @@
 //! component lives in its own library crate (see `ARCHITECTURE.md`).
 
 mod bench;
+mod image;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,17 @@ enum Command {
     Version,
     /// Run the control plane: the API server on the embedded store (or etcd).
     Server(ServerArgs),
+    /// Manage the node's images: pull, import, ls, rm, prune.
+    Image {
+        /// The image store (default: <data-dir>/images).
+        #[arg(long)]
+        image_dir: Option<std::path::PathBuf>,
+        /// Bulwark's data directory.
+        #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+        #[command(subcommand)]
+        command: image::ImageCommand,
+    },
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
@@ -95,6 +107,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Image {
+            image_dir,
+            data_dir,
+            command,
+        } => image::run(
+            &image_dir.unwrap_or_else(|| data_dir.join("images")),
+            command,
+        ),
         Command::Bench(Bench::Api {
             pods,
             watchers,
