@@ -118,7 +118,7 @@ impl Running {
 struct Server {
     api: handlers::Api,
     registry: Registry,
-    metrics: metrics::Metrics,
+    metrics: Arc<metrics::Metrics>,
     openapi: openapi::OpenApi,
 }
 
@@ -139,13 +139,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         StoreChoice::Etcd(etcd) => Arc::new(bulwark_store::EtcdStore::connect(etcd.clone())?),
     };
     bootstrap(&*store).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let store: Arc<dyn Store> = Arc::new(metrics::TimedStore {
+        inner: store,
+        metrics: metrics.clone(),
+    });
     let server = Arc::new(Server {
         api: handlers::Api {
             store: store.clone(),
             caches: watchcache::Caches::new(store),
         },
         registry: Registry::builtin(),
-        metrics: metrics::Metrics::default(),
+        metrics,
         openapi: openapi::OpenApi::default(),
     });
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
@@ -276,7 +281,7 @@ async fn resource_request(
 ) -> ApiResult<Response> {
     let representation = request::representation(headers)?;
     if req.verb == Verb::Watch {
-        return watch::serve(&server.api.caches, req, representation).await;
+        return watch::serve(&server.api.caches, req, representation, &server.metrics).await;
     }
     let reply = handlers::handle(&server.api, req, headers, body).await?;
     if let Some(listed) = &reply.list {

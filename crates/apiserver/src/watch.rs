@@ -32,6 +32,7 @@ pub(crate) async fn serve(
     caches: &Caches,
     req: &ResourceRequest,
     representation: Representation,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> ApiResult<Response> {
     let selectors = Selectors::from_request(req)?;
     let cache = caches.get(&req.resource).await?;
@@ -98,7 +99,13 @@ pub(crate) async fn serve(
         tx,
         last_revision: subscription.revision,
     };
-    tokio::spawn(watcher.run(subscription, timeout, bookmarks, send_initial));
+    let guard = metrics.watch_opened(req.resource.kind);
+    tokio::spawn(async move {
+        watcher
+            .run(subscription, timeout, bookmarks, send_initial)
+            .await;
+        drop(guard);
+    });
     Ok(Response::builder()
         .status(200)
         .header(CONTENT_TYPE, "application/json")

@@ -411,3 +411,39 @@ async fn leases_and_events_live_and_die() {
     );
     events.delete("e1", &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_requests_watches_and_store_calls() {
+    let server = Server::start();
+    let client = server.client().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let _watch = api
+        .watch(&WatchParams::default().timeout(30), "0")
+        .await
+        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &from(json!({"metadata": {"name": "m"}})),
+    )
+    .await
+    .unwrap();
+    let request = http::Request::builder()
+        .uri("/metrics")
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(request).await.unwrap();
+    assert!(
+        text.contains(
+            r#"apiserver_request_total{verb="create",resource="configmaps",code="201"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"apiserver_registered_watchers{kind="ConfigMap"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"etcd_request_duration_seconds_count{operation="write"}"#),
+        "{text}"
+    );
+}
