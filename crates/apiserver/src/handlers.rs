@@ -471,21 +471,17 @@ pub(crate) async fn create_object(
     }
 }
 
-/// Unknown fields found while decoding a protobuf body: refused under
-/// `Strict`, warned about under `Warn`.
+/// What strict decoding found while decoding the body (duplicate fields,
+/// fields the protobuf decoder did not know): refused under `Strict`,
+/// warned about under `Warn`.
 fn unknown_field_warnings(
-    unknown: Vec<String>,
+    messages: Vec<String>,
     validation: FieldValidation,
 ) -> ApiResult<Vec<String>> {
-    let messages: Vec<String> = unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect();
     match validation {
-        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            messages.join(", ")
-        ))),
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(
+            bulwark_api::strict::strict_decoding_error(&messages),
+        )),
         FieldValidation::Warn => Ok(messages),
         _ => Ok(Vec::new()),
     }

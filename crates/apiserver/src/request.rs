@@ -201,9 +201,10 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value>
     Ok(decode_body_checked(headers, body)?.0)
 }
 
-/// Like [`decode_body`], also returning the paths of fields the protobuf
-/// decoder did not know (JSON and YAML bodies report theirs when the object
-/// is checked against its type).
+/// Like [`decode_body`], also returning what strict decoding objects to:
+/// fields a JSON body repeats, or fields the protobuf decoder did not know
+/// (unknown fields of JSON and YAML bodies are found when the object is
+/// checked against its type).
 pub(crate) fn decode_body_checked(
     headers: &HeaderMap,
     body: &Bytes,
@@ -216,19 +217,25 @@ pub(crate) fn decode_body_checked(
     let media = content_type(headers);
     match media.as_str() {
         "application/json" | "" => serde_json::from_slice(body)
-            .map(|v| (v, Vec::new()))
+            .map(|v| (v, bulwark_api::strict::duplicate_fields(body)))
             .map_err(|err| ApiError::bad_request(format!("error decoding JSON body: {err}"))),
         "application/yaml" | "application/apply-patch+yaml" => {
             decode_yaml(body).map(|v| (v, Vec::new()))
         }
-        bulwark_wire::MEDIA_TYPE => {
-            bulwark_wire::decode_with_unknown(body).map_err(|err| match err {
+        bulwark_wire::MEDIA_TYPE => bulwark_wire::decode_with_unknown(body)
+            .map(|(value, unknown)| {
+                let messages = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                (value, messages)
+            })
+            .map_err(|err| match err {
                 bulwark_wire::WireError::UnknownKind { .. } => {
                     ApiError::unsupported_media_type(bulwark_wire::MEDIA_TYPE)
                 }
                 other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
-            })
-        }
+            }),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

@@ -447,3 +447,25 @@ async fn metrics_count_requests_watches_and_store_calls() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn strict_validation_refuses_duplicate_fields() {
+    let server = Server::start();
+    let client = server.client().await;
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}"#;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/namespaces/default/configmaps?fieldValidation=Strict")
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .unwrap();
+    let status = status_of(client.request_text(request).await);
+    assert_eq!(status.code, 400);
+    assert!(
+        status
+            .message
+            .contains(r#"strict decoding error: duplicate field "data.a""#),
+        "{}",
+        status.message
+    );
+}
