@@ -139,6 +139,65 @@ fn columns(kind: &str) -> Vec<Column> {
             col("Endpoints", "string"),
             col("Age", "string"),
         ],
+        "Event" => vec![
+            col("Last Seen", "string"),
+            col("Type", "string"),
+            col("Reason", "string"),
+            col("Object", "string"),
+            col("Message", "string"),
+            wide("Name", "string"),
+        ],
+        "PodDisruptionBudget" => vec![
+            col("Name", "string"),
+            col("Min Available", "string"),
+            col("Max Unavailable", "string"),
+            col("Allowed Disruptions", "integer"),
+            col("Age", "string"),
+        ],
+        "NetworkPolicy" => vec![
+            col("Name", "string"),
+            col("Pod-Selector", "string"),
+            col("Age", "string"),
+        ],
+        "Ingress" => vec![
+            col("Name", "string"),
+            col("Class", "string"),
+            col("Hosts", "string"),
+            col("Address", "string"),
+            col("Ports", "string"),
+            col("Age", "string"),
+        ],
+        "Role" | "ClusterRole" | "LimitRange" => {
+            vec![col("Name", "string"), col("Created At", "date")]
+        }
+        "RoleBinding" | "ClusterRoleBinding" => vec![
+            col("Name", "string"),
+            col("Role", "string"),
+            col("Age", "string"),
+            wide("Users", "string"),
+            wide("Groups", "string"),
+            wide("ServiceAccounts", "string"),
+        ],
+        "PriorityClass" => vec![
+            col("Name", "string"),
+            col("Value", "integer"),
+            col("Global-Default", "boolean"),
+            col("Age", "string"),
+            col("PreemptionPolicy", "string"),
+        ],
+        "EndpointSlice" => vec![
+            col("Name", "string"),
+            col("AddressType", "string"),
+            col("Ports", "string"),
+            col("Endpoints", "string"),
+            col("Age", "string"),
+        ],
+        "ControllerRevision" => vec![
+            col("Name", "string"),
+            col("Controller", "string"),
+            col("Revision", "integer"),
+            col("Age", "string"),
+        ],
         _ => vec![col("Name", "string"), col("Age", "string")],
     }
 }
@@ -386,6 +445,142 @@ fn cell(kind: &str, column: &str, o: &Value, now: jiff::Timestamp) -> Value {
             }
         }
         ("Lease", "Holder") => json!(str_at(o, "/spec/holderIdentity")),
+        ("Event", "Last Seen") => {
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .map(|p| str_at(o, p))
+            .find(|t| !t.is_empty())
+            .unwrap_or("");
+            json!(age(last, now))
+        }
+        ("Event", "Type") => json!(str_at(o, "/type")),
+        ("Event", "Reason") => json!(str_at(o, "/reason")),
+        ("Event", "Object") => json!(format!(
+            "{}/{}",
+            str_at(o, "/involvedObject/kind").to_ascii_lowercase(),
+            str_at(o, "/involvedObject/name")
+        )),
+        ("Event", "Message") => json!(str_at(o, "/message").trim()),
+        ("PodDisruptionBudget", "Min Available") => {
+            json!(int_or_string(o.pointer("/spec/minAvailable")))
+        }
+        ("PodDisruptionBudget", "Max Unavailable") => {
+            json!(int_or_string(o.pointer("/spec/maxUnavailable")))
+        }
+        ("PodDisruptionBudget", "Allowed Disruptions") => {
+            json!(int_at(o, "/status/disruptionsAllowed"))
+        }
+        ("NetworkPolicy", "Pod-Selector") => {
+            none_if_empty(labels_string(o.pointer("/spec/podSelector/matchLabels")))
+        }
+        ("Ingress", "Class") => none_if_empty(str_at(o, "/spec/ingressClassName").to_owned()),
+        ("Ingress", "Hosts") => {
+            let hosts: Vec<&str> = o
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .map(|rules| {
+                    rules
+                        .iter()
+                        .map(|r| r["host"].as_str().unwrap_or("*"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!(if hosts.is_empty() {
+                "*".to_owned()
+            } else {
+                hosts.join(",")
+            })
+        }
+        ("Ingress", "Address") => json!(""),
+        ("Ingress", "Ports") => json!(if len_at(o, "/spec/tls") > 0 {
+            "80, 443"
+        } else {
+            "80"
+        }),
+        (_, "Created At") => json!(str_at(o, "/metadata/creationTimestamp")),
+        ("RoleBinding" | "ClusterRoleBinding", "Role") => {
+            json!(format!(
+                "{}/{}",
+                str_at(o, "/roleRef/kind"),
+                str_at(o, "/roleRef/name")
+            ))
+        }
+        ("RoleBinding" | "ClusterRoleBinding", "Users" | "Groups" | "ServiceAccounts") => {
+            let kind = match column {
+                "Users" => "User",
+                "Groups" => "Group",
+                _ => "ServiceAccount",
+            };
+            let names: Vec<String> = o
+                .pointer("/subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|s| s["kind"] == kind)
+                .map(|s| match s["namespace"].as_str() {
+                    Some(ns) if kind == "ServiceAccount" => {
+                        format!("{ns}/{}", s["name"].as_str().unwrap_or(""))
+                    }
+                    _ => s["name"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect();
+            json!(names.join(", "))
+        }
+        ("PriorityClass", "Value") => json!(int_at(o, "/value")),
+        ("PriorityClass", "Global-Default") => json!(
+            o.pointer("/globalDefault")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        ),
+        ("PriorityClass", "PreemptionPolicy") => json!(str_at(o, "/preemptionPolicy")),
+        ("EndpointSlice", "AddressType") => json!(str_at(o, "/addressType")),
+        ("EndpointSlice", "Ports") => none_if_empty(
+            o.pointer("/ports")
+                .and_then(Value::as_array)
+                .map(|p| {
+                    p.iter()
+                        .map(|p| p["port"].to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+        ),
+        ("EndpointSlice", "Endpoints") => none_if_empty(
+            o.pointer("/endpoints")
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+        ),
+        ("ControllerRevision", "Controller") => {
+            let owner = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == true));
+            none_if_empty(owner.map_or(String::new(), |r| {
+                format!(
+                    "{}.{}/{}",
+                    r["kind"].as_str().unwrap_or("").to_ascii_lowercase(),
+                    r["apiVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .split('/')
+                        .next()
+                        .unwrap_or(""),
+                    r["name"].as_str().unwrap_or("")
+                )
+            }))
+        }
+        ("ControllerRevision", "Revision") => json!(int_at(o, "/revision")),
         ("Endpoints", "Endpoints") => {
             let mut addresses = Vec::new();
             for subset in o
@@ -407,6 +602,14 @@ fn cell(kind: &str, column: &str, o: &Value, now: jiff::Timestamp) -> Value {
             none_if_empty(addresses.join(","))
         }
         _ => json!(""),
+    }
+}
+
+fn int_or_string(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "N/A".to_owned(),
     }
 }
 

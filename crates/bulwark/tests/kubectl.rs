@@ -705,3 +705,109 @@ fn server_side_apply_conflicts_and_force() {
     ]);
     assert!(managers.contains("kubectl:Apply"), "{managers}");
 }
+
+#[test]
+fn wait_for_a_condition_and_for_deletion() {
+    let c = Cluster::start();
+    c.with_manifest(
+        &["create"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n",
+    );
+    let wait = c
+        .command(&["wait", "--for=condition=Ready", "--timeout=30s", "pod/p"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // What a node agent would report.
+    c.ok(&[
+        "patch",
+        "pod",
+        "p",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    let out = wait.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl wait saw the condition");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pod/p condition met"));
+
+    c.with_manifest(
+        &["create"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n",
+    );
+    c.ok(&["delete", "configmap", "held", "--wait=false"]);
+    let wait = c
+        .command(&["wait", "--for=delete", "--timeout=30s", "configmap/held"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    let out = wait.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl wait saw the deletion");
+}
+
+#[test]
+fn tables_show_upstream_columns_for_rbac_policy_and_scheduling_kinds() {
+    let c = Cluster::start();
+    c.ok(&["create", "role", "r", "--verb=get", "--resource=pods"]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "rb",
+        "--role=r",
+        "--user=alice",
+        "--serviceaccount=default:robot",
+    ]);
+    c.ok(&[
+        "create",
+        "pdb",
+        "budget",
+        "--selector=app=x",
+        "--min-available=1",
+    ]);
+    c.ok(&["create", "priorityclass", "high", "--value=1000"]);
+    let header = |kind: &str| -> Vec<String> {
+        let out = c.ok(&["get", kind, "-o", "wide"]);
+        out.lines()
+            .next()
+            .unwrap()
+            .split("  ")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    assert_eq!(header("role"), ["NAME", "CREATED AT"]);
+    assert_eq!(
+        header("rolebinding"),
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(
+        header("pdb"),
+        [
+            "NAME",
+            "MIN AVAILABLE",
+            "MAX UNAVAILABLE",
+            "ALLOWED DISRUPTIONS",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        header("priorityclass"),
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    );
+    let binding = c.ok(&["get", "rolebinding", "rb", "-o", "wide", "--no-headers"]);
+    assert!(
+        binding.contains("Role/r")
+            && binding.contains("alice")
+            && binding.contains("default/robot"),
+        "{binding}"
+    );
+}
