@@ -128,12 +128,17 @@ pub(super) fn volumes(pod: &PodView<'_>) -> Option<Violation> {
         if ALLOWED_VOLUMES.iter().any(|k| field(volume, k).is_some()) {
             continue;
         }
-        bad.push(string(volume, "name"));
-        let kind = NAMED_VOLUMES
+        // A volume with no source at all is defaulted to emptyDir before
+        // admission sees it, upstream; treat it so even if the caller has
+        // not defaulted. Upstream's "unknown" is therefore unreachable.
+        let Some(kind) = NAMED_VOLUMES
             .iter()
             .find(|k| field(volume, k).is_some())
             .copied()
-            .unwrap_or("unknown");
+        else {
+            continue;
+        };
+        bad.push(string(volume, "name"));
         types.insert(kind);
     }
     (!bad.is_empty()).then(|| {
