@@ -19,6 +19,11 @@ pub struct Config {
     pub defaults: Levels,
     /// Requests that are never checked.
     pub exemptions: Exemptions,
+    /// The Kubernetes minor version the API server emulates (reports in
+    /// `/version`), as upstream's emulation version: when it is older than
+    /// the newest checks this crate knows, `latest` and newer versions
+    /// evaluate as `v1.<this>`. `None` evaluates `latest` with every check.
+    pub kubernetes_minor: Option<u64>,
 }
 
 /// Requests exempt from Pod Security (upstream's `PodSecurityExemptions`).
@@ -50,6 +55,18 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The 403 Status message for a denied pod, as upstream's
+    /// `NewForbidden`: `pods "<name>" is forbidden: violates PodSecurity …`
+    /// (`pods is forbidden: …` when the name is not known yet).
+    pub fn forbidden_status_message(&self, pod_name: &str) -> Option<String> {
+        let message = self.forbidden_message.as_deref()?;
+        Some(if pod_name.is_empty() {
+            format!("pods is forbidden: {message}")
+        } else {
+            format!("pods \"{pod_name}\" is forbidden: {message}")
+        })
+    }
+
     fn allowed() -> Self {
         Decision {
             allowed: true,
@@ -71,6 +88,13 @@ impl Decision {
 
 /// Decides a pod create in `namespace` (whose labels are given) by
 /// `username`: enforce denies, audit annotates, warn warns.
+///
+/// The pod should be defaulted first, as upstream's admission sees it
+/// (e.g. `hostPort` defaulted from `containerPort` under `hostNetwork`).
+/// Upstream does not evaluate the pod subresources `exec`, `attach`,
+/// `binding`, `eviction`, `log`, `portforward`, `proxy` and `status`;
+/// other pod updates (`ephemeralcontainers` included) go through
+/// [`evaluate_pod_update`].
 pub fn evaluate_pod(
     config: &Config,
     namespace: &str,
@@ -119,6 +143,7 @@ pub fn evaluate_pod_update(
 /// PodTemplate) at the namespace's warn and audit levels. Never denies:
 /// the pods it creates are checked at enforce when they are created. Any
 /// other kind is not a pod-template resource and is allowed unexamined.
+/// Upstream does not evaluate workload subresources (`scale`, `status`).
 pub fn evaluate_workload(
     config: &Config,
     namespace: &str,
@@ -219,7 +244,7 @@ fn evaluate(
         if let Some((_, v)) = cache.iter().find(|(k, _)| *k == lv) {
             return v.clone();
         }
-        let v = checks::evaluate(lv, pod);
+        let v = checks::evaluate(lv, pod, config.kubernetes_minor);
         cache.push((lv, v.clone()));
         v
     };

@@ -115,7 +115,7 @@ pub fn pods_in_namespace_warnings(
     let mut order: Vec<String> = Vec::new();
     let mut counts: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for pod in checked {
-        let violations = checks::evaluate(enforce, &PodView::new(pod));
+        let violations = checks::evaluate(enforce, &PodView::new(pod), config.kubernetes_minor);
         if violations.is_empty() {
             continue;
         }

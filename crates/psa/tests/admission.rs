@@ -65,6 +65,37 @@ fn a_denied_pod_gets_no_warnings_but_is_audited() {
 }
 
 #[test]
+fn the_forbidden_status_message_names_the_pod() {
+    let d = evaluate_pod(
+        &Config::default(),
+        "ns",
+        &BTreeMap::new(),
+        "alice",
+        &privileged_pod(),
+    );
+    expect![[r#"
+        Some(
+            "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)",
+        )
+    "#]]
+    .assert_debug_eq(&d.forbidden_status_message("p"));
+    assert_eq!(
+        d.forbidden_status_message("")
+            .as_deref()
+            .map(|m| m.split(':').next()),
+        Some(Some("pods is forbidden"))
+    );
+    let ok = evaluate_pod(
+        &Config::default(),
+        "ns",
+        &BTreeMap::new(),
+        "alice",
+        &plain_pod(),
+    );
+    assert_eq!(ok.forbidden_status_message("p"), None);
+}
+
+#[test]
 fn a_privileged_namespace_skips_evaluation() {
     check_pod(
         &[
@@ -206,6 +237,7 @@ fn exemptions() {
             runtime_class_names: vec!["kata".into()],
             namespaces: vec!["kube-system".into()],
         },
+        kubernetes_minor: None,
     };
     let none = BTreeMap::new();
     let show =
@@ -334,4 +366,30 @@ fn workloads_in_a_namespace_that_only_enforces_are_not_evaluated() {
         allowed
     "#]]
     .assert_eq(&render(&d));
+}
+
+#[test]
+fn an_emulated_kubernetes_version_caps_latest() {
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+        "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]}});
+    let labels = labels(&[("warn", "privileged"), ("audit", "privileged")]);
+    let show = |kubernetes_minor| {
+        let config = Config {
+            kubernetes_minor,
+            ..Config::default()
+        };
+        render(&evaluate_pod(&config, "ns", &labels, "alice", &pod))
+    };
+    // The probe-host control arrived in v1.34.
+    expect![[r#"
+        allowed
+        audit pod-security.kubernetes.io/enforce-policy: baseline:latest
+    "#]]
+    .assert_eq(&show(Some(33)));
+    expect![[r#"
+        denied: violates PodSecurity "baseline:latest": probe or lifecycle host (container "c" uses probe or lifecycle host "10.0.0.1")
+        audit pod-security.kubernetes.io/enforce-policy: baseline:latest
+    "#]]
+    .assert_eq(&show(Some(34)));
+    assert_eq!(show(None), show(Some(99)));
 }

@@ -84,6 +84,7 @@ fn every_entry_point(pod: &Value) {
             runtime_class_names: vec!["kata".into()],
             ..Exemptions::default()
         },
+        kubernetes_minor: None,
     };
     let ns = BTreeMap::new();
     for level in [Level::Baseline, Level::Restricted] {

@@ -208,11 +208,16 @@ fn at(check: &Check, minor: u64) -> Option<&Versioned> {
 }
 
 /// Runs every check of `lv` over the pod; the violations, in message order.
-pub(crate) fn evaluate(lv: LevelVersion, pod: &PodView<'_>) -> Vec<Violation> {
+/// `emulated_minor`, when older than the newest checks, caps the version.
+pub(crate) fn evaluate(
+    lv: LevelVersion,
+    pod: &PodView<'_>,
+    emulated_minor: Option<u64>,
+) -> Vec<Violation> {
     if lv.level == Level::Privileged {
         return Vec::new();
     }
-    let max = max_minor();
+    let max = emulated_minor.map_or(max_minor(), |e| e.min(max_minor()));
     let minor = match lv.version {
         Version::Latest => max,
         Version::V1(minor) => minor.min(max),
