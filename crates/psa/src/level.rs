@@ -56,8 +56,7 @@ pub struct LabelError {
     pub label: String,
     /// The rejected value.
     pub value: String,
-    /// Why it was rejected.
-    #[source]
+    /// Why it was rejected (already part of the message, so not a source).
     pub error: ParseError,
 }
 

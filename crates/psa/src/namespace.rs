@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::admission::{Config, exempt_runtime_class};
+use crate::admission::{Config, aggregate, exempt_runtime_class};
 use crate::checks;
 use crate::level::{LABEL_PREFIX, LabelError, Level, LevelVersion, Levels};
 use crate::pod::{PodView, array, field, string};
@@ -28,6 +28,18 @@ pub struct NamespaceDecision {
 }
 
 impl NamespaceDecision {
+    /// The 422 Status message for refused labels, as upstream's
+    /// `NewInvalid`: `Namespace "<name>" is invalid: <error>` (several
+    /// errors as `[a, b]`).
+    pub fn invalid_status_message(&self, name: &str) -> Option<String> {
+        (!self.invalid.is_empty()).then(|| {
+            format!(
+                "Namespace \"{name}\" is invalid: {}",
+                aggregate(&self.invalid)
+            )
+        })
+    }
+
     fn allowed(warnings: Vec<String>) -> Self {
         NamespaceDecision {
             allowed: true,
