@@ -15,7 +15,15 @@
 //! (`latest` or `v1.N`) select a [`LevelVersion`] for each mode; the
 //! [`Config`] supplies defaults — Bulwark's are enforce `baseline`, warn and
 //! audit `restricted` — and exemptions by username, runtime class and
-//! namespace.
+//! namespace. Objects should be defaulted first, as upstream's admission
+//! sees them; [`Config::kubernetes_minor`] caps `latest` at the Kubernetes
+//! version the API server reports, as upstream's emulation version does.
+//!
+//! Inside: `checks` holds one function per control and the registry that
+//! orders and versions them; `admission` the pod and workload decisions;
+//! `namespace` the namespace-label decisions; `level` the labels and their
+//! parsing; `pod` a panic-free view of the JSON; `render` upstream's
+//! quoting and pluralization.
 //!
 //! ```
 //! use std::collections::BTreeMap;

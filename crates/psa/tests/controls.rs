@@ -530,3 +530,39 @@ fn versions_newer_than_known_evaluate_as_latest() {
         ]],
     );
 }
+
+#[test]
+fn restricted_before_v1_19_checks_seccomp_annotations_not_fields() {
+    let mut pod = restricted_pod();
+    pod["spec"]["securityContext"]["seccompProfile"] = json!({"type": "Unconfined"});
+    check_at("restricted:v1.18", pod.clone(), expect![[r#"allowed"#]]);
+    pod["metadata"]["annotations"] =
+        json!({"seccomp.security.alpha.kubernetes.io/pod": "docker/default"});
+    check_at("restricted:v1.18", pod.clone(), expect![[r#"allowed"#]]);
+    pod["metadata"]["annotations"] =
+        json!({"container.seccomp.security.alpha.kubernetes.io/c": "unconfined"});
+    check_at(
+        "restricted:v1.18",
+        pod,
+        expect![[
+            r#"denied: violates PodSecurity "restricted:v1.18": seccompProfile (forbidden annotation container.seccomp.security.alpha.kubernetes.io/c="unconfined")"#
+        ]],
+    );
+}
+
+#[test]
+fn app_armor_fields_and_annotations_together() {
+    check_at(
+        "baseline",
+        json!({
+            "metadata": {"annotations": {"container.apparmor.security.beta.kubernetes.io/b": "unconfined"}},
+            "spec": {"containers": [
+                {"name": "a", "securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+                {"name": "b", "securityContext": {"appArmorProfile": {}}},
+            ]},
+        }),
+        expect![[
+            r#"denied: violates PodSecurity "baseline:latest": forbidden AppArmor profiles (containers "a", "b" and annotation must not set AppArmor profile type to "", "Unconfined", "container.apparmor.security.beta.kubernetes.io/b="unconfined"")"#
+        ]],
+    );
+}
