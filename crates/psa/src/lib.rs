@@ -44,6 +44,7 @@
 
 mod admission;
 mod checks;
+mod config;
 mod level;
 mod namespace;
 mod pod;
@@ -52,6 +53,7 @@ mod render;
 pub use admission::{
     Config, Decision, Exemptions, evaluate_pod, evaluate_pod_update, evaluate_workload,
 };
+pub use config::ConfigError;
 pub use level::{LABEL_PREFIX, LabelError, Level, LevelVersion, Levels, ParseError, Version};
 pub use namespace::{
     NamespaceDecision, evaluate_namespace_create, evaluate_namespace_update,

@@ -393,3 +393,65 @@ fn an_emulated_kubernetes_version_caps_latest() {
     .assert_eq(&show(Some(34)));
     assert_eq!(show(None), show(Some(99)));
 }
+
+#[test]
+fn configuration_files() {
+    let show = |v: Value| match Config::from_configuration(&v) {
+        Ok(c) => format!(
+            "enforce={} audit={} warn={}\nexempt users={:?} runtimeClasses={:?} namespaces={:?}\n",
+            c.defaults.enforce,
+            c.defaults.audit,
+            c.defaults.warn,
+            c.exemptions.usernames,
+            c.exemptions.runtime_class_names,
+            c.exemptions.namespaces
+        ),
+        Err(e) => e.errors.join("\n") + "\n",
+    };
+    expect![[r#"
+        enforce=restricted:v1.30 audit=restricted:latest warn=restricted:latest
+        exempt users=["system:serviceaccount:kube-system:installer"] runtimeClasses=["kata.io"] namespaces=["kube-system"]
+    "#]]
+    .assert_eq(&show(json!({
+        "apiVersion": "pod-security.admission.config.k8s.io/v1",
+        "kind": "PodSecurityConfiguration",
+        "defaults": {"enforce": "restricted", "enforce-version": "v1.30"},
+        "exemptions": {
+            "usernames": ["system:serviceaccount:kube-system:installer"],
+            "runtimeClasses": ["kata.io"],
+            "namespaces": ["kube-system"],
+        },
+    })));
+    // Nothing set: Bulwark's defaults, not upstream's privileged.
+    expect![[r#"
+        enforce=baseline:latest audit=restricted:latest warn=restricted:latest
+        exempt users=[] runtimeClasses=[] namespaces=[]
+    "#]]
+    .assert_eq(&show(json!({
+        "apiVersion": "pod-security.admission.config.k8s.io/v1beta1",
+        "kind": "PodSecurityConfiguration",
+    })));
+    expect![[r#"
+        defaults.enforce: Invalid value: "strict": must be one of privileged, baseline, restricted
+        defaults.warn-version: Invalid value: "1.30": must be "latest" or "v1.x"
+        defaults.audit: must be a string
+        exemptions.usernames[0]: Invalid value: "": username must not be empty
+        exemptions.usernames[2]: Duplicate value: "bob"
+        exemptions.runtimeClasses[0]: Invalid value: "Kata": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+        exemptions.namespaces[0]: Invalid value: "kube.system": must not contain dots
+    "#]]
+    .assert_eq(&show(json!({
+        "apiVersion": "pod-security.admission.config.k8s.io/v1",
+        "kind": "PodSecurityConfiguration",
+        "defaults": {"enforce": "strict", "warn-version": "1.30", "audit": 3},
+        "exemptions": {
+            "usernames": ["", "bob", "bob"],
+            "runtimeClasses": ["Kata"],
+            "namespaces": ["kube.system"],
+        },
+    })));
+    expect![[r#"
+        apiVersion/kind: must be pod-security.admission.config.k8s.io/v1 PodSecurityConfiguration, not v1/ConfigMap
+    "#]]
+    .assert_eq(&show(json!({"apiVersion": "v1", "kind": "ConfigMap"})));
+}
