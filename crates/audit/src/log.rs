@@ -175,6 +175,11 @@ impl LogBackend {
         };
         if lost {
             self.shared.errors.fetch_add(1, Ordering::Relaxed);
+            if self.writer.as_ref().is_some_and(JoinHandle::is_finished) {
+                // The writer is gone: nothing will be written again.
+                self.shared.failing.store(true, Ordering::Relaxed);
+                tracing::error!(plugin = "log", "audit log writer stopped: event lost");
+            }
         }
     }
 
@@ -253,8 +258,9 @@ fn write_event(file: &mut LogFile, event: &Event) -> io::Result<()> {
     file.write_line(&line)
 }
 
-/// Publishes the outcome of a batch: counters, the health flag, and an
-/// error log for every failed batch.
+/// Publishes the outcome of a batch or an idle check: counters, the health
+/// flag, and an error log for every batch that lost events (and for an idle
+/// check that finds the log gone, once, not every second).
 fn record(shared: &Shared, result: io::Result<()>, failed: u64) {
     shared.errors.fetch_add(failed, Ordering::Relaxed);
     match result {
@@ -264,7 +270,10 @@ fn record(shared: &Shared, result: io::Result<()>, failed: u64) {
             }
         }
         Err(error) => {
-            shared.failing.store(true, Ordering::Relaxed);
+            let was_failing = shared.failing.swap(true, Ordering::Relaxed);
+            if was_failing && failed == 0 {
+                return;
+            }
             tracing::error!(
                 plugin = "log",
                 %error,

@@ -389,7 +389,9 @@ impl RawRule {
                     format!("Invalid value: {url:?}: non-resource URL rules must begin with a '/' character"),
                 );
             }
-            if url[..url.len().saturating_sub(1)].contains('*') {
+            let mut all_but_last = url.chars();
+            all_but_last.next_back();
+            if all_but_last.as_str().contains('*') {
                 errs.push(
                     &field,
                     format!("Invalid value: {url:?}: non-resource URL wildcards '*' must be the final character of the rule"),

@@ -251,6 +251,12 @@ rules:
         ],
     );
     check_invalid(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  nonResourceURLs: ['/é', '/*é']\n",
+        expect![[
+            r#"audit policy is invalid: rules[0].nonResourceURLs[1]: Invalid value: "/*é": non-resource URL wildcards '*' must be the final character of the rule"#
+        ]],
+    );
+    check_invalid(
         "rules: 3",
         expect![
             "audit policy is malformed: rules: invalid type: integer `3`, expected a sequence at line 1 column 8"
