@@ -210,3 +210,9 @@ fn the_default_policy_yaml_round_trips() {
         default_policy()
     );
 }
+
+#[test]
+fn the_auditor_is_shared_across_request_tasks() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Auditor>();
+}

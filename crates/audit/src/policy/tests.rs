@@ -268,3 +268,27 @@ rules:
 fn default_policy_parses() {
     let _ = default_policy();
 }
+
+#[test]
+fn rule_settings_override_or_extend_the_policy() {
+    let policy = r#"
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+omitManagedFields: true
+rules:
+  - level: RequestResponse
+    namespaces: ["debug"]
+    omitManagedFields: false
+    omitStages: [ResponseStarted, RequestReceived]
+  - level: Request
+"#;
+    check(
+        policy,
+        "alice - update :pods:debug/web\nalice - update :pods:prod/web",
+        expect![[r#"
+            alice - update :pods:debug/web                               => RequestResponse omit=[RequestReceived, ResponseStarted]
+            alice - update :pods:prod/web                                => Request omit=[RequestReceived] omitManagedFields
+        "#]],
+    );
+}
