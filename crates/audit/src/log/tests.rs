@@ -230,3 +230,41 @@ fn metrics_render_in_prometheus_text() {
     "#]]
     .assert_eq(&m.prometheus_text());
 }
+
+/// A stalled disk in continue mode: the writer is stuck on a pipe nobody
+/// reads, the buffer fills and events are dropped — and every one of them
+/// is either in the log or counted in `errors_total`, none vanish.
+#[test]
+fn a_full_buffer_drops_events_but_counts_every_one() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let reader_path = path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut pipe = File::open(reader_path).expect("open fifo for reading");
+        go_rx.recv().expect("go");
+        let mut text = String::new();
+        io::Read::read_to_string(&mut pipe, &mut text).expect("read fifo");
+        text
+    });
+    let config = LogConfig {
+        buffer_size: 4,
+        ..LogConfig::new(&path)
+    };
+    let log = LogBackend::open(config).expect("open fifo for writing");
+    const SENT: usize = 2_000; // far more than a pipe buffer holds
+    for n in 0..SENT {
+        log.send(event(n));
+    }
+    let dropped = log.metrics().errors_total;
+    assert!(dropped > 0, "the buffer never filled");
+    go_tx.send(()).expect("reader waits");
+    drop(log); // writes what is queued, closes the pipe
+    let written = reader.join().expect("reader").lines().count();
+    assert_eq!(written as u64 + dropped, SENT as u64);
+}
