@@ -74,6 +74,7 @@ mod config;
 mod file;
 mod rotation;
 mod transformer;
+mod validate;
 
 pub use config::{API_VERSION, Config, ConfigError, FieldError, KIND, ProviderKind};
 pub use file::{LoadError, load, load_or_create};
