@@ -34,6 +34,8 @@ pub enum ProviderKind {
     /// AES-256-CBC with PKCS#7 padding and a random IV (not authenticated).
     AesCbc,
     /// AES-GCM with 16-, 24- or 32-byte keys and a random 12-byte nonce.
+    /// Random nonces wear a key out: upstream asks for rotation every
+    /// 200,000 writes, so it is not a good default.
     AesGcm,
     /// NaCl secretbox: XSalsa20-Poly1305 with a random 24-byte nonce.
     Secretbox,

@@ -31,7 +31,9 @@ const ENCRYPTED_MARKER: &[u8] = b"k8s:enc:";
 /// Encrypts values of one resource with its first provider and decrypts them
 /// with whichever configured provider and key wrote them.
 ///
-/// Built by [`Config::transformer`]. `Debug` names providers and keys only.
+/// Built by [`Config::transformer`], which expands every key: build one per
+/// resource at start and share it (it is `Send + Sync`). `Debug` names
+/// providers and keys only.
 pub struct Transformer {
     resource: String,
     /// Every (provider, key) pair in configuration order; the first writes.
@@ -200,7 +202,7 @@ impl Transformer {
     /// aesgcm authenticates it, so a value copied under another key fails to
     /// decrypt; aescbc and secretbox, as upstream, do not use it.
     pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, EncryptError> {
-        let writer = &self.readers[0];
+        let writer = self.writer();
         let mut nonce = [0u8; 24];
         let len = writer.cipher.nonce_len();
         OsRng
@@ -257,6 +259,12 @@ impl Transformer {
         }
     }
 
+    fn writer(&self) -> &Reader {
+        self.readers
+            .first()
+            .expect("a transformer has identity or at least one validated key")
+    }
+
     /// Encrypts with an explicit nonce/IV, for test vectors.
     #[cfg(test)]
     pub(crate) fn encrypt_with_nonce(
@@ -265,7 +273,7 @@ impl Transformer {
         context: &[u8],
         nonce: &[u8],
     ) -> Vec<u8> {
-        self.readers[0].seal(plaintext, context, nonce)
+        self.writer().seal(plaintext, context, nonce)
     }
 }
 

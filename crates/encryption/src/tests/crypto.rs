@@ -223,3 +223,10 @@ fn keys_never_appear_in_debug_output_or_errors() {
         "{shown}"
     );
 }
+
+#[test]
+fn transformers_can_be_shared_between_tasks() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<crate::Transformer>();
+    shareable::<Config>();
+}

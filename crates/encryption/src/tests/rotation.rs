@@ -142,3 +142,33 @@ fn add_key_generates_a_fresh_32_byte_key_each_time() {
     // Both parse back: the generated key has a valid length.
     Config::parse(&a).unwrap();
 }
+
+#[test]
+fn identity_first_migrates_away_from_encryption() {
+    // Upstream's way to decrypt everything: identity first, old keys after.
+    let old = secrets(&[&keyed("aesgcm", &[("key1", K0)])]);
+    let stored = old.transformer("", "secrets").encrypt(PLAIN, CTX).unwrap();
+    let t =
+        secrets(&["identity: {}", &keyed("aesgcm", &[("key1", K0)])]).transformer("", "secrets");
+    assert_eq!(t.decrypt(&stored, CTX).unwrap(), (PLAIN.to_vec(), true));
+    assert_eq!(t.encrypt(PLAIN, CTX).unwrap(), PLAIN);
+    assert_eq!(t.decrypt(PLAIN, CTX).unwrap(), (PLAIN.to_vec(), false));
+}
+
+#[test]
+fn promoting_the_write_key_changes_nothing_and_ambiguous_names_are_refused() {
+    let c = secrets(&[&keyed("secretbox", &[("key1", K0), ("key2", K1)])]);
+    assert_eq!(promote(&c, "key1").unwrap(), c);
+    let two = secrets(&[
+        &keyed("secretbox", &[("k", K0)]),
+        &keyed("aescbc", &[("k", K1)]),
+    ]);
+    assert!(matches!(
+        promote(&two, "k"),
+        Err(RotationError::Ambiguous { .. })
+    ));
+    assert!(matches!(
+        remove_key(&two, "k"),
+        Err(RotationError::Ambiguous { .. })
+    ));
+}
