@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_yaml_ng::Value;
 use zeroize::Zeroizing;
 
-use crate::validate;
+use crate::{locate, validate};
 
 /// The `apiVersion` an `EncryptionConfiguration` file must carry.
 pub const API_VERSION: &str = "apiserver.config.k8s.io/v1";
@@ -103,10 +103,16 @@ pub struct FieldError {
     pub path: String,
     /// What is wrong with it.
     pub message: String,
+    /// The 1-based line of the file the field (or, if it is missing, its
+    /// parent) starts on, where known.
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
         write!(f, "{}: {}", self.path, self.message)
     }
 }
@@ -158,12 +164,15 @@ impl Config {
             message: e.to_string(),
             line: e.location().map(|l| l.line()),
         })?;
-        let (config, errors) = validate::document(&doc);
+        let (config, mut errors) = validate::document(&doc);
         if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid { errors })
+            return Ok(config);
         }
+        let lines = locate::lines(text);
+        for error in &mut errors {
+            error.line = locate::line_of(&lines, &error.path);
+        }
+        Err(ConfigError::Invalid { errors })
     }
 
     /// Renders the configuration as an `EncryptionConfiguration` YAML file

@@ -72,6 +72,7 @@
 
 mod config;
 mod file;
+mod locate;
 mod rotation;
 mod transformer;
 mod validate;

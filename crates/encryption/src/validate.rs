@@ -35,6 +35,7 @@ impl Validator {
         self.errors.push(FieldError {
             path: path.into(),
             message: message.into(),
+            line: None,
         });
     }
 

@@ -257,3 +257,49 @@ fn rendering_round_trips() {
     );
     assert_eq!(Config::parse(&yaml).unwrap(), c);
 }
+
+#[test]
+fn field_errors_name_their_line() {
+    let text = "\
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources:
+      - secrets
+    providers:
+      - identity: {}
+      - aescbc:
+          keys:
+            - name: key1
+              secret: AAECAwQFBgcICQoLDA0ODw==
+  - resources: [configmaps]
+";
+    let Err(ConfigError::Invalid { errors }) = Config::parse(text) else {
+        panic!("expected Invalid");
+    };
+    let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "line 11: resources[0].providers[1].aescbc.keys[0].secret: must be 32 bytes after \
+             base64 decoding, got 16",
+            // A missing field is placed at its parent.
+            "line 12: resources[1].providers: required: at least one provider is needed",
+        ]
+    );
+}
+
+#[test]
+fn field_errors_in_json_name_their_line() {
+    let text = format!(
+        "{{\n  \"apiVersion\": \"apiserver.config.k8s.io/v1\",\n  \"kind\": \"EncryptionConfiguration\",\n  \
+         \"resources\": [\n    {{\n      \"resources\": [\"secrets\"],\n      \"providers\": [\n        \
+         {{\"identity\": {{}}}},\n        {{\"secretbox\": {{\"keys\": [{{\"name\": \"k\", \"secret\": \"{K16}\"}}]}}}}\n      \
+         ]\n    }}\n  ]\n}}\n"
+    );
+    let Err(ConfigError::Invalid { errors }) = Config::parse(&text) else {
+        panic!("expected Invalid");
+    };
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, Some(9), "{text}");
+}

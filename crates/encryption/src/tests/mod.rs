@@ -44,7 +44,10 @@ pub(super) fn keyed(provider: &str, keys: &[(&str, &str)]) -> String {
 pub(super) fn check_invalid(text: &str, messages: &[&str]) {
     match Config::parse(text) {
         Err(ConfigError::Invalid { errors }) => {
-            let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let got: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect();
             assert_eq!(got, messages, "for:\n{text}");
         }
         other => panic!("expected Invalid, got {other:?} for:\n{text}"),
