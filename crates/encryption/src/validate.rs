@@ -188,21 +188,30 @@ impl Validator {
         seen: &mut BTreeMap<(String, String), String>,
     ) {
         let parsed: Vec<(&str, &str)> = resources.iter().map(|r| parse_group_resource(r)).collect();
+        // Each kind of problem once per list, as upstream reports it.
+        let mut twice = None;
+        let mut overlapping = false;
         for (i, a) in parsed.iter().enumerate() {
             for b in &parsed[i + 1..] {
                 if a == b {
-                    self.error(path, format!("{:?} is listed twice", resources[i]));
+                    twice = twice.or(Some(i));
                 } else if *a == ("*", "*")
                     || *b == ("*", "*")
                     || (a.0 == b.0 && (a.1 == "*" || b.1 == "*"))
                 {
-                    self.error(
-                        path,
-                        "using overlapping resources such as 'secrets' and '*.' in the same \
-                         resource list is not allowed as they will be masked",
-                    );
+                    overlapping = true;
                 }
             }
+        }
+        if let Some(i) = twice {
+            self.error(path, format!("{:?} is listed twice", resources[i]));
+        }
+        if overlapping {
+            self.error(
+                path,
+                "using overlapping resources such as 'secrets' and '*.' in the same resource \
+                 list is not allowed as they will be masked",
+            );
         }
         let earlier: BTreeMap<(String, String), String> = seen.clone();
         for (name, (group, resource)) in resources.iter().zip(&parsed) {
@@ -247,7 +256,8 @@ impl Validator {
         if name == "identity" {
             match body {
                 Value::Null => {}
-                Value::Mapping(m) => self.unknown_fields(m, &[], &path),
+                Value::Mapping(m) if m.is_empty() => {}
+                Value::Mapping(_) => self.error(&path, "identity takes no fields, write {}"),
                 other => self.error(
                     &path,
                     format!("must be an empty mapping ({{}}), got {}", type_name(other)),

@@ -208,6 +208,22 @@ fn wildcard_overlaps_and_masking_are_refused() {
         ),
         &["resources[0].resources: \"deployments.apps\" is listed twice"],
     );
+    check_invalid(
+        &format!(
+            "{}resources:\n- resources: ['*.*', secrets, configmaps]\n  providers: [identity: {{}}]\n",
+            header()
+        ),
+        &[
+            "resources[0].resources: using overlapping resources such as 'secrets' and '*.' in the same resource list is not allowed as they will be masked",
+        ],
+    );
+    check_invalid(
+        &format!(
+            "{}resources:\n- resources: [secrets]\n  providers: [identity: {{keys: []}}]\n",
+            header()
+        ),
+        &["resources[0].providers[0].identity: identity takes no fields, write {}"],
+    );
 }
 
 #[test]
