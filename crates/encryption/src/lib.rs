@@ -8,7 +8,8 @@
 //!
 //! - [`Config::parse`] reads an upstream configuration file (YAML or JSON)
 //!   with providers `identity`, `aescbc`, `aesgcm` and `secretbox`
-//!   (`kms` is refused for now), and names the field of every problem.
+//!   (`kms` is refused for now), and reports every problem with its field
+//!   path and line. [`load`] reads one from disk.
 //! - [`Config::transformer`] picks a resource's providers (exact name, then
 //!   `*.<group>`, then `*.*`). The first provider's first key encrypts;
 //!   every provider and key is tried when reading, by the value's prefix
@@ -20,6 +21,12 @@
 //!   with a random `secretbox` key, and reuses it afterwards.
 //! - [`add_key`], [`promote`] and [`remove_key`] are the steps of a key
 //!   rotation; [`Config::to_yaml`] writes the result back.
+//!
+//! What is authenticated is upstream's choice, kept for compatibility:
+//! aesgcm binds a value to its storage key (the `context` argument), so a
+//! value copied under another key fails to decrypt; secretbox detects any
+//! change to the ciphertext but not a move; aescbc detects neither (a
+//! wrong key or tampering shows only as bad padding, most of the time).
 //!
 //! Key material never appears in `Debug` output or in error messages.
 //!
