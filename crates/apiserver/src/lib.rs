@@ -21,6 +21,7 @@ mod apply;
 mod auth;
 mod defaults;
 mod discovery;
+mod encryption;
 mod handlers;
 mod metrics;
 mod objects;
@@ -76,6 +77,9 @@ pub struct Config {
     pub store: StoreChoice,
     /// Extra names/addresses for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// An `EncryptionConfiguration` file; `None`: `<data-dir>/encryption-config.yaml`,
+    /// created at first start with a random secretbox key for Secrets.
+    pub encryption_config: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             port: 6443,
             store: StoreChoice::Embedded,
             extra_sans: Vec::new(),
+            encryption_config: None,
         }
     }
 }
@@ -138,6 +143,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         StoreChoice::Etcd(etcd) => Arc::new(bulwark_store::EtcdStore::connect(etcd.clone())?),
     };
+    let registry = Registry::builtin();
+    let encryption_path = config
+        .encryption_config
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("encryption-config.yaml"));
+    let encryption = if config.encryption_config.is_some() {
+        bulwark_encryption::load(&encryption_path)
+    } else {
+        bulwark_encryption::load_or_create(&encryption_path).map(|(config, created)| {
+            if created {
+                tracing::info!(path = %encryption_path.display(), "generated an encryption key for Secrets at rest");
+            }
+            config
+        })
+    }
+    .with_context(|| format!("encryption configuration {}", encryption_path.display()))?;
+    let encrypting = encryption::EncryptingStore::new(store, &encryption, &registry);
+    if !encrypting.encrypts() {
+        tracing::warn!("no resource is encrypted at rest: Secrets are stored in plaintext");
+    }
+    let store: Arc<dyn Store> = Arc::new(encrypting);
     bootstrap(&*store).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let store: Arc<dyn Store> = Arc::new(metrics::TimedStore {
@@ -149,7 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: store.clone(),
             caches: watchcache::Caches::new(store),
         },
-        registry: Registry::builtin(),
+        registry,
         metrics,
         openapi: openapi::OpenApi::default(),
     });

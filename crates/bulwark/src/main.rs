@@ -57,6 +57,11 @@ struct ServerArgs {
     /// Extra names or addresses for the serving certificate.
     #[arg(long = "tls-san", value_delimiter = ',')]
     tls_sans: Vec<String>,
+    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1) file. Default:
+    /// <data-dir>/encryption-config.yaml, created at first start with a
+    /// random secretbox key for Secrets.
+    #[arg(long)]
+    encryption_provider_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +159,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         port: args.port,
         store,
         extra_sans: args.tls_sans,
+        encryption_config: args.encryption_provider_config,
     })
     .await?;
     println!("Bulwark API server listening on {}", running.url);

@@ -45,11 +45,19 @@ impl CutOff {
 /// [`StoreError::Compacted`] if history it needed was compacted — and then
 /// `None`. Dropping the stream cancels the watch.
 pub struct WatchStream {
-    rx: mpsc::Receiver<WatchItem>,
+    source: Source,
     cut: CutOff,
     buffer: usize,
     done: bool,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+/// Where a watch's items come from.
+enum Source {
+    /// A backend's buffer.
+    Channel(mpsc::Receiver<WatchItem>),
+    /// Another watch, transformed (see [`WatchStream::map`]).
+    Mapped(Pin<Box<dyn Stream<Item = WatchItem> + Send>>),
 }
 
 impl WatchStream {
@@ -60,11 +68,28 @@ impl WatchStream {
         on_drop: Box<dyn FnOnce() + Send + Sync>,
     ) -> Self {
         WatchStream {
-            rx,
+            source: Source::Channel(rx),
             cut,
             buffer,
             done: false,
             on_drop: Some(on_drop),
+        }
+    }
+
+    /// This watch with every event passed through `f` (for store wrappers,
+    /// e.g. one that decrypts values). An `Err` from `f` ends the watch.
+    pub fn map<F>(self, f: F) -> WatchStream
+    where
+        F: Fn(Event) -> Result<Event, StoreError> + Send + 'static,
+    {
+        let buffer = self.buffer;
+        let mapped = futures::StreamExt::map(self, move |item| item.and_then(&f));
+        WatchStream {
+            source: Source::Mapped(Box::pin(mapped)),
+            cut: CutOff::default(),
+            buffer,
+            done: false,
+            on_drop: None,
         }
     }
 
@@ -87,7 +112,11 @@ impl Stream for WatchStream {
         if self.done {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
+        let polled = match &mut self.source {
+            Source::Channel(rx) => rx.poll_recv(cx),
+            Source::Mapped(stream) => stream.as_mut().poll_next(cx),
+        };
+        match polled {
             Poll::Ready(Some(item)) => {
                 if item.is_err() {
                     self.done = true;

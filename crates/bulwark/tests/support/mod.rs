@@ -12,10 +12,16 @@ pub(crate) struct Server {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    args: Vec<String>,
 }
 
 impl Server {
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `bulwark server` arguments.
+    pub(crate) fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("bulwark-kube-")
             .tempdir()
@@ -25,6 +31,7 @@ impl Server {
             child: None,
             dir,
             port,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.spawn();
         server
@@ -43,6 +50,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .args(["server", "--port", &self.port.to_string(), "--data-dir"])
             .arg(self.data())
+            .args(&self.args)
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
