@@ -73,15 +73,18 @@ pub fn covers(owner: &[PolicyRule], requested: &[PolicyRule]) -> (bool, Vec<Poli
 }
 
 impl RbacSnapshot {
-    /// Whether `user` may create or update the Role or ClusterRole `object`:
-    /// members of `system:masters` may; so may holders of `escalate` on it;
-    /// otherwise the user's rules at the object's scope must cover the
-    /// object's rules (all permissions, for a ClusterRole with an aggregationRule).
+    /// Whether `user` may create or update the Role or ClusterRole `object`
+    /// (`old` is the stored object on update): members of `system:masters`
+    /// may; so may holders of `escalate` on it; an update that changes only
+    /// ownerReferences or finalizers may; otherwise the user's rules at the
+    /// object's scope must cover the object's rules (all permissions, for a
+    /// ClusterRole with an aggregationRule).
     pub fn check_role_write(
         &self,
         user: &UserInfo,
         kind: RbacKind,
         object: &Value,
+        old: Option<&Value>,
     ) -> Result<(), Forbidden> {
         let (namespace, name) = meta(object, "role").unwrap_or_default();
         let forbidden = |err: &str| Forbidden {
@@ -100,7 +103,7 @@ impl RbacSnapshot {
             &namespace,
             &name,
         );
-        if self.authorize(&escalate).is_allowed() {
+        if self.authorize(&escalate).is_allowed() || only_gc_fields_changed(object, old) {
             return Ok(());
         }
         let rules = if kind == RbacKind::ClusterRole
@@ -119,9 +122,11 @@ impl RbacSnapshot {
 
     /// Whether `user` may create or update the RoleBinding or
     /// ClusterRoleBinding `object` (`old` is the stored object on update):
-    /// members of `system:masters` may; an update that keeps the roleRef may;
-    /// so may holders of `bind` on the referenced role; otherwise the user must
-    /// hold the role's permissions at the binding's scope.
+    /// members of `system:masters` may; an update that changes only
+    /// ownerReferences or finalizers may; so may holders of `bind` on the
+    /// referenced role; otherwise the user must hold the role's permissions at
+    /// the binding's scope. Adding a subject to an existing binding is checked
+    /// like a create: it grants the role to someone new.
     pub fn check_binding_write(
         &self,
         user: &UserInfo,
@@ -138,10 +143,10 @@ impl RbacSnapshot {
         if user.in_group(SYSTEM_MASTERS_GROUP) {
             return Ok(());
         }
-        let role_ref = object.get("roleRef");
-        if old.is_some_and(|old| old.get("roleRef") == role_ref) {
+        if only_gc_fields_changed(object, old) {
             return Ok(());
         }
+        let role_ref = object.get("roleRef");
         let field = |f: &str| {
             role_ref
                 .and_then(|r| r.get(f))
@@ -200,6 +205,29 @@ impl RbacSnapshot {
         }
         Err(msg)
     }
+}
+
+/// Upstream's `IsOnlyMutatingGCFields`: the update touches nothing but
+/// `metadata.ownerReferences` and `metadata.finalizers`, which the garbage
+/// collector must be able to change without holding the object's permissions.
+fn only_gc_fields_changed(object: &Value, old: Option<&Value>) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    let mut expected = old.clone();
+    if let Some(metadata) = expected.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["ownerReferences", "finalizers"] {
+            match object.pointer(&format!("/metadata/{field}")) {
+                Some(v) => {
+                    metadata.insert(field.to_owned(), v.clone());
+                }
+                None => {
+                    metadata.remove(field);
+                }
+            }
+        }
+    }
+    &expected == object
 }
 
 /// One rule per group × resource × verb (× name), and per URL × verb.

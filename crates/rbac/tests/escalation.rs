@@ -14,7 +14,9 @@ fn check(cases: &[(&str, RbacKind, Value, Option<Value>)], expect: Expect) {
     for (who, kind, object, old) in cases {
         let user = common::user(who);
         let result = match kind {
-            RbacKind::Role | RbacKind::ClusterRole => rbac.check_role_write(&user, *kind, object),
+            RbacKind::Role | RbacKind::ClusterRole => {
+                rbac.check_role_write(&user, *kind, object, old.as_ref())
+            }
             RbacKind::RoleBinding | RbacKind::ClusterRoleBinding => {
                 rbac.check_binding_write(&user, *kind, object, old.as_ref())
             }
@@ -27,7 +29,8 @@ fn check(cases: &[(&str, RbacKind, Value, Option<Value>)], expect: Expect) {
                 shorten(&forbidden.message)
             }
         };
-        out.push_str(&format!("{who} writes {kind:?} {name}: {verdict}\n"));
+        let op = if old.is_some() { "updates" } else { "creates" };
+        out.push_str(&format!("{who} {op} {kind:?} {name}: {verdict}\n"));
     }
     expect.assert_eq(&out);
 }
@@ -39,6 +42,15 @@ fn shorten(message: &str) -> String {
         return message.to_owned();
     }
     format!("{}\n… {} more", lines[..4].join("\n"), lines.len() - 4)
+}
+
+/// The object with an ownerReference and a finalizer added, as the garbage
+/// collector writes it.
+fn owned_by_gc(mut object: Value) -> Value {
+    object["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "u1"}]);
+    object["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+    object
 }
 
 fn pods_and_secrets() -> Value {
@@ -138,6 +150,12 @@ fn roles_need_held_permissions_or_escalate() {
                 None,
             ),
             (
+                "grant",
+                Role,
+                owned_by_gc(common::role("dev", "more", pods_and_secrets())),
+                Some(common::role("dev", "more", pods_and_secrets())),
+            ),
+            (
                 "ghost",
                 Role,
                 common::role(
@@ -149,23 +167,24 @@ fn roles_need_held_permissions_or_escalate() {
             ),
         ],
         expect![[r#"
-            grant writes Role reader: allowed
-            grant writes Role more: roles.rbac.authorization.k8s.io "more" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            grant creates Role reader: allowed
+            grant creates Role more: roles.rbac.authorization.k8s.io "more" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["pods"], Verbs:["delete"]}
             {APIGroups:[""], Resources:["secrets"], ResourceNames:["db"], Verbs:["get"]}
-            grant-esc writes Role more: allowed
-            grant-esc writes Role more: roles.rbac.authorization.k8s.io "more" is forbidden: user "grant-esc" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            grant-esc creates Role more: allowed
+            grant-esc creates Role more: roles.rbac.authorization.k8s.io "more" is forbidden: user "grant-esc" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["pods"], Verbs:["get" "list" "delete"]}
             {APIGroups:[""], Resources:["secrets"], ResourceNames:["db"], Verbs:["get"]}
-            ada writes Role secrets: allowed
-            ada writes Role star: roles.rbac.authorization.k8s.io "star" is forbidden: user "ada" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            ada creates Role secrets: allowed
+            ada creates Role star: roles.rbac.authorization.k8s.io "star" is forbidden: user "ada" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["pods"], Verbs:["*"]}
-            ada writes ClusterRole agg: clusterroles.rbac.authorization.k8s.io "agg" is forbidden: user "ada" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            ada creates ClusterRole agg: clusterroles.rbac.authorization.k8s.io "agg" is forbidden: user "ada" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:["*"], Resources:["*"], Verbs:["*"]}
             {NonResourceURLs:["*"], Verbs:["*"]}
-            root writes ClusterRole anything: allowed
-            masters:kubernetes-admin writes ClusterRole anything: allowed
-            ghost writes Role r: roles.rbac.authorization.k8s.io "r" is forbidden: user "ghost" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            root creates ClusterRole anything: allowed
+            masters:kubernetes-admin creates ClusterRole anything: allowed
+            grant updates Role more: allowed
+            ghost creates Role r: roles.rbac.authorization.k8s.io "r" is forbidden: user "ghost" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["pods"], Verbs:["get"]}; resolution errors: [clusterrole.rbac.authorization.k8s.io "gone" not found role.rbac.authorization.k8s.io "missing" not found]
         "#]],
     );
@@ -260,6 +279,22 @@ fn bindings_need_the_role_or_bind() {
                 )),
             ),
             (
+                "grant",
+                RoleBinding,
+                owned_by_gc(common::binding(
+                    "dev",
+                    "admin-ada",
+                    "ClusterRole:admin",
+                    &["User:ada"],
+                )),
+                Some(common::binding(
+                    "dev",
+                    "admin-ada",
+                    "ClusterRole:admin",
+                    &["User:ada"],
+                )),
+            ),
+            (
                 "masters:kubernetes-admin",
                 ClusterRoleBinding,
                 rb("", "take-over", "ClusterRole:cluster-admin"),
@@ -267,38 +302,43 @@ fn bindings_need_the_role_or_bind() {
             ),
         ],
         expect![[r#"
-            grant writes RoleBinding take-over: rolebindings.rbac.authorization.k8s.io "take-over" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            grant creates RoleBinding take-over: rolebindings.rbac.authorization.k8s.io "take-over" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:["*"], Resources:["*"], Verbs:["*"]}
             {NonResourceURLs:["*"], Verbs:["*"]}
-            grant writes ClusterRoleBinding take-over: clusterrolebindings.rbac.authorization.k8s.io "take-over" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            grant creates ClusterRoleBinding take-over: clusterrolebindings.rbac.authorization.k8s.io "take-over" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:["*"], Resources:["*"], Verbs:["*"]}
             {NonResourceURLs:["*"], Verbs:["*"]}
-            grant writes RoleBinding builder: allowed
-            binder writes RoleBinding admins: allowed
-            binder writes RoleBinding admins: rolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            grant creates RoleBinding builder: allowed
+            binder creates RoleBinding admins: allowed
+            binder creates RoleBinding admins: rolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
             … 68 more
-            binder writes ClusterRoleBinding admins: clusterrolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            binder creates ClusterRoleBinding admins: clusterrolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
             … 68 more
-            binder writes RoleBinding editors: rolebindings.rbac.authorization.k8s.io "editors" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            binder creates RoleBinding editors: rolebindings.rbac.authorization.k8s.io "editors" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
             … 65 more
-            eddie writes RoleBinding viewers: allowed
-            eddie writes RoleBinding admins: rolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "eddie" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            eddie creates RoleBinding viewers: allowed
+            eddie creates RoleBinding admins: rolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "eddie" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:["authorization.k8s.io"], Resources:["localsubjectaccessreviews"], Verbs:["create"]}
             {APIGroups:["rbac.authorization.k8s.io"], Resources:["rolebindings"], Verbs:["create" "delete" "deletecollection" "get" "list" "patch" "update" "watch"]}
             {APIGroups:["rbac.authorization.k8s.io"], Resources:["roles"], Verbs:["create" "delete" "deletecollection" "get" "list" "patch" "update" "watch"]}
-            ada writes RoleBinding admins: allowed
-            ada writes RoleBinding nothing: rolebindings.rbac.authorization.k8s.io "nothing" is forbidden: clusterrole.rbac.authorization.k8s.io "nope" not found
-            grant writes RoleBinding admin-ada: allowed
-            masters:kubernetes-admin writes ClusterRoleBinding take-over: allowed
+            ada creates RoleBinding admins: allowed
+            ada creates RoleBinding nothing: rolebindings.rbac.authorization.k8s.io "nothing" is forbidden: clusterrole.rbac.authorization.k8s.io "nope" not found
+            grant updates RoleBinding admin-ada: rolebindings.rbac.authorization.k8s.io "admin-ada" is forbidden: user "grant" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+            {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
+            {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
+            {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
+            … 68 more
+            grant updates RoleBinding admin-ada: allowed
+            masters:kubernetes-admin creates ClusterRoleBinding take-over: allowed
         "#]],
     );
 }
