@@ -4,8 +4,9 @@
 //! JSON (`serde_json::Value`), with no IO.
 //!
 //! Where it sits: the API server builds an [`RbacSnapshot`] from its watch
-//! cache of Roles, ClusterRoles and bindings, asks [`authorize_node`] and then
-//! [`RbacSnapshot::authorize`] for each request, answers 403 with
+//! cache of Roles, ClusterRoles and bindings, runs [`authorize`] (system:masters,
+//! then [`authorize_node`], then [`RbacSnapshot::authorize`]) for each
+//! request, answers 403 with
 //! [`forbidden_status`], and calls [`RbacSnapshot::check_role_write`] /
 //! [`RbacSnapshot::check_binding_write`] before storing RBAC objects. At start
 //! it reconciles [`bootstrap`] objects; a controller keeps aggregated
@@ -42,6 +43,7 @@
 mod aggregation;
 mod attributes;
 pub mod bootstrap;
+mod chain;
 mod error;
 mod escalation;
 mod node;
@@ -53,6 +55,7 @@ pub use attributes::{
     ALL_SERVICE_ACCOUNTS_GROUP, Attributes, Decision, SERVICE_ACCOUNT_USER_PREFIX,
     SYSTEM_MASTERS_GROUP, UserInfo, forbidden_message, forbidden_status,
 };
+pub use chain::authorize;
 pub use error::RbacError;
 pub use escalation::{Forbidden, RbacKind, covers};
 pub use node::{

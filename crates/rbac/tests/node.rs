@@ -159,3 +159,42 @@ fn node_rules_leases_and_others() {
         "#]],
     );
 }
+
+/// The whole chain as the API server runs it, with the 403 it would send.
+#[test]
+fn chain_masters_node_rbac() {
+    let graph = graph();
+    let rbac = common::world().snapshot();
+    let mut out = String::new();
+    for line in [
+        "node:n1 get secrets shop web-tls",
+        "node:n2 get secrets shop web-tls",
+        "node:n2 get nodes - n1",
+        "masters:admin delete secrets shop web-tls",
+        "eddie get secrets dev db",
+        "ghost get secrets dev db",
+    ] {
+        let attrs = common::request(line);
+        let answer = match bulwark_rbac::authorize(&graph, &rbac, &attrs) {
+            Decision::Allow(reason) => format!("allow {reason}"),
+            Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+                format!("403 {}", bulwark_rbac::forbidden_message(&attrs, &reason))
+            }
+        };
+        out.push_str(&format!("{line}\n    {}\n", answer.trim_end()));
+    }
+    expect![[r#"
+        node:n1 get secrets shop web-tls
+            allow
+        node:n2 get secrets shop web-tls
+            403 secrets "web-tls" is forbidden: User "system:node:n2" cannot get resource "secrets" in API group "" in the namespace "shop": no relationship found between node 'n2' and this object
+        node:n2 get nodes - n1
+            allow
+        masters:admin delete secrets shop web-tls
+            allow
+        eddie get secrets dev db
+            allow RBAC: allowed by RoleBinding "edit-eddie/dev" of ClusterRole "edit" to User "eddie"
+        ghost get secrets dev db
+            403 secrets "db" is forbidden: User "ghost" cannot get resource "secrets" in API group "" in the namespace "dev": RBAC: [clusterrole.rbac.authorization.k8s.io "gone" not found, role.rbac.authorization.k8s.io "missing" not found]
+    "#]].assert_eq(&out);
+}
