@@ -66,7 +66,13 @@ fn world() -> RbacSnapshot {
         json!({"metadata": {"name": format!("cluster-role-{i}")},
             "rules": rule(&["list", "watch"], &["deployments", "services", "secrets"])})
     }));
+    let start = Instant::now();
     let cluster_roles = aggregate_cluster_roles(&cluster_roles);
+    println!(
+        "aggregated {} ClusterRoles in {:?}",
+        cluster_roles.len(),
+        start.elapsed()
+    );
     let role_bindings: Vec<Value> = (0..N)
         .map(|i| {
             json!({"metadata": {"name": format!("rb-{i}"), "namespace": format!("ns-{}", i % 10)},

@@ -14,23 +14,27 @@ use crate::rule::PolicyRule;
 /// A selector that cannot be read selects nothing.
 pub fn aggregate_cluster_roles(cluster_roles: &[Value]) -> Vec<Value> {
     let mut roles: Vec<Value> = cluster_roles.to_vec();
-    roles.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+    let mut by_name: Vec<usize> = (0..roles.len()).collect();
+    by_name.sort_by(|&a, &b| name_of(&roles[a]).cmp(name_of(&roles[b])));
+    let aggregated: Vec<(usize, Vec<Value>)> = by_name
+        .iter()
+        .filter_map(|&i| selectors_of(&roles[i]).map(|s| (i, s)))
+        .collect();
     // Each pass settles at least one more level of nesting; a chain can be no
-    // longer than the number of roles.
-    for _ in 0..=roles.len() {
+    // longer than the number of aggregated roles.
+    for _ in 0..=aggregated.len() {
         let mut changed = false;
-        for i in 0..roles.len() {
-            let Some(selectors) = selectors_of(&roles[i]) else {
-                continue;
-            };
-            let me = name_of(&roles[i]).to_owned();
+        for (i, selectors) in &aggregated {
             let mut rules: Vec<PolicyRule> = Vec::new();
-            for selector in &selectors {
-                for other in &roles {
-                    if name_of(other) == me || !selector_matches(selector, labels_of(other)) {
+            for selector in selectors {
+                for &j in &by_name {
+                    if j == *i
+                        || name_of(&roles[j]) == name_of(&roles[*i])
+                        || !selector_matches(selector, labels_of(&roles[j]))
+                    {
                         continue;
                     }
-                    for rule in PolicyRule::list_from(other).unwrap_or_default() {
+                    for rule in PolicyRule::list_from(&roles[j]).unwrap_or_default() {
                         if !rules.contains(&rule) {
                             rules.push(rule);
                         }
@@ -38,8 +42,8 @@ pub fn aggregate_cluster_roles(cluster_roles: &[Value]) -> Vec<Value> {
                 }
             }
             let new_rules = serde_json::to_value(&rules).unwrap_or(Value::Array(Vec::new()));
-            if roles[i].get("rules") != Some(&new_rules)
-                && let Some(object) = roles[i].as_object_mut()
+            if roles[*i].get("rules") != Some(&new_rules)
+                && let Some(object) = roles[*i].as_object_mut()
             {
                 object.insert("rules".into(), new_rules);
                 changed = true;
@@ -49,17 +53,7 @@ pub fn aggregate_cluster_roles(cluster_roles: &[Value]) -> Vec<Value> {
             break;
         }
     }
-    // Give the roles back in the order they came.
-    cluster_roles
-        .iter()
-        .map(|original| {
-            roles
-                .iter()
-                .find(|r| name_of(r) == name_of(original))
-                .cloned()
-                .unwrap_or_else(|| original.clone())
-        })
-        .collect()
+    roles
 }
 
 /// Whether a `metav1.LabelSelector` (matchLabels and matchExpressions with
