@@ -13,7 +13,7 @@ use crate::attributes::{
     Attributes, SYSTEM_MASTERS_GROUP, UserInfo, forbidden_wrap, qualified_resource, status_403,
 };
 use crate::rule::{ALL, PolicyRule, go_quoted_list};
-use crate::snapshot::{RBAC_GROUP, RbacSnapshot, meta};
+use crate::snapshot::{RBAC_GROUP, RbacSnapshot, go_aggregate, meta};
 
 /// Which RBAC object a write is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +201,8 @@ impl RbacSnapshot {
             descriptions.into_iter().collect::<Vec<_>>().join("\n")
         );
         if !errors.is_empty() {
-            msg.push_str(&format!("; resolution errors: [{}]", errors.join(" ")));
+            // Upstream prints a one-element []error holding RulesFor's aggregate.
+            msg.push_str(&format!("; resolution errors: [{}]", go_aggregate(&errors)));
         }
         Err(msg)
     }

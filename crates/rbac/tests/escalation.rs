@@ -185,7 +185,7 @@ fn roles_need_held_permissions_or_escalate() {
             masters:kubernetes-admin creates ClusterRole anything: allowed
             grant updates Role more: allowed
             ghost creates Role r: roles.rbac.authorization.k8s.io "r" is forbidden: user "ghost" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
-            {APIGroups:[""], Resources:["pods"], Verbs:["get"]}; resolution errors: [clusterrole.rbac.authorization.k8s.io "gone" not found role.rbac.authorization.k8s.io "missing" not found]
+            {APIGroups:[""], Resources:["pods"], Verbs:["get"]}; resolution errors: [[clusterrole.rbac.authorization.k8s.io "gone" not found, role.rbac.authorization.k8s.io "missing" not found]]
         "#]],
     );
 }
