@@ -73,7 +73,10 @@ pub struct Attributes {
     pub resource: String,
     /// The subresource (`log` for `pods/log`), or empty.
     pub subresource: String,
-    /// The object's name, empty for list, watch, create and collection requests.
+    /// The object's name, empty for create and collection requests. For list
+    /// and watch the API server fills it from a `metadata.name=` field
+    /// selector, as upstream's `RequestInfoFactory` does, so rules limited by
+    /// resourceNames can allow watching one object.
     pub name: String,
     /// The URL path of a non-resource request (`/healthz`).
     pub path: String,

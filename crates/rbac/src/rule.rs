@@ -171,3 +171,101 @@ fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {
         u == ALL || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::PolicyRule;
+    use crate::attributes::{Attributes, UserInfo};
+
+    /// Each line: `verb resource[/sub] name` or `verb /path`, against one rule.
+    fn check(rule: PolicyRule, requests: &str, expect: Expect) {
+        let mut out = String::new();
+        for line in requests.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let user = UserInfo::new("u", &[]);
+            let attrs = if words[1].starts_with('/') {
+                Attributes::non_resource(user, words[0], words[1])
+            } else {
+                let name = words.get(2).copied().unwrap_or("");
+                Attributes::resource(user, words[0], "", words[1], "ns", name)
+            };
+            out.push_str(&format!("{line:<28} {}\n", rule.allows(&attrs)));
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn subresource_forms() {
+        check(
+            PolicyRule::resource(&["get"], &[""], &["*/scale", "pods/*", "services/proxy"]),
+            "
+            get deployments/scale
+            get scale
+            get pods/log
+            get pods/*
+            get services/proxy
+            get services
+            GET services/proxy
+            ",
+            expect![[r#"
+                get deployments/scale        true
+                get scale                    false
+                get pods/log                 false
+                get pods/*                   true
+                get services/proxy           true
+                get services                 false
+                GET services/proxy           false
+            "#]],
+        );
+    }
+
+    #[test]
+    fn resource_names() {
+        check(
+            PolicyRule::resource(&["*"], &[""], &["configmaps"]).names(&["a"]),
+            "
+            get configmaps a
+            delete configmaps a
+            get configmaps b
+            list configmaps
+            create configmaps
+            deletecollection configmaps
+            ",
+            expect![[r#"
+                get configmaps a             true
+                delete configmaps a          true
+                get configmaps b             false
+                list configmaps              false
+                create configmaps            false
+                deletecollection configmaps  false
+            "#]],
+        );
+    }
+
+    #[test]
+    fn non_resource_prefixes() {
+        check(
+            PolicyRule::non_resource(&["get"], &["/healthz*", "/api/*", "/version"]),
+            "
+            get /healthz
+            get /healthzfoo
+            get /api
+            get /api/v1
+            get /version
+            get /version/
+            post /healthz
+            ",
+            expect![[r#"
+                get /healthz                 true
+                get /healthzfoo              true
+                get /api                     false
+                get /api/v1                  true
+                get /version                 true
+                get /version/                false
+                post /healthz                false
+            "#]],
+        );
+    }
+}
