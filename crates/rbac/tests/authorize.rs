@@ -298,3 +298,48 @@ fn rules_review() {
           {NonResourceURLs:["/.well-known/openid-configuration" "/openid/v1/jwks"], Verbs:["get"]}
     "#]].assert_eq(&out);
 }
+
+#[test]
+fn controllers_run_with_least_privilege() {
+    let rbac = common::world().snapshot();
+    check(
+        &rbac,
+        "
+        sa:kube-system:deployment-controller create replicasets.apps prod
+        sa:kube-system:deployment-controller update deployments.apps/status prod web
+        sa:kube-system:deployment-controller get secrets prod db
+        sa:kube-system:replicaset-controller create pods prod
+        sa:kube-system:replicaset-controller create pods/exec prod web
+        sa:kube-system:generic-garbage-collector delete widgets.example.com prod w
+        sa:kube-system:generic-garbage-collector create pods prod
+        sa:default:deployment-controller create replicasets.apps prod
+        system:kube-scheduler create pods/binding prod web
+        system:kube-scheduler update leases.coordination.k8s.io kube-system kube-scheduler
+        system:kube-scheduler update leases.coordination.k8s.io kube-system other
+        ",
+        expect![[r#"
+            sa:kube-system:deployment-controller create replicasets.apps prod
+                allow: RBAC: allowed by ClusterRoleBinding "system:controller:deployment-controller" of ClusterRole "system:controller:deployment-controller" to ServiceAccount "deployment-controller/kube-system"
+            sa:kube-system:deployment-controller update deployments.apps/status prod web
+                allow: RBAC: allowed by ClusterRoleBinding "system:controller:deployment-controller" of ClusterRole "system:controller:deployment-controller" to ServiceAccount "deployment-controller/kube-system"
+            sa:kube-system:deployment-controller get secrets prod db
+                403: secrets "db" is forbidden: User "system:serviceaccount:kube-system:deployment-controller" cannot get resource "secrets" in API group "" in the namespace "prod"
+            sa:kube-system:replicaset-controller create pods prod
+                allow: RBAC: allowed by ClusterRoleBinding "system:controller:replicaset-controller" of ClusterRole "system:controller:replicaset-controller" to ServiceAccount "replicaset-controller/kube-system"
+            sa:kube-system:replicaset-controller create pods/exec prod web
+                403: pods "web" is forbidden: User "system:serviceaccount:kube-system:replicaset-controller" cannot create resource "pods/exec" in API group "" in the namespace "prod"
+            sa:kube-system:generic-garbage-collector delete widgets.example.com prod w
+                allow: RBAC: allowed by ClusterRoleBinding "system:controller:generic-garbage-collector" of ClusterRole "system:controller:generic-garbage-collector" to ServiceAccount "generic-garbage-collector/kube-system"
+            sa:kube-system:generic-garbage-collector create pods prod
+                403: pods is forbidden: User "system:serviceaccount:kube-system:generic-garbage-collector" cannot create resource "pods" in API group "" in the namespace "prod"
+            sa:default:deployment-controller create replicasets.apps prod
+                403: replicasets.apps is forbidden: User "system:serviceaccount:default:deployment-controller" cannot create resource "replicasets" in API group "apps" in the namespace "prod"
+            system:kube-scheduler create pods/binding prod web
+                allow: RBAC: allowed by ClusterRoleBinding "system:kube-scheduler" of ClusterRole "system:kube-scheduler" to User "system:kube-scheduler"
+            system:kube-scheduler update leases.coordination.k8s.io kube-system kube-scheduler
+                allow: RBAC: allowed by ClusterRoleBinding "system:kube-scheduler" of ClusterRole "system:kube-scheduler" to User "system:kube-scheduler"
+            system:kube-scheduler update leases.coordination.k8s.io kube-system other
+                403: leases.coordination.k8s.io "other" is forbidden: User "system:kube-scheduler" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system"
+        "#]],
+    );
+}

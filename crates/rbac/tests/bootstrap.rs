@@ -67,6 +67,23 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-view (10 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
+        ClusterRole system:controller:clusterrole-aggregation-controller (1 rules)
+        ClusterRole system:controller:cronjob-controller (6 rules)
+        ClusterRole system:controller:daemon-set-controller (8 rules)
+        ClusterRole system:controller:deployment-controller (6 rules)
+        ClusterRole system:controller:endpoint-controller (4 rules)
+        ClusterRole system:controller:endpointslice-controller (4 rules)
+        ClusterRole system:controller:generic-garbage-collector (2 rules)
+        ClusterRole system:controller:job-controller (5 rules)
+        ClusterRole system:controller:namespace-controller (3 rules)
+        ClusterRole system:controller:node-controller (5 rules)
+        ClusterRole system:controller:pod-garbage-collector (3 rules)
+        ClusterRole system:controller:replicaset-controller (5 rules)
+        ClusterRole system:controller:resourcequota-controller (3 rules)
+        ClusterRole system:controller:root-ca-cert-publisher (2 rules)
+        ClusterRole system:controller:service-account-controller (2 rules)
+        ClusterRole system:controller:statefulset-controller (10 rules)
+        ClusterRole system:controller:ttl-after-finished-controller (2 rules)
         ClusterRole system:discovery (1 rules)
         ClusterRole system:kube-controller-manager (11 rules)
         ClusterRole system:kube-dns (1 rules)
@@ -92,6 +109,23 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:public-info-viewer -> system:public-info-viewer Group:system:authenticated,Group:system:unauthenticated
         ClusterRoleBinding system:service-account-issuer-discovery -> system:service-account-issuer-discovery Group:system:serviceaccounts
         ClusterRoleBinding system:volume-scheduler -> system:volume-scheduler User:system:kube-scheduler
+        ClusterRoleBinding system:controller:clusterrole-aggregation-controller -> system:controller:clusterrole-aggregation-controller ServiceAccount:clusterrole-aggregation-controller
+        ClusterRoleBinding system:controller:cronjob-controller -> system:controller:cronjob-controller ServiceAccount:cronjob-controller
+        ClusterRoleBinding system:controller:daemon-set-controller -> system:controller:daemon-set-controller ServiceAccount:daemon-set-controller
+        ClusterRoleBinding system:controller:deployment-controller -> system:controller:deployment-controller ServiceAccount:deployment-controller
+        ClusterRoleBinding system:controller:endpoint-controller -> system:controller:endpoint-controller ServiceAccount:endpoint-controller
+        ClusterRoleBinding system:controller:endpointslice-controller -> system:controller:endpointslice-controller ServiceAccount:endpointslice-controller
+        ClusterRoleBinding system:controller:generic-garbage-collector -> system:controller:generic-garbage-collector ServiceAccount:generic-garbage-collector
+        ClusterRoleBinding system:controller:job-controller -> system:controller:job-controller ServiceAccount:job-controller
+        ClusterRoleBinding system:controller:namespace-controller -> system:controller:namespace-controller ServiceAccount:namespace-controller
+        ClusterRoleBinding system:controller:node-controller -> system:controller:node-controller ServiceAccount:node-controller
+        ClusterRoleBinding system:controller:pod-garbage-collector -> system:controller:pod-garbage-collector ServiceAccount:pod-garbage-collector
+        ClusterRoleBinding system:controller:replicaset-controller -> system:controller:replicaset-controller ServiceAccount:replicaset-controller
+        ClusterRoleBinding system:controller:resourcequota-controller -> system:controller:resourcequota-controller ServiceAccount:resourcequota-controller
+        ClusterRoleBinding system:controller:root-ca-cert-publisher -> system:controller:root-ca-cert-publisher ServiceAccount:root-ca-cert-publisher
+        ClusterRoleBinding system:controller:service-account-controller -> system:controller:service-account-controller ServiceAccount:service-account-controller
+        ClusterRoleBinding system:controller:statefulset-controller -> system:controller:statefulset-controller ServiceAccount:statefulset-controller
+        ClusterRoleBinding system:controller:ttl-after-finished-controller -> system:controller:ttl-after-finished-controller ServiceAccount:ttl-after-finished-controller
     "#]].assert_eq(&out);
 }
 

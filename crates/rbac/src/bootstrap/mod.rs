@@ -7,6 +7,7 @@
 //! object annotated `rbac.authorization.kubernetes.io/autoupdate: "false"` is
 //! left alone.
 
+mod controllers;
 mod reconcile;
 mod rules;
 
@@ -221,6 +222,13 @@ pub fn cluster_roles() -> Vec<Value> {
         ),
         aggregated("view", Some("edit")),
     ];
+    for (controller, rules) in controllers::controller_roles() {
+        out.push(role(
+            &format!("system:controller:{controller}"),
+            &rules,
+            None,
+        ));
+    }
     out.sort_by(|a, b| {
         a["metadata"]["name"]
             .as_str()
@@ -234,7 +242,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
     let group = |name: &str| json!({"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": name});
     let user =
         |name: &str| json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name});
-    vec![
+    let mut out = vec![
         binding(
             "cluster-admin",
             "cluster-admin",
@@ -294,7 +302,16 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:volume-scheduler",
             vec![user("system:kube-scheduler")],
         ),
-    ]
+    ];
+    for (controller, _) in controllers::controller_roles() {
+        let name = format!("system:controller:{controller}");
+        out.push(binding(
+            &name,
+            &name,
+            vec![json!({"kind": "ServiceAccount", "name": controller, "namespace": "kube-system"})],
+        ));
+    }
+    out
 }
 
 fn metadata(name: &str, aggregate_to: Option<&str>) -> Value {
