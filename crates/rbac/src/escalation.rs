@@ -318,19 +318,22 @@ fn compact(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
     let mut out = Vec::new();
     let mut simple: BTreeMap<(String, String, Option<String>), PolicyRule> = BTreeMap::new();
     for rule in rules {
-        let is_simple = rule.resource_names.len() <= 1
-            && rule.non_resource_urls.is_empty()
-            && rule.api_groups.len() == 1
-            && rule.resources.len() == 1;
-        if !is_simple {
-            out.push(rule);
-            continue;
-        }
-        let key = (
-            rule.api_groups[0].clone(),
-            rule.resources[0].clone(),
-            rule.resource_names.first().cloned(),
-        );
+        let key = match (
+            rule.api_groups.as_slice(),
+            rule.resources.as_slice(),
+            rule.resource_names.as_slice(),
+            rule.non_resource_urls.is_empty(),
+        ) {
+            ([group], [resource], [] | [_], true) => (
+                group.clone(),
+                resource.clone(),
+                rule.resource_names.first().cloned(),
+            ),
+            _ => {
+                out.push(rule);
+                continue;
+            }
+        };
         match simple.get_mut(&key) {
             Some(existing) => existing.verbs.extend(rule.verbs),
             None => {
