@@ -315,3 +315,31 @@ fn reconciliation_adds_what_is_missing_and_keeps_user_changes() {
         protected (autoupdate=false)
         recreate system:discovery -> "system:discovery""#]].assert_eq(&out);
 }
+
+#[test]
+fn reconciling_all_defaults() {
+    use bulwark_rbac::bootstrap::reconcile_defaults;
+    let count = |steps: &[bootstrap::ReconcileStep]| {
+        let mut created = 0;
+        let mut unchanged = 0;
+        let mut other = Vec::new();
+        for step in steps {
+            match &step.action {
+                Reconcile::Create(_) => created += 1,
+                Reconcile::Unchanged => unchanged += 1,
+                action => other.push(format!("{} {}: {}", step.kind, step.name, describe(action))),
+            }
+        }
+        format!("created={created} unchanged={unchanged} {other:?}")
+    };
+    let fresh = reconcile_defaults(&[], &[]);
+    let mut roles = aggregate_cluster_roles(&bootstrap::cluster_roles());
+    let bindings = bootstrap::cluster_role_bindings();
+    let settled = reconcile_defaults(&roles, &bindings);
+    roles.retain(|r| name(r) != "view");
+    let view_deleted = reconcile_defaults(&roles, &bindings);
+    expect![[r#"
+        created=67 unchanged=0 []
+        created=0 unchanged=67 []
+        created=1 unchanged=66 []"#]].assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
+}

@@ -14,7 +14,10 @@ mod rules;
 use serde_json::{Map, Value, json};
 
 use crate::rule::PolicyRule;
-pub use reconcile::{Reconcile, reconcile_cluster_role, reconcile_cluster_role_binding};
+pub use reconcile::{
+    Reconcile, ReconcileStep, reconcile_cluster_role, reconcile_cluster_role_binding,
+    reconcile_defaults,
+};
 pub(crate) use rules::node_rules;
 use rules::{
     aggregate_to_admin, aggregate_to_edit, aggregate_to_view, kube_controller_manager,

@@ -161,3 +161,53 @@ fn selectors(role: &Value) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// One object's outcome when reconciling all the defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReconcileStep {
+    /// `ClusterRole` or `ClusterRoleBinding`.
+    pub kind: &'static str,
+    /// The object's name.
+    pub name: String,
+    /// What to do with it.
+    pub action: Reconcile,
+}
+
+/// Reconciles every default ClusterRole, then every default
+/// ClusterRoleBinding, against the stored ones (matched by name), as the API
+/// server does at each start.
+pub fn reconcile_defaults(stored_roles: &[Value], stored_bindings: &[Value]) -> Vec<ReconcileStep> {
+    let find = |stored: &'_ [Value], name: &str| -> Option<Value> {
+        stored
+            .iter()
+            .find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+            .cloned()
+    };
+    let name_of = |o: &Value| {
+        o.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut steps = Vec::new();
+    for expected in super::cluster_roles() {
+        let name = name_of(&expected);
+        let action = reconcile_cluster_role(find(stored_roles, &name).as_ref(), &expected);
+        steps.push(ReconcileStep {
+            kind: "ClusterRole",
+            name,
+            action,
+        });
+    }
+    for expected in super::cluster_role_bindings() {
+        let name = name_of(&expected);
+        let action =
+            reconcile_cluster_role_binding(find(stored_bindings, &name).as_ref(), &expected);
+        steps.push(ReconcileStep {
+            kind: "ClusterRoleBinding",
+            name,
+            action,
+        });
+    }
+    steps
+}
