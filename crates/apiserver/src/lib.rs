@@ -18,6 +18,7 @@
 //! ```
 
 mod apply;
+mod audit;
 mod auth;
 mod defaults;
 mod discovery;
@@ -64,6 +65,30 @@ pub enum StoreChoice {
     Etcd(bulwark_store::EtcdConfig),
 }
 
+/// Where audit events go.
+#[derive(Clone, Debug)]
+pub enum AuditLog {
+    /// Not audited (an explicit choice; the default audits).
+    Off,
+    /// JSON lines at `path` (default `<data-dir>/audit/audit.log`), with
+    /// `policy` (default: Bulwark's, Metadata for everything, no bodies).
+    File {
+        /// The log file.
+        path: Option<PathBuf>,
+        /// An audit.k8s.io/v1 Policy file.
+        policy: Option<PathBuf>,
+    },
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        AuditLog::File {
+            path: None,
+            policy: None,
+        }
+    }
+}
+
 /// How to run the API server.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -77,6 +102,8 @@ pub struct Config {
     pub store: StoreChoice,
     /// Extra names/addresses for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// The audit log.
+    pub audit_log: AuditLog,
     /// An `EncryptionConfiguration` file; `None`: `<data-dir>/encryption-config.yaml`,
     /// created at first start with a random secretbox key for Secrets.
     pub encryption_config: Option<PathBuf>,
@@ -91,6 +118,7 @@ impl Default for Config {
             store: StoreChoice::Embedded,
             extra_sans: Vec::new(),
             encryption_config: None,
+            audit_log: AuditLog::default(),
         }
     }
 }
@@ -122,6 +150,7 @@ impl Running {
 
 struct Server {
     api: handlers::Api,
+    audit: audit::Audit,
     registry: Registry,
     metrics: Arc<metrics::Metrics>,
     openapi: openapi::OpenApi,
@@ -170,7 +199,34 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         inner: store,
         metrics: metrics.clone(),
     });
+    let audit = match &config.audit_log {
+        AuditLog::Off => {
+            tracing::warn!("the audit log is off");
+            None
+        }
+        AuditLog::File { path, policy } => {
+            let policy = match policy {
+                Some(policy) => bulwark_audit::Policy::from_file(policy)
+                    .with_context(|| format!("audit policy {}", policy.display()))?,
+                None => bulwark_audit::default_policy(),
+            };
+            let path = path
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("audit").join("audit.log"));
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("restricting {}", dir.display()))?;
+            }
+            let backend = bulwark_audit::LogBackend::open(bulwark_audit::LogConfig::new(&path))
+                .with_context(|| format!("audit log {}", path.display()))?;
+            Some(Arc::new(bulwark_audit::Auditor::new(policy, backend)))
+        }
+    };
     let server = Arc::new(Server {
+        audit,
         api: handlers::Api {
             store: store.clone(),
             caches: watchcache::Caches::new(store),
@@ -228,6 +284,7 @@ async fn bootstrap(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Response {
+    use tracing::Instrument as _;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
@@ -241,22 +298,60 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         user = user.as_ref().map(|u| u.username.as_str()),
         peer = peer.map(tracing::field::display),
     );
-    let _enter = span.enter();
-    let started = std::time::Instant::now();
-    let (response, verb, resource) = match user {
-        None => (ApiError::unauthorized().into_response(), "", String::new()),
-        Some(user) => route(&server, user, request).await,
-    };
-    let code = response.status().as_u16();
-    server
-        .metrics
-        .observe(verb, &resource, code, started.elapsed());
-    tracing::debug!(
-        code,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "done"
-    );
-    response
+    async move {
+        let started = std::time::Instant::now();
+        let audit = server.audit.as_ref().map(|auditor| {
+            let agent = request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let info = audit::request_info(
+                &server.registry,
+                &method,
+                &path,
+                &query,
+                user.as_ref(),
+                peer,
+                agent,
+            );
+            auditor.request_received(&info);
+            (auditor, info)
+        });
+        if let Some((auditor, _)) = &audit
+            && !auditor.healthy()
+        {
+            // Audit events cannot be written and the log is configured to
+            // block: refuse rather than act unaudited.
+            return ApiError::internal("the audit log cannot be written").into_response();
+        }
+        let (mut response, verb, resource) = match user {
+            None => (ApiError::unauthorized().into_response(), "", String::new()),
+            Some(user) => route(&server, user, request).await,
+        };
+        let code = response.status().as_u16();
+        if let Some((auditor, info)) = &audit {
+            if verb == "watch" && code == 200 {
+                auditor.response_started(info, code);
+            } else {
+                auditor.response_complete(info, code, None, None, None);
+            }
+            if let Ok(value) = http::HeaderValue::from_str(&info.audit_id) {
+                response.headers_mut().insert("Audit-ID", value);
+            }
+        }
+        server
+            .metrics
+            .observe(verb, &resource, code, started.elapsed());
+        tracing::debug!(
+            code,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "done"
+        );
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 async fn route(
@@ -386,11 +481,13 @@ async fn other(
     match (parts.method.as_str(), path.trim_end_matches('/')) {
         ("GET", "/healthz" | "/livez" | "/readyz") => (http::StatusCode::OK, "ok").into_response(),
         ("GET", "/version") => json_response(200, &discovery::version(), &[]),
-        ("GET", "/metrics") => (
-            [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-            server.metrics.render(),
-        )
-            .into_response(),
+        ("GET", "/metrics") => {
+            let mut text = server.metrics.render();
+            if let Some(auditor) = &server.audit {
+                text.push_str(&auditor.metrics().prometheus_text());
+            }
+            ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         ("GET", "/api") if discovery::wants_aggregated(accept) => {
             aggregated_response(&discovery::aggregated(&server.registry, true))
         }

@@ -62,6 +62,16 @@ struct ServerArgs {
     /// random secretbox key for Secrets.
     #[arg(long)]
     encryption_provider_config: Option<std::path::PathBuf>,
+    /// The audit log (JSON lines). Default: <data-dir>/audit/audit.log.
+    #[arg(long)]
+    audit_log_path: Option<std::path::PathBuf>,
+    /// An audit.k8s.io/v1 Policy file. Default: Bulwark's (Metadata for
+    /// every request, never request or response bodies).
+    #[arg(long)]
+    audit_policy_file: Option<std::path::PathBuf>,
+    /// Turn the audit log off (insecure: requests leave no trace).
+    #[arg(long)]
+    insecure_no_audit_log: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +170,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         store,
         extra_sans: args.tls_sans,
         encryption_config: args.encryption_provider_config,
+        audit_log: if args.insecure_no_audit_log {
+            eprintln!("WARNING: --insecure-no-audit-log: API requests are not audited");
+            bulwark_apiserver::AuditLog::Off
+        } else {
+            bulwark_apiserver::AuditLog::File {
+                path: args.audit_log_path,
+                policy: args.audit_policy_file,
+            }
+        },
     })
     .await?;
     println!("Bulwark API server listening on {}", running.url);

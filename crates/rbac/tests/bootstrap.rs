@@ -341,5 +341,6 @@ fn reconciling_all_defaults() {
     expect![[r#"
         created=67 unchanged=0 []
         created=0 unchanged=67 []
-        created=1 unchanged=66 []"#]].assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
+        created=1 unchanged=66 []"#]]
+    .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

@@ -1,0 +1,66 @@
+//! The audit trail of every request, through `bulwark-audit`: who asked for
+//! what, from where, and what they got — denied and unauthenticated
+//! requests included — with the `Audit-ID` header tying a response to its
+//! events.
+
+use std::sync::Arc;
+
+use bulwark_audit::{Auditor, ObjectRef, RequestInfo, UserInfo as AuditUser};
+use http::Method;
+
+use crate::auth::UserInfo;
+use crate::registry::Registry;
+use crate::request::{self, Target};
+
+/// Builds what the auditor needs to know about a request before it is
+/// handled.
+pub(crate) fn request_info(
+    registry: &Registry,
+    method: &Method,
+    path: &str,
+    query: &str,
+    user: Option<&UserInfo>,
+    peer: Option<std::net::SocketAddr>,
+    user_agent: &str,
+) -> RequestInfo {
+    let audit_user = match user {
+        Some(user) => AuditUser {
+            username: user.username.clone(),
+            groups: user.groups.clone(),
+            ..AuditUser::default()
+        },
+        None => AuditUser {
+            username: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+            ..AuditUser::default()
+        },
+    };
+    let uri = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
+    let target = request::parse(registry, method, path, query).ok();
+    let verb = match &target {
+        Some(Target::Resource(req)) => req.verb.as_str().to_owned(),
+        _ => method.as_str().to_ascii_lowercase(),
+    };
+    let mut info = RequestInfo::new(&verb, &uri, audit_user);
+    info.source_ips = peer.map(|p| vec![p.ip().to_string()]).unwrap_or_default();
+    info.user_agent = user_agent.to_owned();
+    if let Some(Target::Resource(req)) = target {
+        info.object_ref = Some(ObjectRef {
+            resource: req.resource.plural.to_owned(),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone().unwrap_or_default(),
+            api_group: req.resource.group.to_owned(),
+            api_version: req.resource.version.to_owned(),
+            subresource: req.subresource.clone().unwrap_or_default(),
+            ..ObjectRef::default()
+        });
+    }
+    info
+}
+
+/// The auditor, if auditing is on.
+pub(crate) type Audit = Option<Arc<Auditor>>;
