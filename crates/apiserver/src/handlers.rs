@@ -425,6 +425,7 @@ pub(crate) async fn create_object(
             causes,
         ));
     }
+    warnings.extend(crate::admission::pod_security(req, None, &object)?);
     objects::initialize(resource, &mut object);
     crate::apply::record(
         resource,
@@ -639,6 +640,7 @@ pub(crate) fn merge_update(
             causes,
         ));
     }
+    warnings.extend(crate::admission::pod_security(req, Some(current), &merged)?);
     objects::preserve_on_update(resource, current, &mut merged);
     if let Some(manager) = manager {
         let subresource = req.subresource.as_deref().unwrap_or("");

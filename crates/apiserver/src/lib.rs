@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod apply;
 mod audit;
 mod auth;
@@ -382,7 +383,27 @@ async fn route(
             "",
             String::new(),
         ),
-        Target::Resource(req) => {
+        Target::Resource(mut req) => {
+            req.user = Some(user.clone());
+            if admission::wants_namespace_labels(&req)
+                && matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
+            {
+                let ns = req.namespace.clone().unwrap_or_default();
+                match server
+                    .api
+                    .store
+                    .get(&format!("/registry/namespaces/{ns}"))
+                    .await
+                {
+                    Ok(Some(kv)) => {
+                        let namespace: Value =
+                            serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                        req.namespace_labels = Some(admission::labels_of(&namespace));
+                    }
+                    Ok(None) => {}
+                    Err(err) => return (ApiError::from(err).into_response(), "", String::new()),
+                }
+            }
             let verb = req.verb.as_str();
             let resource = req.resource.plural.to_owned();
             let response = match resource_request(server, &req, &parts.headers, &body).await {

@@ -30,6 +30,11 @@ pub(crate) struct ResourceRequest {
     pub verb: Verb,
     /// Query parameters (last value wins, as in Go's `url.Values.Get`).
     pub query: HashMap<String, String>,
+    /// Who asks (set once authenticated).
+    pub user: Option<crate::auth::UserInfo>,
+    /// The namespace's labels, fetched for the admission checks that read
+    /// them (Pod Security).
+    pub namespace_labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The verbs of the Kubernetes API.
@@ -73,7 +78,7 @@ impl Verb {
 #[derive(Debug)]
 pub(crate) enum Target {
     /// A resource, its collection or subresource.
-    Resource(ResourceRequest),
+    Resource(Box<ResourceRequest>),
     /// Something else (discovery, health, …): handled by path.
     Other,
 }
@@ -140,14 +145,16 @@ pub(crate) fn parse(
         ("DELETE", false, _) => Verb::DeleteCollection,
         (method, _, _) => return Err(ApiError::method_not_allowed(method)),
     };
-    Ok(Target::Resource(ResourceRequest {
+    Ok(Target::Resource(Box::new(ResourceRequest {
         resource,
         namespace,
         name,
         subresource,
         verb,
         query,
-    }))
+        user: None,
+        namespace_labels: None,
+    })))
 }
 
 /// Decodes `a=b&c=d` (percent-decoding, `+` as space).

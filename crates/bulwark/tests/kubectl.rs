@@ -811,3 +811,56 @@ fn tables_show_upstream_columns_for_rbac_policy_and_scheduling_kinds() {
         "{binding}"
     );
 }
+
+const PRIVILEGED_POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"escape"},"spec":{"hostPID":true,"containers":[{"name":"c","image":"busybox","securityContext":{"privileged":true}}]}}"#;
+
+#[test]
+fn pod_security_enforces_baseline_and_warns_restricted_by_default() {
+    let c = Cluster::start();
+    let path = c.dir.path().join("escape.json");
+    std::fs::write(&path, PRIVILEGED_POD).unwrap();
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
+    assert!(
+        err.contains(r#"pods "escape" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostPID=true), privileged (container "c" must not set securityContext.privileged=true)"#),
+        "{err}"
+    );
+    assert!(
+        c.fails(&["get", "pod", "escape"]).contains("not found"),
+        "nothing was created"
+    );
+
+    // A namespace may opt out explicitly, as upstream's labels allow.
+    c.ok(&["create", "namespace", "lax"]);
+    c.ok(&[
+        "label",
+        "namespace",
+        "lax",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    let out = c
+        .command(&["create", "-n", "lax", "-f", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains(r#"Warning: would violate PodSecurity "restricted:latest""#),
+        "{warning}"
+    );
+
+    // A compliant pod passes baseline and is warned about restricted.
+    let out = c
+        .command(&["run", "plain", "--image=busybox"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("allowPrivilegeEscalation != false"),
+        "{warning}"
+    );
+}
