@@ -426,6 +426,9 @@ pub(crate) async fn create_object(
         ));
     }
     warnings.extend(crate::admission::pod_security(req, None, &object)?);
+    if let Some(authorizer) = &req.authorizer {
+        authorizer.check_rbac_write(req, &object, None)?;
+    }
     objects::initialize(resource, &mut object);
     crate::apply::record(
         resource,
@@ -641,6 +644,9 @@ pub(crate) fn merge_update(
         ));
     }
     warnings.extend(crate::admission::pod_security(req, Some(current), &merged)?);
+    if let Some(authorizer) = &req.authorizer {
+        authorizer.check_rbac_write(req, &merged, Some(current))?;
+    }
     objects::preserve_on_update(resource, current, &mut merged);
     if let Some(manager) = manager {
         let subresource = req.subresource.as_deref().unwrap_or("");

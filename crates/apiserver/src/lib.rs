@@ -21,6 +21,7 @@ mod admission;
 mod apply;
 mod audit;
 mod auth;
+mod authz;
 mod defaults;
 mod discovery;
 mod encryption;
@@ -150,6 +151,7 @@ impl Running {
 }
 
 struct Server {
+    authz: Arc<authz::Authorizer>,
     api: handlers::Api,
     audit: audit::Audit,
     registry: Registry,
@@ -226,7 +228,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Some(Arc::new(bulwark_audit::Auditor::new(policy, backend)))
         }
     };
+    let authz = authz::Authorizer::start(store.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("starting the authorizer: {}", err.message))?;
     let server = Arc::new(Server {
+        authz,
         audit,
         api: handlers::Api {
             store: store.clone(),
@@ -378,13 +384,28 @@ async fn route(
         }
     };
     match target {
-        Target::Other => (
-            other(server, &user, &parts, &path, &body).await,
-            "",
-            String::new(),
-        ),
+        Target::Other => {
+            let attrs = review_or_path_attributes(&parts.method, &path, &user);
+            if let Err(err) = server.authz.check(&attrs) {
+                return (err.into_response(), "", String::new());
+            }
+            (
+                other(server, &user, &parts, &path, &body).await,
+                "",
+                String::new(),
+            )
+        }
+
         Target::Resource(mut req) => {
+            if let Err(err) = server.authz.check(&authz::resource_attributes(&req, &user)) {
+                return (
+                    err.into_response(),
+                    req.verb.as_str(),
+                    req.resource.plural.to_owned(),
+                );
+            }
             req.user = Some(user.clone());
+            req.authorizer = Some(server.authz.clone());
             if admission::wants_namespace_labels(&req)
                 && matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
             {
@@ -485,6 +506,36 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
         .unwrap_or_else(|_| ApiError::internal("building a response").into_response())
 }
 
+/// What RBAC checks for a request that is not a stored resource: the
+/// review APIs are resources (`create` on `selfsubjectaccessreviews`, which
+/// the default `system:basic-user` role grants every authenticated user);
+/// the rest are non-resource URLs (discovery, health, version, metrics).
+fn review_or_path_attributes(
+    method: &http::Method,
+    path: &str,
+    user: &UserInfo,
+) -> bulwark_rbac::Attributes {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["apis", group, _version, resource] = segments.as_slice()
+        && method == http::Method::POST
+        && resource.ends_with("reviews")
+    {
+        return bulwark_rbac::Attributes::resource(
+            bulwark_rbac::UserInfo {
+                name: user.username.clone(),
+                groups: user.groups.clone(),
+                ..Default::default()
+            },
+            "create",
+            group,
+            resource,
+            "",
+            "",
+        );
+    }
+    authz::non_resource_attributes(method, path, user)
+}
+
 /// Everything that is not a resource: health, version, discovery, reviews.
 async fn other(
     server: &Server,
@@ -536,6 +587,26 @@ async fn other(
             Some(list) => json_response(200, &list, &[]),
             None => ApiError::no_route().into_response(),
         },
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+            match request::decode_body(&parts.headers, body) {
+                Ok(review) => json_response(
+                    201,
+                    &server.authz.self_subject_access_review(user, &review),
+                    &[],
+                ),
+                Err(err) => err.into_response(),
+            }
+        }
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews") => {
+            match request::decode_body(&parts.headers, body) {
+                Ok(review) => json_response(
+                    201,
+                    &server.authz.self_subject_rules_review(user, &review),
+                    &[],
+                ),
+                Err(err) => err.into_response(),
+            }
+        }
         ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") => {
             let _ = body;
             json_response(

@@ -35,6 +35,8 @@ pub(crate) struct ResourceRequest {
     /// The namespace's labels, fetched for the admission checks that read
     /// them (Pod Security).
     pub namespace_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// The authorizer, for the checks writes of RBAC objects need.
+    pub authorizer: Option<std::sync::Arc<crate::authz::Authorizer>>,
 }
 
 /// The verbs of the Kubernetes API.
@@ -154,6 +156,7 @@ pub(crate) fn parse(
         query,
         user: None,
         namespace_labels: None,
+        authorizer: None,
     })))
 }
 

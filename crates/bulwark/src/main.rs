@@ -20,6 +20,19 @@ enum Command {
     Version,
     /// Run the control plane: the API server on the embedded store (or etcd).
     Server(ServerArgs),
+    /// Print a kubeconfig for a user, with a client certificate signed by the
+    /// cluster CA (CN = user, O = groups), for the server in the data dir.
+    Kubeconfig {
+        /// Bulwark's data directory (where the CA is).
+        #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+        /// The user name.
+        #[arg(long)]
+        user: String,
+        /// Groups (repeat or comma-separate).
+        #[arg(long = "group", value_delimiter = ',')]
+        groups: Vec<String>,
+    },
     /// Manage the node's images: pull, import, ls, rm, prune.
     Image {
         /// The image store (default: <data-dir>/images).
@@ -122,6 +135,28 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Kubeconfig {
+            data_dir,
+            user,
+            groups,
+        } => {
+            let pki = bulwark_apiserver::Pki::load_or_create(&data_dir, &[])?;
+            let admin =
+                std::fs::read_to_string(data_dir.join("admin.kubeconfig")).map_err(|err| {
+                    anyhow::anyhow!(
+                        "{}: {err} (start bulwark server first)",
+                        data_dir.join("admin.kubeconfig").display()
+                    )
+                })?;
+            let server = admin
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("server: "))
+                .ok_or_else(|| anyhow::anyhow!("no server in the admin kubeconfig"))?;
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            let (cert, key) = pki.issue_client(&user, &groups)?;
+            print!("{}", pki.kubeconfig(server, &user, &cert, &key));
+            Ok(())
+        }
         Command::Image {
             image_dir,
             data_dir,

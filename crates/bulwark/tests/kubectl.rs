@@ -864,3 +864,149 @@ fn pod_security_enforces_baseline_and_warns_restricted_by_default() {
         "{warning}"
     );
 }
+
+impl Cluster {
+    /// A kubeconfig for `user` in `groups` (from `bulwark kubeconfig`).
+    fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+        command
+            .args(["kubeconfig", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--user", user]);
+        for group in groups {
+            command.args(["--group", group]);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.kubeconfig", user.replace(':', "_")));
+        std::fs::write(&path, out.stdout).unwrap();
+        path
+    }
+
+    /// kubectl as the user of `kubeconfig`.
+    fn as_user(&self, kubeconfig: &PathBuf, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        command.env("KUBECONFIG", kubeconfig);
+        command.output().unwrap()
+    }
+
+    /// Polls (RBAC changes reach the authorizer asynchronously) until
+    /// `kubectl auth can-i` answers `expected` for the user.
+    fn wait_can_i(&self, kubeconfig: &PathBuf, args: &[&str], expected: bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut full = vec!["auth", "can-i"];
+        full.extend_from_slice(args);
+        while self.as_user(kubeconfig, &full).status.success() != expected {
+            assert!(
+                Instant::now() < deadline,
+                "can-i {args:?} never became {expected}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn rbac_grants_least_privilege_and_stops_escalation() {
+    let c = Cluster::start();
+    let alice = c.kubeconfig_for("alice", &[]);
+    let stderr = |o: Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // Authenticated is not authorized.
+    let err = stderr(c.as_user(&alice, &["get", "pods"]));
+    assert!(
+        err.contains(r#"Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{err}"
+    );
+    let out = c.as_user(&alice, &["auth", "can-i", "list", "pods"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+    assert!(
+        c.as_user(&alice, &["auth", "whoami"]).status.success(),
+        "everyone may ask who they are"
+    );
+
+    // view: read pods, not secrets.
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "alice-view",
+        "--clusterrole=view",
+        "--user=alice",
+    ]);
+    c.wait_can_i(&alice, &["list", "pods"], true);
+    assert!(c.as_user(&alice, &["get", "pods"]).status.success());
+    let err = stderr(c.as_user(&alice, &["get", "secrets"]));
+    assert!(
+        err.contains(r#"secrets is forbidden: User "alice" cannot list resource "secrets""#),
+        "{err}"
+    );
+    // Only in the namespace bound.
+    let err = stderr(c.as_user(&alice, &["get", "pods", "-n", "kube-system"]));
+    assert!(err.contains(r#"in the namespace "kube-system""#), "{err}");
+
+    // admin in default may manage RBAC there, but not grant what it lacks.
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "alice-admin",
+        "--clusterrole=admin",
+        "--user=alice",
+    ]);
+    c.wait_can_i(&alice, &["create", "rolebindings"], true);
+    let err = stderr(c.as_user(
+        &alice,
+        &[
+            "create",
+            "rolebinding",
+            "grab",
+            "--clusterrole=cluster-admin",
+            "--user=alice",
+        ],
+    ));
+    assert!(
+        err.contains(r#"rolebindings.rbac.authorization.k8s.io "grab" is forbidden: user "alice""#)
+            && err.contains("is attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
+    let err = stderr(c.as_user(
+        &alice,
+        &["create", "role", "nodes", "--verb=get", "--resource=nodes"],
+    ));
+    assert!(
+        err.contains("is attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
+    // Within what it holds, it may delegate.
+    assert!(
+        c.as_user(
+            &alice,
+            &[
+                "create",
+                "rolebinding",
+                "bob-view",
+                "--clusterrole=view",
+                "--user=bob"
+            ]
+        )
+        .status
+        .success()
+    );
+
+    // A node identity gets no secrets it has no pod for.
+    c.ok(&["create", "secret", "generic", "db", "--from-literal=p=x"]);
+    let node = c.kubeconfig_for("system:node:n1", &["system:nodes"]);
+    let err = stderr(c.as_user(&node, &["get", "secret", "db"]));
+    assert!(
+        err.contains("Forbidden")
+            && err.contains(r#"User "system:node:n1" cannot get resource "secrets""#),
+        "{err}"
+    );
+}
