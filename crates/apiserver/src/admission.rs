@@ -82,3 +82,38 @@ pub(crate) fn pod_security(
     }
     Ok(decision.warnings)
 }
+
+/// DenyServiceExternalIPs (CVE-2020-8554): a Service may not gain
+/// `externalIPs` (anyone who may create Services could otherwise intercept
+/// traffic to any address). IPs a Service already had may stay.
+pub(crate) fn deny_external_ips(
+    req: &ResourceRequest,
+    old: Option<&Value>,
+    object: &Value,
+) -> ApiResult<()> {
+    if req.resource.kind != "Service" || !req.resource.group.is_empty() {
+        return Ok(());
+    }
+    let ips = |o: Option<&Value>| -> Vec<String> {
+        o.and_then(|o| o.pointer("/spec/externalIPs"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = ips(old);
+    if ips(Some(object)).iter().any(|ip| !before.contains(ip)) {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(ApiError::forbidden(format!(
+            "services \"{name}\" is forbidden: externalIPs have been disabled"
+        )));
+    }
+    Ok(())
+}

@@ -426,6 +426,7 @@ pub(crate) async fn create_object(
         ));
     }
     warnings.extend(crate::admission::pod_security(req, None, &object)?);
+    crate::admission::deny_external_ips(req, None, &object)?;
     if let Some(authorizer) = &req.authorizer {
         authorizer.check_rbac_write(req, &object, None)?;
     }
@@ -644,6 +645,7 @@ pub(crate) fn merge_update(
         ));
     }
     warnings.extend(crate::admission::pod_security(req, Some(current), &merged)?);
+    crate::admission::deny_external_ips(req, Some(current), &merged)?;
     if let Some(authorizer) = &req.authorizer {
         authorizer.check_rbac_write(req, &merged, Some(current))?;
     }

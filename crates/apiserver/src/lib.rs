@@ -367,6 +367,10 @@ async fn route(
     request: Request,
 ) -> (Response, &'static str, String) {
     let (parts, body) = request.into_parts();
+    let user = match authz::impersonate(&server.authz, user, &parts.headers) {
+        Ok(user) => user,
+        Err(err) => return (err.into_response(), "impersonate", String::new()),
+    };
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
     let target = match request::parse(&server.registry, &parts.method, &path, &query) {

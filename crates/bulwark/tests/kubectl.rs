@@ -1010,3 +1010,51 @@ fn rbac_grants_least_privilege_and_stops_escalation() {
         "{err}"
     );
 }
+
+#[test]
+fn impersonation_needs_the_impersonate_verb() {
+    let c = Cluster::start();
+    // The admin may impersonate; the impersonated user gets only its own rights.
+    let err = String::from_utf8_lossy(&c.kubectl(&["get", "pods", "--as=bob"]).stderr).into_owned();
+    assert!(
+        err.contains(r#"pods is forbidden: User "bob" cannot list resource "pods""#),
+        "{err}"
+    );
+    assert!(
+        !c.kubectl(&["auth", "can-i", "list", "pods", "--as=bob"])
+            .status
+            .success()
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    c.wait_can_i(&c.kubeconfig.clone(), &["list", "pods", "--as=bob"], true);
+    // Without the verb, impersonation is refused with upstream's words.
+    let alice = c.kubeconfig_for("alice", &[]);
+    let err = String::from_utf8_lossy(&c.as_user(&alice, &["get", "pods", "--as=bob"]).stderr)
+        .into_owned();
+    assert!(
+        err.contains(r#"users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_may_not_gain_external_ips() {
+    let c = Cluster::start();
+    let path = c.dir.path().join("svc.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: intercept}\nspec:\n  ports: [{port: 80}]\n  externalIPs: [203.0.113.7]\n",
+    )
+    .unwrap();
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
+    assert!(
+        err.contains(r#"services "intercept" is forbidden: externalIPs have been disabled"#),
+        "{err}"
+    );
+}
