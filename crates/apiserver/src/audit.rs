@@ -21,8 +21,16 @@ pub(crate) fn request_info(
     query: &str,
     user: Option<&UserInfo>,
     peer: Option<std::net::SocketAddr>,
-    user_agent: &str,
+    headers: &http::HeaderMap,
 ) -> RequestInfo {
+    let header = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    };
+    let user_agent = header("User-Agent").into_iter().next().unwrap_or_default();
     let audit_user = match user {
         Some(user) => AuditUser {
             username: user.username.clone(),
@@ -47,7 +55,14 @@ pub(crate) fn request_info(
     };
     let mut info = RequestInfo::new(&verb, &uri, audit_user);
     info.source_ips = peer.map(|p| vec![p.ip().to_string()]).unwrap_or_default();
-    info.user_agent = user_agent.to_owned();
+    info.user_agent = user_agent;
+    if let Some(target) = header("Impersonate-User").into_iter().next() {
+        info.impersonated = Some(AuditUser {
+            username: target,
+            groups: header("Impersonate-Group"),
+            ..AuditUser::default()
+        });
+    }
     if let Some(Target::Resource(req)) = target {
         info.object_ref = Some(ObjectRef {
             resource: req.resource.plural.to_owned(),

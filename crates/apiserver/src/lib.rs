@@ -308,11 +308,6 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
     async move {
         let started = std::time::Instant::now();
         let audit = server.audit.as_ref().map(|auditor| {
-            let agent = request
-                .headers()
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
             let info = audit::request_info(
                 &server.registry,
                 &method,
@@ -320,7 +315,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
                 &query,
                 user.as_ref(),
                 peer,
-                agent,
+                request.headers(),
             );
             auditor.request_received(&info);
             (auditor, info)

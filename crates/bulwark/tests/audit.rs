@@ -107,3 +107,29 @@ async fn unauthenticated_requests_are_audited_too() {
     assert_eq!(event["user"]["groups"][0], "system:unauthenticated");
     assert_eq!(event["objectRef"]["resource"], "secrets");
 }
+
+#[tokio::test]
+async fn impersonation_is_recorded() {
+    let server = Server::start();
+    let client = server.client().await;
+    let request = http::Request::builder()
+        .uri("/api/v1/namespaces/default/pods")
+        .header("Impersonate-User", "bob")
+        .header("Impersonate-Group", "qa")
+        .body(Vec::new())
+        .unwrap();
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "bob may not list pods");
+    let audit_id = response.headers()["Audit-ID"].to_str().unwrap().to_owned();
+    let event = wait_for_event(&server, |e| e["auditID"] == audit_id.as_str());
+    assert_eq!(event["user"]["username"], "bulwark-admin", "who asked");
+    assert_eq!(event["impersonatedUser"]["username"], "bob", "as whom");
+    assert_eq!(event["impersonatedUser"]["groups"][0], "qa");
+    assert_eq!(
+        event["responseStatus"]["code"], 403,
+        "denied requests are audited"
+    );
+}
