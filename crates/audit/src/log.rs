@@ -232,20 +232,26 @@ fn run_writer(rx: Receiver<Msg>, mut file: LogFile, shared: &Shared) {
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let mut acks = Vec::new();
+        let mut written = 0u64;
         let mut failed = 0u64;
         let mut last_error = None;
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             match msg {
                 Msg::Flush(ack) => acks.push(ack),
-                Msg::Event(event) => {
-                    if let Err(e) = write_event(&mut file, &event) {
+                Msg::Event(event) => match write_event(&mut file, &event) {
+                    Ok(()) => written += 1,
+                    Err(e) => {
                         failed += 1;
                         last_error = Some(e);
                     }
-                }
+                },
             }
         }
-        record(shared, last_error.map_or(Ok(()), Err), failed);
+        // A batch of flushes alone says nothing about the log's health: it
+        // must not clear a failure (only a successful write or reopen does).
+        if written > 0 || failed > 0 {
+            record(shared, last_error.map_or(Ok(()), Err), failed);
+        }
         for ack in acks {
             let _ = ack.send(());
         }
