@@ -230,20 +230,29 @@ impl Authorizer {
         })
     }
 
-    /// `SelfSubjectAccessReview`: may the requesting user do this?
-    pub(crate) fn self_subject_access_review(&self, user: &UserInfo, review: &Value) -> Value {
+    /// An access review (`SelfSubjectAccessReview`, `SubjectAccessReview`,
+    /// `LocalSubjectAccessReview` — `kind`): may `user` do what the spec
+    /// says? A local review's namespace comes from its URL.
+    pub(crate) fn access_review(
+        &self,
+        kind: &str,
+        user: &UserInfo,
+        review: &Value,
+        namespace: Option<&str>,
+    ) -> Value {
         let attrs = if let Some(r) = review.pointer("/spec/resourceAttributes") {
             let text = |f: &str| r.get(f).and_then(Value::as_str).unwrap_or("").to_owned();
             let resource = match text("subresource").as_str() {
                 "" => text("resource"),
                 sub => format!("{}/{sub}", text("resource")),
             };
+            let review_namespace = namespace.map_or_else(|| text("namespace"), str::to_owned);
             Attributes::resource(
                 rbac_user(user),
                 &text("verb"),
                 &text("group"),
                 &resource,
-                &text("namespace"),
+                &review_namespace,
                 &text("name"),
             )
         } else {
@@ -261,7 +270,7 @@ impl Authorizer {
             Decision::Deny(reason) | Decision::NoOpinion(reason) => (false, reason),
         };
         let mut out = json!({
-            "kind": "SelfSubjectAccessReview",
+            "kind": kind,
             "apiVersion": "authorization.k8s.io/v1",
             "metadata": {"creationTimestamp": null},
             "spec": review.get("spec").cloned().unwrap_or(json!({})),

@@ -15,12 +15,43 @@ pub(crate) const AGGREGATED: &str =
 
 /// Groups served outside the resource table (review APIs), as discovery
 /// lists them: (group, version, resource, kind).
-const REVIEWS: &[(&str, &str, &str, &str)] = &[(
-    "authentication.k8s.io",
-    "v1",
-    "selfsubjectreviews",
-    "SelfSubjectReview",
-)];
+const REVIEWS: &[(&str, &str, &str, &str)] = &[
+    (
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+    ),
+];
+
+/// Whether a review resource is namespaced (only the local access review).
+fn review_namespaced(plural: &str) -> bool {
+    plural == "localsubjectaccessreviews"
+}
 
 /// `GET /version`.
 pub(crate) fn version() -> Value {
@@ -142,7 +173,7 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
     }
     for (g, v, plural, kind) in REVIEWS {
         if *g == group && *v == version {
-            resources.push(json!({"name": plural, "singularName": "", "namespaced": false, "kind": kind, "verbs": ["create"]}));
+            resources.push(json!({"name": plural, "singularName": "", "namespaced": review_namespaced(plural), "kind": kind, "verbs": ["create"]}));
         }
     }
     if resources.is_empty() {
@@ -204,7 +235,7 @@ pub(crate) fn aggregated(registry: &Registry, core: bool) -> Value {
                         resources.push(json!({
                             "resource": plural,
                             "singularResource": "",
-                            "scope": "Cluster",
+                            "scope": if review_namespaced(plural) { "Namespaced" } else { "Cluster" },
                             "responseKind": {"group": g, "version": v, "kind": kind},
                             "verbs": ["create"],
                         }));

@@ -590,11 +590,31 @@ async fn other(
             match request::decode_body(&parts.headers, body) {
                 Ok(review) => json_response(
                     201,
-                    &server.authz.self_subject_access_review(user, &review),
+                    &server
+                        .authz
+                        .access_review("SelfSubjectAccessReview", user, &review, None),
                     &[],
                 ),
                 Err(err) => err.into_response(),
             }
+        }
+        ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews") => {
+            subject_access_review(server, &parts.headers, body, "SubjectAccessReview", None)
+        }
+        ("POST", p)
+            if p.starts_with("/apis/authorization.k8s.io/v1/namespaces/")
+                && p.ends_with("/localsubjectaccessreviews") =>
+        {
+            let namespace = p
+                .trim_start_matches("/apis/authorization.k8s.io/v1/namespaces/")
+                .trim_end_matches("/localsubjectaccessreviews");
+            subject_access_review(
+                server,
+                &parts.headers,
+                body,
+                "LocalSubjectAccessReview",
+                Some(namespace),
+            )
         }
         ("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews") => {
             match request::decode_body(&parts.headers, body) {
@@ -633,6 +653,81 @@ async fn other(
         }
         _ => ApiError::no_route().into_response(),
     }
+}
+
+/// `SubjectAccessReview` / `LocalSubjectAccessReview`: may the user the
+/// spec names (with its groups) do this? A local review's namespace must
+/// match its URL's.
+fn subject_access_review(
+    server: &Server,
+    headers: &http::HeaderMap,
+    body: &bytes::Bytes,
+    kind: &'static str,
+    namespace: Option<&str>,
+) -> Response {
+    let review = match request::decode_body(headers, body) {
+        Ok(review) => review,
+        Err(err) => return err.into_response(),
+    };
+    let username = review
+        .pointer("/spec/user")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let groups: Vec<String> = review
+        .pointer("/spec/groups")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if username.is_empty() && groups.is_empty() {
+        return ApiError::invalid(
+            kind,
+            "authorization.k8s.io",
+            "",
+            vec![status::Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: \"\": at least one of user or group must be specified"
+                    .into(),
+                field: "spec.user".into(),
+            }],
+        )
+        .into_response();
+    }
+    if let (Some(namespace), Some(spec_namespace)) = (
+        namespace,
+        review
+            .pointer("/spec/resourceAttributes/namespace")
+            .and_then(Value::as_str),
+    ) && !spec_namespace.is_empty()
+        && spec_namespace != namespace
+    {
+        return ApiError::invalid(
+            kind,
+            "authorization.k8s.io",
+            "",
+            vec![status::Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: \"{spec_namespace}\": must match metadata.namespace"
+                ),
+                field: "spec.resourceAttributes.namespace".into(),
+            }],
+        )
+        .into_response();
+    }
+    let subject = UserInfo { username, groups };
+    json_response(
+        201,
+        &server
+            .authz
+            .access_review(kind, &subject, &review, namespace),
+        &[],
+    )
 }
 
 fn aggregated_response(body: &Value) -> Response {

@@ -469,3 +469,60 @@ async fn strict_validation_refuses_duplicate_fields() {
         status.message
     );
 }
+
+#[tokio::test]
+async fn subject_access_reviews_answer_for_other_users() {
+    let server = Server::start();
+    let client = server.client().await;
+    let review = |path: &str, body: serde_json::Value| {
+        http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let ask = |user: &str, group: &str, namespace: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+               "spec": {"user": user, "groups": [group],
+                        "resourceAttributes": {"verb": "list", "resource": "pods", "namespace": namespace}}})
+    };
+    let answer = |text: String| -> serde_json::Value { serde_json::from_str(&text).unwrap() };
+    let path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let admin = answer(
+        client
+            .request_text(review(path, ask("root", "system:masters", "default")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(admin["status"]["allowed"], true);
+    let nobody = answer(
+        client
+            .request_text(review(
+                path,
+                ask("mallory", "system:authenticated", "default"),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(nobody["status"]["allowed"], false);
+    // A local review is bound to its URL's namespace.
+    let local = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews";
+    let mut wrong = ask("root", "system:masters", "kube-system");
+    wrong["kind"] = json!("LocalSubjectAccessReview");
+    assert_eq!(
+        status_of(client.request_text(review(local, wrong)).await).code,
+        422
+    );
+    let mut right = ask("root", "system:masters", "");
+    right["kind"] = json!("LocalSubjectAccessReview");
+    let local_answer = answer(client.request_text(review(local, right)).await.unwrap());
+    assert_eq!(local_answer["kind"], "LocalSubjectAccessReview");
+    assert_eq!(local_answer["status"]["allowed"], true);
+    // Neither user nor group: refused.
+    let empty = json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}});
+    assert_eq!(
+        status_of(client.request_text(review(path, empty)).await).code,
+        422
+    );
+}
