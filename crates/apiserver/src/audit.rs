@@ -9,13 +9,12 @@ use bulwark_audit::{Auditor, ObjectRef, RequestInfo, UserInfo as AuditUser};
 use http::Method;
 
 use crate::auth::UserInfo;
-use crate::registry::Registry;
-use crate::request::{self, Target};
+use crate::request::Target;
 
 /// Builds what the auditor needs to know about a request before it is
 /// handled.
 pub(crate) fn request_info(
-    registry: &Registry,
+    target: Option<&Target>,
     method: &Method,
     path: &str,
     query: &str,
@@ -48,8 +47,7 @@ pub(crate) fn request_info(
     } else {
         format!("{path}?{query}")
     };
-    let target = request::parse(registry, method, path, query).ok();
-    let verb = match &target {
+    let verb = match target {
         Some(Target::Resource(req)) => req.verb.as_str().to_owned(),
         _ => method.as_str().to_ascii_lowercase(),
     };

@@ -364,12 +364,32 @@ pub(crate) fn resource_attributes(req: &ResourceRequest, user: &UserInfo) -> Att
     )
 }
 
+/// What RBAC checks for a request that is not a stored resource: the review
+/// APIs are resources (`create` on `selfsubjectaccessreviews`, which the
+/// default `system:basic-user` role grants every authenticated user; a
+/// `localsubjectaccessreviews` in its namespace); the rest are non-resource
+/// URLs (discovery, health, version, metrics).
+pub(crate) fn other_attributes(method: &http::Method, path: &str, user: &UserInfo) -> Attributes {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let review = match segments.as_slice() {
+        ["apis", group, _, "namespaces", namespace, resource] => {
+            Some((*group, *namespace, *resource))
+        }
+        ["apis", group, _, resource] => Some((*group, "", *resource)),
+        _ => None,
+    };
+    match review {
+        Some((group, namespace, resource))
+            if method == http::Method::POST && resource.ends_with("reviews") =>
+        {
+            Attributes::resource(rbac_user(user), "create", group, resource, namespace, "")
+        }
+        _ => non_resource_attributes(method, path, user),
+    }
+}
+
 /// The attributes of a non-resource request (`/healthz`, `/apis`, …).
-pub(crate) fn non_resource_attributes(
-    method: &http::Method,
-    path: &str,
-    user: &UserInfo,
-) -> Attributes {
+fn non_resource_attributes(method: &http::Method, path: &str, user: &UserInfo) -> Attributes {
     Attributes::non_resource(rbac_user(user), &method.as_str().to_ascii_lowercase(), path)
 }
 

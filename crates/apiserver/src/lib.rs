@@ -307,9 +307,10 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
     );
     async move {
         let started = std::time::Instant::now();
+        let target = request::parse(&server.registry, &method, &path, &query);
         let audit = server.audit.as_ref().map(|auditor| {
             let info = audit::request_info(
-                &server.registry,
+                target.as_ref().ok(),
                 &method,
                 &path,
                 &query,
@@ -329,7 +330,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
         }
         let (mut response, verb, resource) = match user {
             None => (ApiError::unauthorized().into_response(), "", String::new()),
-            Some(user) => route(&server, user, request).await,
+            Some(user) => route(&server, user, target, request).await,
         };
         let code = response.status().as_u16();
         if let Some((auditor, info)) = &audit {
@@ -359,6 +360,7 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
 async fn route(
     server: &Server,
     user: UserInfo,
+    target: ApiResult<Target>,
     request: Request,
 ) -> (Response, &'static str, String) {
     let (parts, body) = request.into_parts();
@@ -367,8 +369,7 @@ async fn route(
         Err(err) => return (err.into_response(), "impersonate", String::new()),
     };
     let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    let target = match request::parse(&server.registry, &parts.method, &path, &query) {
+    let target = match target {
         Ok(target) => target,
         Err(err) => return (err.into_response(), "", String::new()),
     };
@@ -384,7 +385,7 @@ async fn route(
     };
     match target {
         Target::Other => {
-            let attrs = review_or_path_attributes(&parts.method, &path, &user);
+            let attrs = authz::other_attributes(&parts.method, &path, &user);
             if let Err(err) = server.authz.check(&attrs) {
                 return (err.into_response(), "", String::new());
             }
@@ -503,36 +504,6 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> Response {
     response
         .body(Body::from(body.to_string()))
         .unwrap_or_else(|_| ApiError::internal("building a response").into_response())
-}
-
-/// What RBAC checks for a request that is not a stored resource: the
-/// review APIs are resources (`create` on `selfsubjectaccessreviews`, which
-/// the default `system:basic-user` role grants every authenticated user);
-/// the rest are non-resource URLs (discovery, health, version, metrics).
-fn review_or_path_attributes(
-    method: &http::Method,
-    path: &str,
-    user: &UserInfo,
-) -> bulwark_rbac::Attributes {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if let ["apis", group, _version, resource] = segments.as_slice()
-        && method == http::Method::POST
-        && resource.ends_with("reviews")
-    {
-        return bulwark_rbac::Attributes::resource(
-            bulwark_rbac::UserInfo {
-                name: user.username.clone(),
-                groups: user.groups.clone(),
-                ..Default::default()
-            },
-            "create",
-            group,
-            resource,
-            "",
-            "",
-        );
-    }
-    authz::non_resource_attributes(method, path, user)
 }
 
 /// Everything that is not a resource: health, version, discovery, reviews.

@@ -82,7 +82,7 @@ impl Pki {
             || {
                 let mut params = CertificateParams::new(server_names(extra_sans))
                     .map_err(cert_err("apiserver"))?;
-                params.distinguished_name = name("kube-apiserver", None);
+                params.distinguished_name = name("kube-apiserver");
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
                 params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
                 Ok(params)
@@ -164,7 +164,7 @@ current-context: {user}@bulwark
 fn new_ca() -> Result<(String, String), PkiError> {
     let key = KeyPair::generate().map_err(cert_err("ca key"))?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = name("bulwark-ca", None);
+    params.distinguished_name = name("bulwark-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -209,11 +209,8 @@ fn load_or_issue(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn name(common_name: &str, org: Option<&str>) -> DistinguishedName {
+fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
-    if let Some(org) = org {
-        dn.push(DnType::OrganizationName, org);
-    }
     dn.push(DnType::CommonName, common_name);
     dn
 }

@@ -1058,3 +1058,28 @@ fn services_may_not_gain_external_ips() {
         "{err}"
     );
 }
+
+#[test]
+fn local_access_reviews_are_authorized_in_their_namespace() {
+    let c = Cluster::start();
+    let alice = c.kubeconfig_for("alice", &[]);
+    let body = c.dir.path().join("lsar.json");
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"authorization.k8s.io/v1","kind":"LocalSubjectAccessReview","spec":{"user":"bob","resourceAttributes":{"verb":"get","resource":"pods"}}}"#,
+    )
+    .unwrap();
+    let path = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews";
+    let out = c.as_user(
+        &alice,
+        &["create", "--raw", path, "-f", body.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"User "alice" cannot create resource "localsubjectaccessreviews" in API group "authorization.k8s.io" in the namespace "default""#),
+        "{err}"
+    );
+    // The admin may ask; the answer is about bob.
+    let answer = c.ok(&["create", "--raw", path, "-f", body.to_str().unwrap()]);
+    assert!(answer.contains(r#""allowed":false"#), "{answer}");
+}
