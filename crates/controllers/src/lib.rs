@@ -15,7 +15,10 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod discovery;
+mod gc;
 mod informer;
+mod namespace;
 mod queue;
 mod serviceaccount;
 
@@ -131,8 +134,20 @@ struct Controller {
     run: fn(Context) -> BoxFuture<'static, ()>,
 }
 
-const CONTROLLERS: &[Controller] = &[Controller {
-    name: "service-account-controller",
-    component: "service-account-controller",
-    run: |cx| Box::pin(serviceaccount::run(cx)),
-}];
+const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "generic-garbage-collector",
+        component: "garbage-collector-controller",
+        run: |cx| Box::pin(gc::run(cx)),
+    },
+    Controller {
+        name: "namespace-controller",
+        component: "namespace-controller",
+        run: |cx| Box::pin(namespace::run(cx)),
+    },
+    Controller {
+        name: "service-account-controller",
+        component: "service-account-controller",
+        run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+];

@@ -1,5 +1,7 @@
 //! The ServiceAccount controller, against a real API server.
 
+#![allow(clippy::unwrap_used)] // harness code outside #[test] fns: a panic is the failure report
+
 mod common;
 
 use common::{Harness, PATIENCE};
