@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use bulwark_store::StoreExt as _;
 use serde_json::Value;
 
 use crate::discovery::KUBERNETES_VERSION;
@@ -116,4 +117,148 @@ pub(crate) fn deny_external_ips(
         )));
     }
     Ok(())
+}
+
+/// How long pods tolerate a not-ready or unreachable node before the taint
+/// eviction controller evicts them (DefaultTolerationSeconds, 300 s).
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// DefaultTolerationSeconds (upstream's admission plugin, on by default):
+/// a new pod without its own toleration of the `not-ready` / `unreachable`
+/// NoExecute taints tolerates them for 300 s.
+pub(crate) fn default_toleration_seconds(req: &ResourceRequest, pod: &mut Value) {
+    if req.resource.kind != "Pod" || !req.resource.group.is_empty() {
+        return;
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerations = spec
+        .entry("tolerations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let covered = list.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let tkey = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let exists_all =
+                tkey.is_empty() && t.get("operator").and_then(Value::as_str) == Some("Exists");
+            (tkey == key || exists_all) && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !covered {
+            list.push(serde_json::json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+            }));
+        }
+    }
+}
+
+/// The built-in PriorityClasses every cluster has (upstream creates them
+/// as objects too; their values are fixed).
+const SYSTEM_PRIORITIES: &[(&str, i64)] = &[
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
+
+/// Priority (upstream's admission plugin, on by default): a new pod's
+/// `spec.priority` comes from its `priorityClassName` (or the global
+/// default class, or 0); a pod may not set a priority of its own that
+/// disagrees, and a class that does not exist is refused.
+pub(crate) async fn pod_priority(
+    store: &dyn bulwark_store::Store,
+    req: &ResourceRequest,
+    pod: &mut Value,
+) -> ApiResult<()> {
+    if req.resource.kind != "Pod" || !req.resource.group.is_empty() {
+        return Ok(());
+    }
+    let class = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    let (name, value, policy) = match class {
+        Some(name) => {
+            if let Some((_, value)) = SYSTEM_PRIORITIES.iter().find(|(n, _)| *n == name) {
+                (Some(name), *value, None)
+            } else {
+                let kv = store
+                    .get(&format!("/registry/priorityclasses/{name}"))
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::forbidden(format!(
+                            "pods \"{}\" is forbidden: no PriorityClass with name {name} was found",
+                            pod.pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                        ))
+                    })?;
+                let class: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
+                (
+                    Some(name),
+                    class.get("value").and_then(Value::as_i64).unwrap_or(0),
+                    class.get("preemptionPolicy").cloned(),
+                )
+            }
+        }
+        None => match global_default(store).await? {
+            Some((name, value, policy)) => (Some(name), value, policy),
+            None => (None, 0, None),
+        },
+    };
+    if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64)
+        && given != value
+    {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name",
+            pod.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        )));
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let Some(name) = name {
+        spec.insert("priorityClassName".into(), Value::String(name));
+    }
+    spec.insert("priority".into(), Value::from(value));
+    if let Some(policy) = policy {
+        spec.entry("preemptionPolicy").or_insert(policy);
+    }
+    Ok(())
+}
+
+async fn global_default(
+    store: &dyn bulwark_store::Store,
+) -> ApiResult<Option<(String, i64, Option<Value>)>> {
+    let page = store
+        .range(bulwark_store::Range::prefix("/registry/priorityclasses/"))
+        .await?;
+    for kv in page.kvs {
+        let Ok(class) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        if class.get("globalDefault").and_then(Value::as_bool) == Some(true) {
+            let name = class
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            return Ok(Some((
+                name,
+                class.get("value").and_then(Value::as_i64).unwrap_or(0),
+                class.get("preemptionPolicy").cloned(),
+            )));
+        }
+    }
+    Ok(None)
 }

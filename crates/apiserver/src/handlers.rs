@@ -416,6 +416,9 @@ pub(crate) async fn create_object(
     }
     check_namespace_open(api, resource, req.namespace.as_deref()).await?;
     defaults::apply(resource, &mut object);
+    // Mutating admission, before validation as upstream orders it.
+    crate::admission::default_toleration_seconds(req, &mut object);
+    crate::admission::pod_priority(&*api.store, req, &mut object).await?;
     let causes = crate::validation::validate(resource, &object);
     if !causes.is_empty() {
         return Err(ApiError::invalid(

@@ -291,6 +291,7 @@ fn start_components(
             election: Some(election("kube-controller-manager")),
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
+            node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {

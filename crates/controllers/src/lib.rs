@@ -19,6 +19,7 @@ mod discovery;
 mod gc;
 mod informer;
 mod namespace;
+mod nodelifecycle;
 mod queue;
 mod serviceaccount;
 
@@ -40,7 +41,13 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Controllers to run by name (`replicaset-controller`, …); empty: all.
     pub only: Vec<String>,
+    /// How long a node may go without a heartbeat before it is marked
+    /// unreachable (upstream's `--node-monitor-grace-period`, 50 s).
+    pub node_monitor_grace_period: std::time::Duration,
 }
+
+/// Upstream's `--node-monitor-grace-period` default.
+pub const NODE_MONITOR_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(50);
 
 /// Why the controller manager stopped.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +100,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             client,
             informers: informers.clone(),
             clock: Arc::clone(&options.clock),
+            node_monitor_grace_period: options.node_monitor_grace_period,
         };
         let name = controller.name;
         let run = controller.run;
@@ -124,6 +132,8 @@ struct Context {
     recorder: Recorder,
     /// Now.
     clock: Arc<dyn Clock>,
+    /// See [`Options::node_monitor_grace_period`].
+    node_monitor_grace_period: std::time::Duration,
 }
 
 /// One controller: its service account name, the component its Events
@@ -144,6 +154,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "namespace-controller",
         component: "namespace-controller",
         run: |cx| Box::pin(namespace::run(cx)),
+    },
+    Controller {
+        name: "node-controller",
+        component: "node-controller",
+        run: |cx| Box::pin(nodelifecycle::run(cx)),
     },
     Controller {
         name: "service-account-controller",

@@ -61,6 +61,8 @@ impl Default for FakeNodeConfig {
 pub struct FakeNodes {
     names: Vec<String>,
     silent: Arc<Mutex<HashSet<String>>>,
+    /// Revived nodes whose Ready condition is to be posted again.
+    revived: Arc<Mutex<HashSet<String>>>,
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -89,10 +91,12 @@ impl FakeNodes {
             .await?;
         let silent = Arc::new(Mutex::new(HashSet::new()));
         let mut tasks = tokio::task::JoinSet::new();
+        let revived = Arc::new(Mutex::new(HashSet::new()));
         tasks.spawn(heartbeat(
             client.clone(),
             names.clone(),
             Arc::clone(&silent),
+            Arc::clone(&revived),
             config.lease_interval,
         ));
         tasks.spawn(kubelet(
@@ -104,6 +108,7 @@ impl FakeNodes {
         Ok(FakeNodes {
             names,
             silent,
+            revived,
             tasks,
         })
     }
@@ -122,12 +127,16 @@ impl FakeNodes {
             .insert(node.to_owned());
     }
 
-    /// `node` comes back.
+    /// `node` comes back: it renews its Lease and posts Ready again.
     pub fn revive(&self, node: &str) {
         self.silent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(node);
+        self.revived
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node.to_owned());
     }
 
     /// Stops every loop.
@@ -234,12 +243,37 @@ async fn heartbeat(
     client: kube::Client,
     names: Vec<String>,
     silent: Arc<Mutex<HashSet<String>>>,
+    revived: Arc<Mutex<HashSet<String>>>,
     interval: Duration,
 ) {
-    let mut tick = tokio::time::interval(interval);
+    // Revivals are noticed within a fraction of the lease interval.
+    let mut tick = tokio::time::interval(interval.min(Duration::from_millis(500)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_renewal: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
+        let back: Vec<String> = revived
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for name in &back {
+            let now = jiff::Timestamp::now().to_string();
+            let ready = json!({"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (fake)", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            ]}});
+            let nodes: Api<Node> = Api::all(client.clone());
+            let _ = nodes
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&ready))
+                .await;
+        }
+        if last_renewal.is_some_and(|at| at.elapsed() < interval) && back.is_empty() {
+            continue;
+        }
+        last_renewal = Some(tokio::time::Instant::now());
         futures::stream::iter(names.iter().filter(|n| !is_silent(&silent, n)))
             .for_each_concurrent(CONCURRENCY, |name| {
                 let client = client.clone();

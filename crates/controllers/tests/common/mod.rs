@@ -28,6 +28,7 @@ impl Harness {
             election: None,
             clock: Arc::new(bulwark_client::SystemClock),
             only: only.iter().map(|s| (*s).to_owned()).collect(),
+            node_monitor_grace_period: std::time::Duration::from_secs(3),
         };
         let manager = tokio::spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
