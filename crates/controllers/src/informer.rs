@@ -45,6 +45,10 @@ impl<K> Clone for Change<K> {
 pub(crate) struct Informer<K: 'static + Resource<DynamicType = ()> + Clone> {
     store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
+    /// True once the first list is in the cache. (kube's
+    /// `Store::wait_until_ready` wakes only the last of several concurrent
+    /// waiters, so readiness is tracked here.)
+    listed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
@@ -52,6 +56,7 @@ impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             changes: self.changes.clone(),
+            listed: self.listed.clone(),
         }
     }
 }
@@ -67,7 +72,8 @@ where
 
     /// Waits until the first list is in the cache.
     pub(crate) async fn ready(&self) {
-        let _ = self.store.wait_until_ready().await;
+        let mut listed = self.listed.clone();
+        let _ = listed.wait_for(|listed| *listed).await;
     }
 
     /// Changes from now on. A subscriber that falls behind gets `Resynced`.
@@ -126,13 +132,15 @@ impl Informers {
         }
         let (store, writer) = reflector::store::<K>();
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let informer = Informer {
             store,
             changes: changes.clone(),
+            listed,
         };
         made.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         let api: Api<K> = Api::all(self.client.clone());
-        tokio::spawn(feed(api, writer, changes));
+        tokio::spawn(feed(api, writer, changes, listed_tx));
         informer
     }
 }
@@ -141,6 +149,7 @@ async fn feed<K>(
     api: Api<K>,
     mut writer: reflector::store::Writer<K>,
     changes: broadcast::Sender<Change<K>>,
+    listed: tokio::sync::watch::Sender<bool>,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -158,7 +167,10 @@ async fn feed<K>(
         let change = match event {
             watcher::Event::Apply(object) => Change::Applied(Arc::new(object)),
             watcher::Event::Delete(object) => Change::Deleted(Arc::new(object)),
-            watcher::Event::InitDone => Change::Resynced,
+            watcher::Event::InitDone => {
+                listed.send_replace(true);
+                Change::Resynced
+            }
             watcher::Event::Init | watcher::Event::InitApply(_) => continue,
         };
         // No subscribers yet is fine: they reconcile everything at start.

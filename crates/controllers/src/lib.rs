@@ -16,6 +16,7 @@
 //! while it leads.
 
 mod discovery;
+mod endpoints;
 mod gc;
 mod informer;
 mod namespace;
@@ -145,6 +146,16 @@ struct Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "endpoint-controller",
+        component: "endpoint-controller",
+        run: |cx| Box::pin(endpoints::run_endpoints(cx)),
+    },
+    Controller {
+        name: "endpointslice-controller",
+        component: "endpoint-slice-controller",
+        run: |cx| Box::pin(endpoints::run_slices(cx)),
+    },
     Controller {
         name: "generic-garbage-collector",
         component: "garbage-collector-controller",
