@@ -31,6 +31,9 @@ const SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 /// Upstream's `--max-endpoints-per-slice` default.
 const MAX_PER_SLICE: usize = 100;
 
+/// The Service ports a backend serves: `(name, port, protocol)`.
+type PortSet = Vec<(Option<String>, i32, String)>;
+
 /// One pod's address for a Service, with the ports it resolves to.
 #[derive(Clone, Debug, PartialEq)]
 struct Backend {
@@ -40,8 +43,8 @@ struct Backend {
     terminating: bool,
     node: Option<String>,
     pod: ObjectReference,
-    /// `(name, port, protocol)` per Service port this pod can serve.
-    ports: Vec<(Option<String>, i32, String)>,
+    /// The Service ports this pod can serve.
+    ports: PortSet,
 }
 
 /// The backends of `service` among `pods` (same namespace, selected,
@@ -125,10 +128,8 @@ fn named_port(pod: &Pod, name: &str, protocol: &str) -> Option<i32> {
 /// The Endpoints object's subsets: backends grouped by their port sets, as
 /// upstream packs them.
 fn subsets(backends: &[Backend]) -> Vec<EndpointSubset> {
-    let mut groups: BTreeMap<
-        Vec<(Option<String>, i32, String)>,
-        (Vec<EndpointAddress>, Vec<EndpointAddress>),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<PortSet, (Vec<EndpointAddress>, Vec<EndpointAddress>)> =
+        BTreeMap::new();
     for backend in backends.iter().filter(|b| !b.terminating || b.ready) {
         let address = EndpointAddress {
             ip: backend.ip.clone(),
@@ -165,7 +166,7 @@ fn subsets(backends: &[Backend]) -> Vec<EndpointSubset> {
 
 /// The slices' content: endpoints grouped by port set, at most 100 each.
 fn slice_contents(backends: &[Backend]) -> Vec<(Vec<SlicePort>, Vec<Endpoint>)> {
-    let mut groups: BTreeMap<Vec<(Option<String>, i32, String)>, Vec<Endpoint>> = BTreeMap::new();
+    let mut groups: BTreeMap<PortSet, Vec<Endpoint>> = BTreeMap::new();
     for backend in backends {
         groups
             .entry(backend.ports.clone())
@@ -354,7 +355,7 @@ fn reconcile_slices<'a>(
             "{SERVICE_NAME}={name},{MANAGED_BY}={SLICE_CONTROLLER}"
         ));
         let mut existing = api.list(&params).await?.items;
-        existing.sort_by(|a, b| a.name_any().cmp(&b.name_any()));
+        existing.sort_by_key(kube::ResourceExt::name_any);
         let wanted = slice_contents(&backends);
         let owner = OwnerReference {
             api_version: "v1".into(),
