@@ -1092,10 +1092,29 @@ async fn bind(
 
 /// `POST pods/{name}/eviction`: deletes the pod (disruption budgets are
 /// honoured once their controller exists).
+/// The Eviction API: a pod is deleted only if the one PodDisruptionBudget
+/// that selects it allows a disruption now, which is spent (status
+/// `disruptionsAllowed` decremented and the pod noted in `disruptedPods`)
+/// by compare-and-swap, so concurrent evictions cannot overspend it.
 async fn evict(api: &Api, req: &ResourceRequest) -> ApiResult<Reply> {
     let mut one = req.clone();
     one.subresource = None;
     one.verb = Verb::Delete;
+    let pod_key = key_of(&one)?;
+    let pod = api
+        .store
+        .get(&pod_key)
+        .await?
+        .ok_or_else(|| not_found(&one))?;
+    let pod: Value = serde_json::from_slice(&pod.value).map_err(ApiError::internal)?;
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+    // As upstream's canIgnorePDB: a pod already going, finished, or not yet
+    // running disrupts nothing.
+    let ignores_budget = pod.pointer("/metadata/deletionTimestamp").is_some()
+        || matches!(phase, Some("Succeeded" | "Failed" | "Pending") | None);
+    if !ignores_budget {
+        spend_disruption(api, &one, &pod).await?;
+    }
     delete(api, &one, &HeaderMap::new(), &Bytes::new()).await?;
     Ok(Reply {
         code: 201,
@@ -1103,4 +1122,112 @@ async fn evict(api: &Api, req: &ResourceRequest) -> ApiResult<Reply> {
         warnings: Vec::new(),
         list: None,
     })
+}
+
+/// Finds the PodDisruptionBudget selecting `pod` and takes one disruption
+/// from it, or refuses with upstream's 429.
+async fn spend_disruption(api: &Api, req: &ResourceRequest, pod: &Value) -> ApiResult<()> {
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let name = name_of(req)?.to_owned();
+    let empty = serde_json::Map::new();
+    let labels = pod
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let prefix = format!("/registry/poddisruptionbudgets/{namespace}/");
+    let page = api
+        .store
+        .range(bulwark_store::Range::prefix(&prefix))
+        .await?;
+    let mut matching = Vec::new();
+    for kv in page.kvs {
+        let pdb: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
+        // An empty selector selects every pod of the namespace (policy/v1);
+        // a missing one selects none.
+        let selects = pdb.pointer("/spec/selector").is_some_and(|selector| {
+            bulwark_api::labels::LabelSelector::from_object(selector)
+                .is_ok_and(|s| s.matches(labels))
+        });
+        if selects {
+            matching.push((kv.key, pdb));
+        }
+    }
+    let (key, _) = match matching.len() {
+        0 => return Ok(()),
+        1 => matching.remove(0),
+        _ => {
+            return Err(ApiError::internal(
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ));
+        }
+    };
+    for _ in 0..16 {
+        let kv = api.store.get(&key).await?.ok_or_else(|| {
+            ApiError::internal("the disruption budget disappeared during the eviction")
+        })?;
+        let mut pdb = decode_stored(&kv.value, kv.mod_revision)?;
+        let pdb_name = pdb
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let generation = pdb
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let observed = pdb
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let refused = |cause: String| {
+            ApiError::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                vec![crate::status::Cause {
+                    reason: "DisruptionBudget".into(),
+                    message: cause,
+                    field: String::new(),
+                }],
+            )
+        };
+        if observed < generation {
+            return Err(refused(format!(
+                "The disruption budget {pdb_name} is still being processed by the server."
+            )));
+        }
+        let allowed = pdb
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if allowed <= 0 {
+            let healthy = pdb
+                .pointer("/status/currentHealthy")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let desired = pdb
+                .pointer("/status/desiredHealthy")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            return Err(refused(format!(
+                "The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"
+            )));
+        }
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        pdb["status"]["disruptedPods"][&name] = json!(now);
+        if dry_run(req)? {
+            return Ok(());
+        }
+        let write = Write::put(&key, encode(&pdb)?).if_mod_revision(kv.mod_revision);
+        if let WriteOutcome::Committed { .. } = api.store.write(write).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::conflict(
+        "poddisruptionbudgets",
+        "policy",
+        "",
+        "too many concurrent evictions",
+    ))
 }

@@ -174,6 +174,22 @@ impl ApiError {
     }
 
     /// 500 InternalError.
+    /// 429 TooManyRequests: an eviction the disruption budget does not
+    /// allow now (kubectl drain retries these).
+    pub(crate) fn too_many_requests(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        ApiError {
+            code: 429,
+            reason: "TooManyRequests",
+            message: message.into(),
+            details: Some(serde_json::json!({
+                "causes": causes
+                    .into_iter()
+                    .map(|c| serde_json::json!({"reason": c.reason, "message": c.message}))
+                    .collect::<Vec<_>>(),
+            })),
+        }
+    }
+
     pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
         Self::new(
             500,

@@ -16,6 +16,7 @@
 //! while it leads.
 
 mod discovery;
+mod disruption;
 mod endpoints;
 mod gc;
 mod informer;
@@ -146,6 +147,11 @@ struct Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "disruption-controller",
+        component: "controllermanager",
+        run: |cx| Box::pin(disruption::run(cx)),
+    },
     Controller {
         name: "endpoint-controller",
         component: "endpoint-controller",

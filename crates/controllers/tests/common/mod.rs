@@ -41,6 +41,17 @@ impl Harness {
     pub(crate) fn admin(&self) -> kube::Client {
         self.cluster.admin()
     }
+
+    /// An admin client that reports 429s instead of retrying them (kube's
+    /// default retries them with backoff).
+    pub(crate) async fn admin_without_retries(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.cluster.kubeconfig()).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.default_retry = false;
+        kube::Client::try_from(config).unwrap()
+    }
 }
 
 impl Drop for Harness {

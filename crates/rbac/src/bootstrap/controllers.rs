@@ -59,6 +59,17 @@ pub(super) fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            "disruption-controller",
+            vec![
+                r(READ, apps, &["deployments", "replicasets"]),
+                r(READ, &[""], &["replicationcontrollers", "pods"]),
+                r(READ, &["apps"], &["statefulsets"]),
+                r(READ, &["policy"], &["poddisruptionbudgets"]),
+                r(&["update"], &["policy"], &["poddisruptionbudgets/status"]),
+                r(&["get"], &["*"], &["*/scale"]),
+            ],
+        ),
+        (
             "endpoint-controller",
             vec![
                 r(READ, &[""], &["pods", "services"]),
