@@ -15,8 +15,12 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod expectations;
 mod informer;
+mod ownership;
+mod pods;
 mod queue;
+mod replicaset;
 mod serviceaccount;
 
 use std::sync::Arc;
@@ -108,10 +112,6 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
 
 /// What a controller is given.
 #[derive(Clone)]
-#[allow(
-    dead_code,
-    reason = "recorder and clock serve the controllers being added"
-)]
 struct Context {
     /// Writes as the controller's own identity.
     client: kube::Client,
@@ -131,8 +131,15 @@ struct Controller {
     run: fn(Context) -> BoxFuture<'static, ()>,
 }
 
-const CONTROLLERS: &[Controller] = &[Controller {
-    name: "service-account-controller",
-    component: "service-account-controller",
-    run: |cx| Box::pin(serviceaccount::run(cx)),
-}];
+const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "service-account-controller",
+        component: "service-account-controller",
+        run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+    Controller {
+        name: "replicaset-controller",
+        component: "replicaset-controller",
+        run: |cx| Box::pin(replicaset::run(cx)),
+    },
+];

@@ -51,3 +51,68 @@ impl Drop for Harness {
 /// How long a controller may take to act in these tests (generous: CI runs
 /// many tests on two cores).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Plays the scheduler for tests (there is none on this branch): binds
+/// every pod without a node to one of `nodes`, round-robin, through
+/// `pods/binding`. Runs until dropped.
+pub(crate) async fn bind_unscheduled(client: kube::Client, nodes: Vec<String>) {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+    use kube::ResourceExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
+    let mut next = 0usize;
+    let stream = watcher(
+        kube::Api::<Pod>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    futures::pin_mut!(stream);
+    while let Some(pod) = stream.next().await {
+        let Ok(pod) = pod else { continue };
+        let unbound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_none());
+        if !unbound || pod.metadata.deletion_timestamp.is_some() || nodes.is_empty() {
+            continue;
+        }
+        let node = nodes[next % nodes.len()].clone();
+        next += 1;
+        let binding = Binding {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(pod.name_any()),
+                ..Default::default()
+            },
+            target: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node),
+                ..Default::default()
+            },
+        };
+        let api: kube::Api<Pod> =
+            kube::Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        // A conflict means it was bound already; a 404 that it is gone.
+        let _ = api
+            .create_subresource::<_, serde_json::Value>(
+                "binding",
+                &pod.name_any(),
+                &Default::default(),
+                &binding,
+            )
+            .await;
+    }
+}
+
+/// A cluster with `only` these controllers, three fake nodes and the test
+/// binder.
+pub(crate) async fn with_nodes(only: &[&str]) -> (Harness, bulwark_testkit::FakeNodes) {
+    let harness = Harness::start(only).await;
+    let nodes = bulwark_testkit::FakeNodes::start(
+        harness.admin(),
+        bulwark_testkit::FakeNodeConfig::default(),
+    )
+    .await
+    .expect("fake nodes register");
+    tokio::spawn(bind_unscheduled(harness.admin(), nodes.names().to_vec()));
+    (harness, nodes)
+}
