@@ -15,6 +15,7 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod deployment;
 mod expectations;
 mod informer;
 mod ownership;
@@ -141,5 +142,10 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "deployment-controller",
+        component: "deployment-controller",
+        run: |cx| Box::pin(deployment::run(cx)),
     },
 ];

@@ -113,10 +113,10 @@ fn delete_first(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) 
         return rank_b.cmp(&rank_a);
     }
     // 6. Ready for less time first.
-    if let (Some(ready_a), Some(ready_b)) = (ready_since(a), ready_since(b)) {
-        if ready_a != ready_b {
-            return newer_first(ready_a, ready_b, now, a, b);
-        }
+    if let (Some(ready_a), Some(ready_b)) = (ready_since(a), ready_since(b))
+        && ready_a != ready_b
+    {
+        return newer_first(ready_a, ready_b, now, a, b);
     }
     // 7. More restarts first.
     if restarts(a) != restarts(b) {

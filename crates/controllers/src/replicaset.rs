@@ -525,8 +525,10 @@ fn status(
         .into_iter()
         .filter(|c| c.type_ != "ReplicaFailure" || failure.is_some())
         .collect();
-    if let Some(failure) = failure {
-        if !conditions.iter().any(|c| c.type_ == "ReplicaFailure") {
+    if let Some(failure) = failure
+        && !conditions.iter().any(|c| c.type_ == "ReplicaFailure")
+    {
+        {
             let (reason, message) = match failure {
                 SyncError::Delete(m) => ("FailedDelete", m.clone()),
                 SyncError::Create(m) => ("FailedCreate", m.clone()),

@@ -1,5 +1,8 @@
 //! The ReplicaSet controller, against a real API server with fake nodes.
 
+// Helpers outside #[test] fns unwrap too: a failed request fails the test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{PATIENCE, with_nodes};

@@ -71,7 +71,13 @@ pub(crate) async fn bind_unscheduled(client: kube::Client, nodes: Vec<String>) {
     futures::pin_mut!(stream);
     while let Some(pod) = stream.next().await {
         let Ok(pod) = pod else { continue };
-        let unbound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_none());
+        // Pods for another scheduler stay pending (a test's way to stall a rollout).
+        let unbound = pod.spec.as_ref().is_some_and(|s| {
+            s.node_name.is_none()
+                && s.scheduler_name
+                    .as_deref()
+                    .is_none_or(|n| n == "default-scheduler")
+        });
         if !unbound || pod.metadata.deletion_timestamp.is_some() || nodes.is_empty() {
             continue;
         }
