@@ -37,6 +37,7 @@ pub(crate) async fn run(cx: Context) {
     let (mut rs_changes, mut pod_changes) = (sets.subscribe(), pod_informer.subscribe());
     sets.ready().await;
     pod_informer.ready().await;
+    tracing::debug!(controller = "replicaset-controller", "caches synced");
     let enqueue_all = {
         let (queue, sets) = (Arc::clone(&queue), sets.store().clone());
         move || {

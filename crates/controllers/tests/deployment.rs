@@ -213,7 +213,9 @@ fn revision<K: kube::Resource>(object: &K) -> Option<String> {
         .cloned()
 }
 
-#[tokio::test]
+// Multi-threaded: both controllers wait for the shared informers at once
+// (once, one of them waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_with_max_unavailable_zero_keeps_every_replica_ready() {
     let (harness, _nodes) = with_nodes(BOTH).await;
     let client = harness.admin();
