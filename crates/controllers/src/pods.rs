@@ -71,7 +71,11 @@ pub(crate) fn to_delete<'a>(
     }
     let mut ranked: Vec<(usize, &Pod)> = pods
         .iter()
-        .map(|pod| (node_name(pod).map_or(0, |n| on_node[n]), *pod))
+        .map(|pod| {
+            // A pod adopted in this very sync may not be among `related` yet.
+            let rank = node_name(pod).and_then(|n| on_node.get(n)).copied();
+            (rank.unwrap_or(0), *pod)
+        })
         .collect();
     ranked.sort_by(|(rank_a, a), (rank_b, b)| delete_first(a, *rank_a, b, *rank_b, now));
     ranked.into_iter().take(diff).map(|(_, p)| p).collect()
@@ -251,6 +255,18 @@ mod tests {
         let b = pod("b", "n1", "Running", Some(100), 100);
         let c = pod("c", "n2", "Running", Some(10), 10);
         check(&[c, a, b], 1, &["a"]);
+    }
+
+    #[test]
+    fn candidates_need_not_be_among_the_related_pods() {
+        let a = pod("a", "n1", "Running", Some(100), 100);
+        let b = pod("b", "n2", "Running", Some(10), 10);
+        let chosen = to_delete(&[&a, &b], &[&a], 1, now());
+        assert_eq!(
+            chosen[0].metadata.name.as_deref(),
+            Some("a"),
+            "doubled-up rank 1 beats 0"
+        );
     }
 
     #[test]

@@ -194,3 +194,35 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
     .unwrap();
     wait_ready(&sets, "api", 2).await;
 }
+
+#[tokio::test]
+async fn pods_count_as_available_only_after_min_ready_seconds() {
+    let (harness, _nodes) = with_nodes(&["replicaset-controller"]).await;
+    let sets: Api<ReplicaSet> = Api::namespaced(harness.admin(), "default");
+    let mut rs = replica_set("slow", 2);
+    rs.spec.as_mut().unwrap().min_ready_seconds = Some(3);
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let ready_at = std::time::Instant::now();
+    let status = bulwark_testkit::wait_for("two ready", PATIENCE, || async {
+        let status = sets
+            .get("slow")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if status.ready_replicas == Some(2) {
+            Ok(status)
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status.available_replicas,
+        Some(0),
+        "ready, not yet available"
+    );
+    wait_ready(&sets, "slow", 2).await;
+    assert!(ready_at.elapsed() >= std::time::Duration::from_secs(3));
+}
