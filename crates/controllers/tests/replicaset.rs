@@ -226,3 +226,78 @@ async fn pods_count_as_available_only_after_min_ready_seconds() {
     wait_ready(&sets, "slow", 2).await;
     assert!(ready_at.elapsed() >= std::time::Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_hundred_replicas_are_created_once_each() {
+    let (harness, _nodes) = with_nodes(&["replicaset-controller"]).await;
+    let client = harness.admin();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let start = std::time::Instant::now();
+    sets.create(&PostParams::default(), &replica_set("many", 100))
+        .await
+        .unwrap();
+    let rs = wait_ready(&sets, "many", 100).await;
+    eprintln!("100 replicas ready in {:?}", start.elapsed());
+    assert_eq!(owned_pods(&pods, &rs).await.len(), 100);
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let created = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
+        .count();
+    assert_eq!(created, 100, "no pod created twice");
+}
+
+#[tokio::test]
+async fn refused_creations_are_reported_as_replica_failure() {
+    let (harness, _nodes) = with_nodes(&["replicaset-controller"]).await;
+    let client = harness.admin();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let mut rs = replica_set("priv", 3);
+    // Pod Security (baseline by default) refuses privileged pods.
+    let template = rs.spec.as_mut().unwrap().template.as_mut().unwrap();
+    template.spec.as_mut().unwrap().containers[0].security_context =
+        Some(serde_json::from_value(json!({"privileged": true})).unwrap());
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let condition = bulwark_testkit::wait_for("ReplicaFailure", PATIENCE, || async {
+        let status = sets
+            .get("priv")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "ReplicaFailure")
+            .cloned()
+            .ok_or_else(|| format!("{status:?}"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_deref()),
+        ("True", Some("FailedCreate"))
+    );
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let failed: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.starts_with("Error creating: ") && m.contains("PodSecurity")),
+        "{failed:?}"
+    );
+}
