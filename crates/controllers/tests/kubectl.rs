@@ -177,6 +177,23 @@ async fn kubectl_create_scale_set_image_rollout_undo() {
     assert_eq!(out.trim(), "deployment.apps/web resumed");
     ok(bin, config, &status).await;
     wait_images(&client, &["nginx:1.28"; 4]).await;
+
+    // What `get` and `describe` show.
+    let row = ok(bin, config, &["get", "deployment", "web", "--no-headers"]).await;
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(columns[..4], ["web", "4/4", "4", "4"], "{row}");
+    let described = ok(bin, config, &["describe", "deployment", "web"]).await;
+    for expected in [
+        "Replicas:               4 desired | 4 updated | 4 total | 4 available | 0 unavailable",
+        "Available      True    MinimumReplicasAvailable",
+        "Progressing    True    NewReplicaSetAvailable",
+        "ScalingReplicaSet",
+    ] {
+        assert!(
+            described.contains(expected),
+            "{expected:?} not in {described}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

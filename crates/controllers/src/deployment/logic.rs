@@ -708,6 +708,10 @@ pub(crate) fn rollout_status(
             set_condition(&mut status, c);
         }
     }
+    match replica_failure(all, new) {
+        Some(failure) => set_condition(&mut status, failure),
+        None => remove_condition(&mut status, "ReplicaFailure"),
+    }
     let requeue = if complete(d, &status) {
         None
     } else {
@@ -721,6 +725,28 @@ pub(crate) fn rollout_status(
         })
     };
     (status, requeue)
+}
+
+/// A ReplicaSet's ReplicaFailure (the new one's first), as the
+/// Deployment's (`getReplicaFailures`).
+fn replica_failure(all: &[&ReplicaSet], new: Option<&ReplicaSet>) -> Option<DeploymentCondition> {
+    new.into_iter().chain(all.iter().copied()).find_map(|rs| {
+        let c = rs
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "ReplicaFailure")?;
+        Some(DeploymentCondition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            last_update_time: c.last_transition_time.clone(),
+            last_transition_time: c.last_transition_time.clone(),
+        })
+    })
 }
 
 /// The Progressing condition a pause or resume sets (`checkPausedConditions`).

@@ -315,3 +315,29 @@ fn pausing_and_resuming_set_progressing_unknown() {
     let c = paused_condition(&d, now).unwrap();
     assert_eq!(c.reason.as_deref(), Some("DeploymentResumed"));
 }
+
+#[test]
+fn a_replica_set_failure_shows_on_the_deployment() {
+    let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+    let d = deployment(3, json!(1), json!(0));
+    let mut failing = rs("web-abc", 1, 3, 0);
+    failing.status.as_mut().unwrap().conditions = Some(vec![serde_json::from_value(json!({
+        "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+        "message": "pods \"web-abc-x\" is forbidden", "lastTransitionTime": "2026-01-01T00:09:00Z",
+    }))
+    .unwrap()]);
+    let (status, _) = rollout_status(&d, &[&failing], Some(&failing), now);
+    let c = condition(&status, "ReplicaFailure").unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref()),
+        ("True", Some("FailedCreate"))
+    );
+    let healthy = rs("web-abc", 1, 3, 3);
+    let mut d = d;
+    d.status = Some(status);
+    let (status, _) = rollout_status(&d, &[&healthy], Some(&healthy), now);
+    assert!(
+        condition(&status, "ReplicaFailure").is_none(),
+        "cleared once the failure is gone"
+    );
+}
