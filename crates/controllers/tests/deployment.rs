@@ -532,3 +532,31 @@ async fn a_stalled_rollout_exceeds_its_progress_deadline() {
     );
     assert_eq!(status.unavailable_replicas, Some(2));
 }
+
+#[tokio::test]
+async fn a_restarted_controller_finds_its_replica_set_again() {
+    let (mut harness, _nodes) = with_nodes(BOTH).await;
+    let client = harness.admin();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("steady", 2, rolling(json!(1), json!(0))),
+        )
+        .await
+        .unwrap();
+    let d = wait_rolled_out(&client, "steady", 2, "nginx:1.26").await;
+    let before = replica_sets(&client, &d).await;
+    harness.restart_manager();
+    // The new manager must act on the Deployment to scale it.
+    let scale = Patch::Merge(json!({"spec": {"replicas": 3}}));
+    deployments
+        .patch("steady", &PatchParams::default(), &scale)
+        .await
+        .unwrap();
+    let d = wait_rolled_out(&client, "steady", 3, "nginx:1.26").await;
+    let after = replica_sets(&client, &d).await;
+    assert_eq!(after.len(), 1, "no second ReplicaSet for the same template");
+    assert_eq!(after[0].metadata.uid, before[0].metadata.uid);
+    assert_eq!(revision(&d).as_deref(), Some("1"));
+}

@@ -10,6 +10,7 @@ use bulwark_testkit::TestCluster;
 
 pub(crate) struct Harness {
     pub(crate) cluster: TestCluster,
+    only: Vec<String>,
     manager: tokio::task::JoinHandle<()>,
 }
 
@@ -23,23 +24,39 @@ impl Harness {
                 .try_init();
         }
         let cluster = TestCluster::start().await.expect("the API server starts");
-        let options = bulwark_controllers::Options {
-            access: cluster.access().clone(),
-            election: None,
-            clock: Arc::new(bulwark_client::SystemClock),
-            only: only.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let manager = tokio::spawn(async move {
-            if let Err(err) = bulwark_controllers::run(options).await {
-                panic!("controller manager stopped: {err}");
-            }
-        });
-        Harness { cluster, manager }
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        let manager = spawn_manager(&cluster, &only);
+        Harness {
+            cluster,
+            only,
+            manager,
+        }
+    }
+
+    /// Stops the controller manager and starts a fresh one (empty caches,
+    /// no memory), as a process restart would.
+    pub(crate) fn restart_manager(&mut self) {
+        self.manager.abort();
+        self.manager = spawn_manager(&self.cluster, &self.only);
     }
 
     pub(crate) fn admin(&self) -> kube::Client {
         self.cluster.admin()
     }
+}
+
+fn spawn_manager(cluster: &TestCluster, only: &[String]) -> tokio::task::JoinHandle<()> {
+    let options = bulwark_controllers::Options {
+        access: cluster.access().clone(),
+        election: None,
+        clock: Arc::new(bulwark_client::SystemClock),
+        only: only.to_vec(),
+    };
+    tokio::spawn(async move {
+        if let Err(err) = bulwark_controllers::run(options).await {
+            panic!("controller manager stopped: {err}");
+        }
+    })
 }
 
 impl Drop for Harness {
