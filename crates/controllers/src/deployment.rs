@@ -4,9 +4,11 @@
 //! within maxSurge/maxUnavailable, or Recreate — recording revisions on
 //! both, pruning history beyond `revisionHistoryLimit`, and reporting
 //! progress in the status conditions `kubectl rollout status` reads. The
-//! arithmetic lives in `logic.rs`; this file reads caches and writes.
+//! arithmetic lives in `logic.rs`, status and conditions in `progress.rs`;
+//! this file reads caches and writes.
 
 mod logic;
+mod progress;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -161,8 +163,8 @@ impl Sync {
             let split = self.revisions(&mut d, sets, false).await?;
             return self.sync_status(&mut d, split).await;
         }
-        if let Some(condition) = logic::paused_condition(&d, self.cx.clock.now()) {
-            logic::set_condition(d.status.get_or_insert_with(Default::default), condition);
+        if let Some(condition) = progress::paused_condition(&d, self.cx.clock.now()) {
+            progress::set_condition(d.status.get_or_insert_with(Default::default), condition);
             self.write_status(&mut d).await?;
         }
         if spec.paused == Some(true) || logic::is_scaling_event(&d, &sets) {
@@ -248,18 +250,18 @@ impl Sync {
             let tracked = d
                 .status
                 .as_ref()
-                .and_then(|s| logic::condition(s, "Progressing"))
+                .and_then(|s| progress::condition(s, "Progressing"))
                 .is_some();
-            if logic::has_progress_deadline(d) && !tracked {
+            if progress::has_progress_deadline(d) && !tracked {
                 let message = format!("Found new replica set {:?}", copy.name_any());
-                let c = logic::new_condition(
+                let c = progress::new_condition(
                     "Progressing",
                     "True",
                     "FoundNewReplicaSet",
                     message,
                     self.cx.clock.now(),
                 );
-                logic::set_condition(d.status.get_or_insert_with(Default::default), c);
+                progress::set_condition(d.status.get_or_insert_with(Default::default), c);
                 status_changed = true;
             }
             self.save(d, annotated, status_changed).await?;
@@ -342,15 +344,15 @@ impl Sync {
                     rs.name_any(),
                     api_message(&err)
                 );
-                if logic::has_progress_deadline(d) {
-                    let c = logic::new_condition(
+                if progress::has_progress_deadline(d) {
+                    let c = progress::new_condition(
                         "Progressing",
                         "False",
                         "ReplicaSetCreateError",
                         message.clone(),
                         self.cx.clock.now(),
                     );
-                    logic::set_condition(d.status.get_or_insert_with(Default::default), c);
+                    progress::set_condition(d.status.get_or_insert_with(Default::default), c);
                     let _ = self.write_status(d).await;
                 }
                 self.event(d, EventType::Warning, "ReplicaSetCreateError", &message)
@@ -368,16 +370,16 @@ impl Sync {
         }
         let annotated = set_revision(d, &new_revision.to_string());
         let mut status_changed = false;
-        if !existed && logic::has_progress_deadline(d) {
+        if !existed && progress::has_progress_deadline(d) {
             let message = format!("Created new replica set {:?}", created.name_any());
-            let c = logic::new_condition(
+            let c = progress::new_condition(
                 "Progressing",
                 "True",
                 "NewReplicaSetCreated",
                 message,
                 self.cx.clock.now(),
             );
-            logic::set_condition(d.status.get_or_insert_with(Default::default), c);
+            progress::set_condition(d.status.get_or_insert_with(Default::default), c);
             status_changed = true;
         }
         self.save(d, annotated, status_changed).await?;
@@ -413,7 +415,7 @@ impl Sync {
                 scaled = true;
             }
         }
-        if !scaled && logic::complete(d, &d.status.clone().unwrap_or_default()) {
+        if !scaled && progress::complete(d, &d.status.clone().unwrap_or_default()) {
             self.cleanup(d, &olds).await?;
         }
         self.rollout_status(d, (new, olds)).await
@@ -444,7 +446,7 @@ impl Sync {
             Some(rs) => Some(self.scale(d, &rs, logic::replicas(d)).await?),
             None => None,
         };
-        if logic::complete(d, &d.status.clone().unwrap_or_default()) {
+        if progress::complete(d, &d.status.clone().unwrap_or_default()) {
             self.cleanup(d, &olds).await?;
         }
         self.rollout_status(d, (new, olds)).await
@@ -545,7 +547,8 @@ impl Sync {
         (new, olds): Split,
     ) -> Result<Next, kube::Error> {
         let all: Vec<&ReplicaSet> = olds.iter().chain(new.as_ref()).collect();
-        let (status, requeue) = logic::rollout_status(d, &all, new.as_ref(), self.cx.clock.now());
+        let (status, requeue) =
+            progress::rollout_status(d, &all, new.as_ref(), self.cx.clock.now());
         if d.status.as_ref() != Some(&status) {
             d.status = Some(status);
             self.write_status(d).await?;
@@ -560,7 +563,7 @@ impl Sync {
         (new, olds): Split,
     ) -> Result<Next, kube::Error> {
         let all: Vec<&ReplicaSet> = olds.iter().chain(new.as_ref()).collect();
-        let status = logic::calculate_status(d, &all, new.as_ref(), self.cx.clock.now());
+        let status = progress::calculate_status(d, &all, new.as_ref(), self.cx.clock.now());
         if d.status.as_ref() != Some(&status) {
             d.status = Some(status);
             self.write_status(d).await?;
