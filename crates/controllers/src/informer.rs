@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// A change seen by an informer.
 #[derive(Debug)]
@@ -45,10 +45,10 @@ impl<K> Clone for Change<K> {
 pub(crate) struct Informer<K: 'static + Resource<DynamicType = ()> + Clone> {
     store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
-    /// True once the first list is in the cache. (kube's
-    /// `Store::wait_until_ready` wakes only the last of several concurrent
-    /// waiters, so readiness is tracked here.)
-    listed: tokio::sync::watch::Receiver<bool>,
+    /// True once the first list is in the cache. (Not the store's own
+    /// `wait_until_ready`: its one-shot remembers only the last waiter's
+    /// waker, so of two controllers waiting at once one slept forever.)
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
@@ -56,7 +56,7 @@ impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             changes: self.changes.clone(),
-            listed: self.listed.clone(),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -72,8 +72,7 @@ where
 
     /// Waits until the first list is in the cache.
     pub(crate) async fn ready(&self) {
-        let mut listed = self.listed.clone();
-        let _ = listed.wait_for(|listed| *listed).await;
+        let _ = self.synced.clone().wait_for(|synced| *synced).await;
     }
 
     /// Changes from now on. A subscriber that falls behind gets `Resynced`.
@@ -132,15 +131,15 @@ impl Informers {
         }
         let (store, writer) = reflector::store::<K>();
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
-        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             store,
             changes: changes.clone(),
-            listed,
+            synced,
         };
         made.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         let api: Api<K> = Api::all(self.client.clone());
-        tokio::spawn(feed(api, writer, changes, listed_tx));
+        tokio::spawn(feed(api, writer, changes, synced_tx));
         informer
     }
 }
@@ -149,7 +148,7 @@ async fn feed<K>(
     api: Api<K>,
     mut writer: reflector::store::Writer<K>,
     changes: broadcast::Sender<Change<K>>,
-    listed: tokio::sync::watch::Sender<bool>,
+    synced: watch::Sender<bool>,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -164,13 +163,13 @@ async fn feed<K>(
             }
         };
         writer.apply_watcher_event(&event);
+        if matches!(event, watcher::Event::InitDone) {
+            synced.send_replace(true);
+        }
         let change = match event {
             watcher::Event::Apply(object) => Change::Applied(Arc::new(object)),
             watcher::Event::Delete(object) => Change::Deleted(Arc::new(object)),
-            watcher::Event::InitDone => {
-                listed.send_replace(true);
-                Change::Resynced
-            }
+            watcher::Event::InitDone => Change::Resynced,
             watcher::Event::Init | watcher::Event::InitApply(_) => continue,
         };
         // No subscribers yet is fine: they reconcile everything at start.

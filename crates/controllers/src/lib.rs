@@ -15,14 +15,19 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod deployment;
 mod discovery;
 mod disruption;
 mod endpoints;
+mod expectations;
 mod gc;
 mod informer;
 mod namespace;
 mod nodelifecycle;
+mod ownership;
+mod pods;
 mod queue;
+mod replicaset;
 mod serviceaccount;
 
 use std::sync::Arc;
@@ -121,10 +126,6 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
 
 /// What a controller is given.
 #[derive(Clone)]
-#[allow(
-    dead_code,
-    reason = "recorder and clock serve the controllers being added"
-)]
 struct Context {
     /// Writes as the controller's own identity.
     client: kube::Client,
@@ -147,6 +148,11 @@ struct Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "deployment-controller",
+        component: "deployment-controller",
+        run: |cx| Box::pin(deployment::run(cx)),
+    },
     Controller {
         name: "disruption-controller",
         component: "controllermanager",
@@ -176,6 +182,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "node-controller",
         component: "node-controller",
         run: |cx| Box::pin(nodelifecycle::run(cx)),
+    },
+    Controller {
+        name: "replicaset-controller",
+        component: "replicaset-controller",
+        run: |cx| Box::pin(replicaset::run(cx)),
     },
     Controller {
         name: "service-account-controller",

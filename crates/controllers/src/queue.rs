@@ -134,7 +134,6 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
 
 /// What a reconcile asks for afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code, reason = "After serves the controllers being added")]
 pub(crate) enum Next {
     /// Nothing until something changes.
     Done,
