@@ -47,6 +47,33 @@ enum Command {
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Register kwok-style fake nodes that heartbeat and run the pods bound
+    /// to them on paper (for trying the scheduler and controllers at scale
+    /// without machines). Runs until interrupted; the Node objects stay.
+    FakeNodes {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+        /// Name prefix (`<prefix><index>`).
+        #[arg(long, default_value = "fake-node-")]
+        prefix: String,
+        /// CPU capacity per node.
+        #[arg(long, default_value = "32")]
+        cpu: String,
+        /// Memory capacity per node.
+        #[arg(long, default_value = "256Gi")]
+        memory: String,
+        /// Pod capacity per node.
+        #[arg(long, default_value_t = 110)]
+        pods: u32,
+        /// The kubeconfig to use (default: the admin kubeconfig of the data
+        /// dir).
+        #[arg(long)]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// Bulwark's data directory.
+        #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +220,25 @@ fn main() -> anyhow::Result<()> {
             &image_dir.unwrap_or_else(|| data_dir.join("images")),
             command,
         ),
+        Command::FakeNodes {
+            count,
+            prefix,
+            cpu,
+            memory,
+            pods,
+            kubeconfig,
+            data_dir,
+        } => runtime()?.block_on(fake_nodes(
+            kubeconfig.unwrap_or_else(|| data_dir.join("admin.kubeconfig")),
+            bulwark_testkit::FakeNodeConfig {
+                count,
+                prefix,
+                cpu,
+                memory,
+                pods,
+                ..bulwark_testkit::FakeNodeConfig::default()
+            },
+        )),
         Command::Bench(Bench::Api {
             pods,
             watchers,
@@ -256,6 +302,26 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn fake_nodes(
+    kubeconfig: std::path::PathBuf,
+    config: bulwark_testkit::FakeNodeConfig,
+) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", kubeconfig.display()))?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?,
+    )?;
+    let count = config.count;
+    let nodes = bulwark_testkit::FakeNodes::start(client, config).await?;
+    println!(
+        "{count} fake nodes registered ({} … {}); Ctrl-C to stop",
+        nodes.names().first().map_or("", String::as_str),
+        nodes.names().last().map_or("", String::as_str)
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 /// Starts the control-plane components inside this server: each talks to
