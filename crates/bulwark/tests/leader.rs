@@ -2,6 +2,8 @@
 //! them: when the leader dies the other takes over within the lease
 //! duration, and the work is not done twice.
 
+#![allow(clippy::unwrap_used)] // harness code outside #[test] fns: a panic is the failure report
+
 mod support;
 
 use std::time::{Duration, Instant};
