@@ -1083,3 +1083,135 @@ fn local_access_reviews_are_authorized_in_their_namespace() {
     let answer = c.ok(&["create", "--raw", path, "-f", body.to_str().unwrap()]);
     assert!(answer.contains(r#""allowed":false"#), "{answer}");
 }
+
+/// `bulwark fake-nodes` as a child process against a cluster, stopped by
+/// PID when dropped.
+struct FakeNodesProcess(Child);
+
+impl FakeNodesProcess {
+    fn start(cluster: &Cluster, count: usize) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["fake-nodes", "--count", &count.to_string(), "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let nodes = FakeNodesProcess(child);
+        cluster.eventually("the fake nodes are Ready", || {
+            let out = cluster.ok(&["get", "nodes", "--no-headers"]);
+            let ready = out.lines().filter(|l| l.contains(" Ready ")).count();
+            (ready == count).then_some(()).ok_or(out)
+        });
+        nodes
+    }
+}
+
+impl Drop for FakeNodesProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Cluster {
+    /// Polls `check` until it passes (60 s deadline), or fails with its last
+    /// observation and the server log.
+    fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match check() {
+                Ok(value) => return value,
+                Err(last) if Instant::now() >= deadline => {
+                    panic!(
+                        "{what}: never; last seen:\n{last}\n--- server log ---\n{}",
+                        self.log()
+                    )
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+}
+
+#[test]
+fn delete_cascades_orphan_and_namespace_deletion() {
+    let cluster = Cluster::start();
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1.36",
+        "--replicas=2",
+    ]);
+    let rs = cluster.eventually("the Deployment's ReplicaSet", || {
+        let out = cluster.ok(&["get", "rs", "-l", "app=web", "-o", "name"]);
+        out.lines().next().map(str::to_owned).ok_or(out)
+    });
+    cluster.eventually("two pods", || {
+        let out = cluster.ok(&["get", "pods", "-l", "app=web", "--no-headers"]);
+        (out.lines().count() == 2).then_some(()).ok_or(out)
+    });
+    // Orphan: the Deployment goes, its ReplicaSet stays, released.
+    cluster.ok(&["delete", "deployment", "web", "--cascade=orphan"]);
+    cluster.fails(&["get", "deployment", "web"]);
+    let owners = cluster.ok(&["get", &rs, "-o", "jsonpath={.metadata.ownerReferences}"]);
+    assert_eq!(owners.trim(), "", "the ReplicaSet was released");
+    // Background (kubectl's default): the ReplicaSet's pods go with it.
+    cluster.ok(&["delete", &rs]);
+    cluster.eventually("the pods are collected", || {
+        let out = cluster.ok(&["get", "pods", "-l", "app=web", "--no-headers"]);
+        out.trim().is_empty().then_some(()).ok_or(out)
+    });
+    // Foreground: kubectl waits until the dependents are gone first.
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "fg",
+        "--image=busybox:1.36",
+        "--replicas=1",
+    ]);
+    cluster.eventually("the fg ReplicaSet", || {
+        let out = cluster.ok(&["get", "rs", "-l", "app=fg", "-o", "name"]);
+        (!out.trim().is_empty()).then_some(()).ok_or(out)
+    });
+    cluster.ok(&["delete", "deployment", "fg", "--cascade=foreground"]);
+    assert_eq!(
+        cluster
+            .ok(&["get", "rs", "-l", "app=fg", "-o", "name"])
+            .trim(),
+        ""
+    );
+
+    // Namespace deletion: kubectl waits until the namespace is gone.
+    cluster.ok(&["create", "namespace", "doomed"]);
+    cluster.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "doomed",
+        "--from-literal=a=b",
+    ]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "app",
+        "-n",
+        "doomed",
+        "--image=busybox:1.36",
+    ]);
+    cluster.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
+    let err = cluster.fails(&["get", "namespace", "doomed"]);
+    assert!(err.contains("not found"), "{err}");
+    // And every namespace has its default service account.
+    cluster.ok(&["create", "namespace", "fresh"]);
+    cluster.eventually("the default service account", || {
+        let out = cluster.kubectl(&["get", "serviceaccount", "default", "-n", "fresh"]);
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+}
