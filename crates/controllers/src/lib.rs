@@ -16,6 +16,8 @@
 //! while it leads.
 
 mod informer;
+mod job;
+mod owned;
 mod queue;
 mod serviceaccount;
 
@@ -131,8 +133,15 @@ struct Controller {
     run: fn(Context) -> BoxFuture<'static, ()>,
 }
 
-const CONTROLLERS: &[Controller] = &[Controller {
-    name: "service-account-controller",
-    component: "service-account-controller",
-    run: |cx| Box::pin(serviceaccount::run(cx)),
-}];
+const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "service-account-controller",
+        component: "service-account-controller",
+        run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+    Controller {
+        name: "job-controller",
+        component: "job-controller",
+        run: |cx| Box::pin(job::run(cx)),
+    },
+];

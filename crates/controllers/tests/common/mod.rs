@@ -16,6 +16,14 @@ pub(crate) struct Harness {
 impl Harness {
     /// A cluster running `only` these controllers (empty: all).
     pub(crate) async fn start(only: &[&str]) -> Self {
+        Self::start_with_clock(only, Arc::new(bulwark_client::SystemClock)).await
+    }
+
+    /// The same, with the controllers reading time from `clock`.
+    pub(crate) async fn start_with_clock(
+        only: &[&str],
+        clock: Arc<dyn bulwark_client::Clock>,
+    ) -> Self {
         if let Ok(filter) = std::env::var("BULWARK_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -26,7 +34,7 @@ impl Harness {
         let options = bulwark_controllers::Options {
             access: cluster.access().clone(),
             election: None,
-            clock: Arc::new(bulwark_client::SystemClock),
+            clock,
             only: only.iter().map(|s| (*s).to_owned()).collect(),
         };
         let manager = tokio::spawn(async move {
@@ -51,3 +59,72 @@ impl Drop for Harness {
 /// How long a controller may take to act in these tests (generous: CI runs
 /// many tests on two cores).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Plays the scheduler for tests (there is none yet): binds every pod
+/// without a node to one of `nodes` — the node its required affinity names
+/// with `matchFields metadata.name` (as DaemonSet pods ask), else round
+/// robin. Stops when dropped.
+pub(crate) fn bind_unscheduled(client: kube::Client, nodes: Vec<String>) -> Binder {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::ResourceExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    let task = tokio::spawn(async move {
+        let pods: kube::Api<Pod> = kube::Api::all(client.clone());
+        let stream = watcher(pods, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        futures::pin_mut!(stream);
+        let mut next = 0usize;
+        while let Some(pod) = stream.next().await {
+            let Ok(pod) = pod else { continue };
+            let spec = pod.spec.clone().unwrap_or_default();
+            if spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let node = affinity_node(&spec).unwrap_or_else(|| {
+                next += 1;
+                nodes[next % nodes.len()].clone()
+            });
+            let binding = serde_json::json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": pod.name_any()},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            let api: kube::Api<Pod> =
+                kube::Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+            let _ = api
+                .create_subresource::<_, serde_json::Value>(
+                    "binding",
+                    &pod.name_any(),
+                    &kube::api::PostParams::default(),
+                    &binding,
+                )
+                .await;
+        }
+    });
+    Binder(task)
+}
+
+fn affinity_node(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<String> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|r| r.key == "metadata.name" && r.operator == "In")
+        .and_then(|r| r.values.as_ref()?.first().cloned())
+}
+
+/// The binder's task; aborted when dropped.
+pub(crate) struct Binder(tokio::task::JoinHandle<()>);
+
+impl Drop for Binder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
