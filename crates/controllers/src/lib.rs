@@ -15,6 +15,7 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod cronjob;
 mod informer;
 mod job;
 mod owned;
@@ -143,5 +144,10 @@ const CONTROLLERS: &[Controller] = &[
         name: "job-controller",
         component: "job-controller",
         run: |cx| Box::pin(job::run(cx)),
+    },
+    Controller {
+        name: "cronjob-controller",
+        component: "cronjob-controller",
+        run: |cx| Box::pin(cronjob::run(cx)),
     },
 ];

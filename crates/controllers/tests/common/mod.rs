@@ -128,3 +128,29 @@ impl Drop for Binder {
         self.0.abort();
     }
 }
+
+/// A clock the test sets.
+#[derive(Debug)]
+pub(crate) struct TestClock(std::sync::Mutex<jiff::Timestamp>);
+
+impl TestClock {
+    pub(crate) fn new(now: jiff::Timestamp) -> Arc<Self> {
+        Arc::new(TestClock(std::sync::Mutex::new(now)))
+    }
+
+    pub(crate) fn set(&self, now: jiff::Timestamp) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+    }
+}
+
+impl bulwark_client::Clock for TestClock {
+    fn now(&self) -> jiff::Timestamp {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
