@@ -16,6 +16,7 @@
 //! while it leads.
 
 mod cronjob;
+mod daemonset;
 mod informer;
 mod job;
 mod owned;
@@ -149,5 +150,10 @@ const CONTROLLERS: &[Controller] = &[
         name: "cronjob-controller",
         component: "cronjob-controller",
         run: |cx| Box::pin(cronjob::run(cx)),
+    },
+    Controller {
+        name: "daemon-set-controller",
+        component: "daemonset-controller",
+        run: |cx| Box::pin(daemonset::run(cx)),
     },
 ];
