@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// A change seen by an informer.
 #[derive(Debug)]
@@ -45,6 +45,10 @@ impl<K> Clone for Change<K> {
 pub(crate) struct Informer<K: 'static + Resource<DynamicType = ()> + Clone> {
     store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
+    /// True once the first list is in the cache. (kube's
+    /// `Store::wait_until_ready` wakes only one of several waiters: it
+    /// polls a oneshot receiver, which keeps one waker.)
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
@@ -52,6 +56,7 @@ impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             changes: self.changes.clone(),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -67,7 +72,7 @@ where
 
     /// Waits until the first list is in the cache.
     pub(crate) async fn ready(&self) {
-        let _ = self.store.wait_until_ready().await;
+        let _ = self.synced.clone().wait_for(|synced| *synced).await;
     }
 
     /// Changes from now on. A subscriber that falls behind gets `Resynced`.
@@ -126,13 +131,15 @@ impl Informers {
         }
         let (store, writer) = reflector::store::<K>();
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             store,
             changes: changes.clone(),
+            synced,
         };
         made.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         let api: Api<K> = Api::all(self.client.clone());
-        tokio::spawn(feed(api, writer, changes));
+        tokio::spawn(feed(api, writer, changes, synced_tx));
         informer
     }
 }
@@ -141,6 +148,7 @@ async fn feed<K>(
     api: Api<K>,
     mut writer: reflector::store::Writer<K>,
     changes: broadcast::Sender<Change<K>>,
+    synced: watch::Sender<bool>,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -155,6 +163,9 @@ async fn feed<K>(
             }
         };
         writer.apply_watcher_event(&event);
+        if matches!(event, watcher::Event::InitDone) {
+            synced.send_replace(true);
+        }
         let change = match event {
             watcher::Event::Apply(object) => Change::Applied(Arc::new(object)),
             watcher::Event::Delete(object) => Change::Deleted(Arc::new(object)),

@@ -22,6 +22,7 @@ mod job;
 mod owned;
 mod queue;
 mod serviceaccount;
+mod ttl;
 
 use std::sync::Arc;
 
@@ -155,5 +156,10 @@ const CONTROLLERS: &[Controller] = &[
         name: "daemon-set-controller",
         component: "daemonset-controller",
         run: |cx| Box::pin(daemonset::run(cx)),
+    },
+    Controller {
+        name: "ttl-after-finished-controller",
+        component: "ttl-after-finished-controller",
+        run: |cx| Box::pin(ttl::run(cx)),
     },
 ];

@@ -281,3 +281,27 @@ async fn a_job_past_its_deadline_fails_and_its_pods_are_deleted() {
     .await
     .unwrap();
 }
+
+/// Also: two controllers waiting on one shared informer both start.
+#[tokio::test]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let harness = Harness::start(&["job-controller", "ttl-after-finished-controller"]).await;
+    let (_nodes, _binder) = nodes(&harness).await;
+    let client = harness.admin();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let created = jobs
+        .create(
+            &PostParams::default(),
+            &job("brief", json!({"ttlSecondsAfterFinished": 0})),
+        )
+        .await
+        .unwrap();
+    wait_for("job deleted", PATIENCE, || async {
+        match jobs.get_opt("brief").await.map_err(|e| e.to_string())? {
+            Some(j) if j.uid() == created.uid() => Err(format!("{:?}", j.status)),
+            _ => Ok(()),
+        }
+    })
+    .await
+    .unwrap();
+}
