@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bulwark_client::events::{EventType, reference};
-use decide::{Backoff, Counts, Finish, INDEX_KEY, TRACKING_FINALIZER};
+use decide::{Backoff, Counts, Finish, INDEX_KEY, OnFailure, TRACKING_FINALIZER};
 use k8s_openapi::api::batch::v1::{Job, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -186,7 +186,11 @@ impl JobController {
                 "Failed" => Some(false),
                 // Upstream's default podReplacementPolicy counts a deleted
                 // pod as failed at once.
-                _ if pod.metadata.deletion_timestamp.is_some() => Some(false),
+                _ if pod.metadata.deletion_timestamp.is_some()
+                    && !decide::only_replace_failed(job) =>
+                {
+                    Some(false)
+                }
                 _ => None,
             };
             if let Some(succeeded) = finished
@@ -198,14 +202,29 @@ impl JobController {
                 new_finished.push(Finished { pod, succeeded });
             }
         }
+        // The pod failure policy may ignore a failure or fail the Job.
+        let mut ignored = HashSet::new();
+        let mut fail_job = None;
         for f in &new_finished {
             let uid = f.pod.metadata.uid.clone().unwrap_or_default();
             if f.succeeded {
-                un_ok.push(uid)
-            } else {
-                un_failed.push(uid)
+                un_ok.push(uid);
+                continue;
             }
+            match decide::on_failure(job, f.pod) {
+                OnFailure::Ignore => {
+                    ignored.insert(uid);
+                    continue;
+                }
+                OnFailure::FailJob(message) => {
+                    fail_job.get_or_insert(message);
+                }
+                OnFailure::Count => {}
+            }
+            un_failed.push(uid);
         }
+        new_finished
+            .retain(|f| !ignored.contains(f.pod.metadata.uid.as_deref().unwrap_or_default()));
         self.note_backoff(key, &new_finished, now);
 
         // Completed indexes (Indexed Jobs): every succeeded pod's index.
@@ -226,7 +245,7 @@ impl JobController {
             failed: status.failed.unwrap_or(0) + len32(&un_failed),
             completed_indexes: i32::try_from(completed.len()).unwrap_or(i32::MAX),
         };
-        let finish = decide::finish(job, counts, now);
+        let finish = decide::finish(job, counts, fail_job.as_deref(), now);
 
         // Create or delete pods.
         let mut next = Next::Done;
@@ -242,7 +261,14 @@ impl JobController {
             } else if counts.active < want {
                 let wait = self.backoff(key).remaining(now);
                 if wait.is_zero() {
-                    let count = usize::try_from(want - counts.active)
+                    // With `podReplacementPolicy: Failed`, pods still
+                    // terminating hold their place.
+                    let holding = if decide::only_replace_failed(job) {
+                        i32::try_from(terminating).unwrap_or(i32::MAX)
+                    } else {
+                        0
+                    };
+                    let count = usize::try_from(want - counts.active - holding)
                         .unwrap_or(0)
                         .min(MAX_PODS_PER_SYNC);
                     let mut busy: BTreeSet<i32> =
@@ -304,6 +330,7 @@ impl JobController {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 un_ok.contains(&uid)
                     || un_failed.contains(&uid)
+                    || ignored.contains(&uid)
                     || finish.is_some() && !owned::is_active(p)
             })
             .collect();

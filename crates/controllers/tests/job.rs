@@ -177,12 +177,22 @@ async fn an_indexed_job_gives_each_pod_its_index() {
 /// Marks the pod Failed as a kubelet would, its container having finished
 /// long enough ago that the replacement backoff has passed.
 async fn fail(pods: &Api<Pod>, name: &str) {
+    fail_with(pods, name, 1, None).await;
+}
+
+/// The same, with this exit code and pod condition.
+async fn fail_with(pods: &Api<Pod>, name: &str, exit_code: i32, condition: Option<&str>) {
     let past = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600)).to_string();
+    let conditions: Vec<_> = condition
+        .map(|c| json!({"type": c, "status": "True", "lastTransitionTime": past}))
+        .into_iter()
+        .collect();
     let status = json!({"status": {
         "phase": "Failed",
+        "conditions": conditions,
         "containerStatuses": [{
             "name": "work", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": past, "finishedAt": past}},
+            "state": {"terminated": {"exitCode": exit_code, "reason": "Error", "startedAt": past, "finishedAt": past}},
         }],
     }});
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
@@ -304,4 +314,63 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_pod_failure_policy_ignores_disruptions_and_fails_the_job_on_a_fatal_exit_code() {
+    let harness = Harness::start(&["job-controller"]).await;
+    let client = harness.admin();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let policy = json!({"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "work", "operator": "In", "values": [42]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]});
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "strict",
+            json!({"backoffLimit": 6, "podFailurePolicy": policy}),
+        ),
+    )
+    .await
+    .unwrap();
+    let first = wait_for("first pod", PATIENCE, || async {
+        job_pods(&client, "strict")
+            .await
+            .pop()
+            .ok_or_else(|| "none".to_owned())
+    })
+    .await
+    .unwrap();
+    // Evicted: not counted, replaced.
+    fail_with(&pods, &first.name_any(), 137, Some("DisruptionTarget")).await;
+    let second = wait_for("replacement", PATIENCE, || async {
+        job_pods(&client, "strict")
+            .await
+            .into_iter()
+            .find(|p| p.name_any() != first.name_any())
+            .ok_or_else(|| "none".to_owned())
+    })
+    .await
+    .unwrap();
+    // A fatal exit code: the Job fails at once.
+    fail_with(&pods, &second.name_any(), 42, None).await;
+    let job = wait_condition(&jobs, "strict", "Failed").await;
+    let status = job.status.unwrap();
+    assert_eq!(status.failed, Some(1), "the disruption is not counted");
+    let failed = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("PodFailurePolicy"));
+    assert_eq!(
+        failed.message.unwrap(),
+        format!(
+            "Container work for pod default/{} failed with exit code 42 matching FailJob rule at index 0",
+            second.name_any()
+        )
+    );
 }

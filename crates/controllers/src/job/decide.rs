@@ -74,8 +74,13 @@ pub(crate) fn want_active(job: &Job, counts: Counts) -> i32 {
 }
 
 /// Whether (and why) the Job is finished; an interim condition already in
-/// its status is kept.
-pub(crate) fn finish(job: &Job, counts: Counts, now: jiff::Timestamp) -> Option<Finish> {
+/// its status is kept. `fail_job` is a failed pod's FailJob rule message.
+pub(crate) fn finish(
+    job: &Job,
+    counts: Counts,
+    fail_job: Option<&str>,
+    now: jiff::Timestamp,
+) -> Option<Finish> {
     if let Some(c) = conditions(job).iter().find(|c| {
         (c.type_ == "SuccessCriteriaMet" || c.type_ == "FailureTarget") && c.status == "True"
     }) {
@@ -84,6 +89,9 @@ pub(crate) fn finish(job: &Job, counts: Counts, now: jiff::Timestamp) -> Option<
             reason: c.reason.clone().unwrap_or_default(),
             message: c.message.clone().unwrap_or_default(),
         });
+    }
+    if let Some(message) = fail_job {
+        return Some(failure("PodFailurePolicy", message));
     }
     let spec = job.spec.as_ref();
     let backoff_limit = spec.and_then(|s| s.backoff_limit).unwrap_or(6);
@@ -117,6 +125,83 @@ fn failure(reason: &str, message: &str) -> Finish {
         reason: reason.to_owned(),
         message: message.to_owned(),
     }
+}
+
+/// What the Job's `podFailurePolicy` makes of a failed pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Counts toward `backoffLimit` (no rule matched, or `Count`).
+    Count,
+    /// Not counted (`Ignore`, e.g. a disruption).
+    Ignore,
+    /// Fails the Job, with this message.
+    FailJob(String),
+}
+
+/// The first `podFailurePolicy` rule matching the failed `pod`, as
+/// upstream's `matchPodFailurePolicy` (`FailIndex` counts, as
+/// `backoffLimitPerIndex` is not implemented).
+pub(crate) fn on_failure(job: &Job, pod: &Pod) -> OnFailure {
+    let Some(policy) = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.as_ref())
+    else {
+        return OnFailure::Count;
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let pod_name = format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    );
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let matched = if let Some(codes) = &rule.on_exit_codes {
+            let containers = status
+                .init_container_statuses
+                .iter()
+                .flatten()
+                .chain(status.container_statuses.iter().flatten());
+            containers
+                .filter(|c| codes.container_name.as_ref().is_none_or(|n| *n == c.name))
+                .find_map(|c| {
+                    let code = c.state.as_ref()?.terminated.as_ref()?.exit_code;
+                    let listed = codes.values.contains(&code);
+                    let hit = code != 0 && (listed == (codes.operator == "In"));
+                    hit.then(|| format!("Container {} for pod {pod_name} failed with exit code {code} matching {} rule at index {index}", c.name, rule.action))
+                })
+        } else {
+            let patterns = rule.on_pod_conditions.as_deref().unwrap_or_default();
+            status.conditions.iter().flatten().find_map(|c| {
+                patterns
+                    .iter()
+                    .any(|p| p.type_ == c.type_ && p.status == c.status)
+                    .then(|| {
+                        format!(
+                            "Pod {pod_name} has condition {} matching {} rule at index {index}",
+                            c.type_, rule.action
+                        )
+                    })
+            })
+        };
+        let Some(message) = matched else { continue };
+        return match rule.action.as_str() {
+            "Ignore" => OnFailure::Ignore,
+            "FailJob" => OnFailure::FailJob(message),
+            _ => OnFailure::Count,
+        };
+    }
+    OnFailure::Count
+}
+
+/// Whether only failed pods are replaced (`podReplacementPolicy: Failed`,
+/// the default with a `podFailurePolicy`): a pod being deleted counts as
+/// failed only once its phase says so, and no replacement starts before.
+pub(crate) fn only_replace_failed(job: &Job) -> bool {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.pod_replacement_policy.as_deref())
+        == Some("Failed")
 }
 
 /// Time left before `activeDeadlineSeconds` runs out (`None`: no deadline).
@@ -396,7 +481,7 @@ mod tests {
         ];
         for (j, c, want) in cases {
             assert_eq!(
-                finish(&j, c, now).map(|f| f.reason),
+                finish(&j, c, None, now).map(|f| f.reason),
                 want.map(str::to_owned),
                 "{c:?}"
             );
@@ -419,9 +504,49 @@ mod tests {
             conditions: Some(conditions),
             ..JobStatus::default()
         });
-        let f = finish(&j, counts(0, 1, 0, 0), now).unwrap();
+        let f = finish(&j, counts(0, 1, 0, 0), None, now).unwrap();
         assert!(!f.success);
         assert_eq!(f.terminal_type(), "Failed");
+    }
+
+    #[test]
+    fn pod_failure_policy_rules() {
+        let mut j = job(Some(1), 1, "NonIndexed");
+        j.spec.as_mut().unwrap().pod_failure_policy = Some(
+            serde_json::from_value(serde_json::json!({"rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+            ]}))
+            .unwrap(),
+        );
+        let pod = |exit: i32, condition: Option<&str>| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "namespace": "ns"},
+                "status": {
+                    "phase": "Failed",
+                    "conditions": condition.map(|c| vec![serde_json::json!({"type": c, "status": "True"})]),
+                    "containerStatuses": [{"name": "main", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                        "state": {"terminated": {"exitCode": exit}}}],
+                },
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            on_failure(&j, &pod(42, None)),
+            OnFailure::FailJob(
+                "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0".into()
+            )
+        );
+        assert_eq!(
+            on_failure(&j, &pod(1, Some("DisruptionTarget"))),
+            OnFailure::Ignore
+        );
+        assert_eq!(on_failure(&j, &pod(1, None)), OnFailure::Count);
+        assert_eq!(
+            on_failure(&job(Some(1), 1, "NonIndexed"), &pod(42, None)),
+            OnFailure::Count
+        );
     }
 
     #[test]
