@@ -314,6 +314,27 @@ impl JobController {
                 &f.message,
                 now,
             );
+        } else if decide::is_suspended(job) {
+            let (reason, message) = ("JobSuspended", "Job suspended");
+            if decide::set_condition(&mut conditions, "Suspended", reason, message, now) {
+                let r = reference(job);
+                self.cx
+                    .recorder
+                    .publish(&r, EventType::Normal, "Suspended", message)
+                    .await;
+            }
+        } else {
+            let (reason, message) = ("JobResumed", "Job resumed");
+            if decide::ensure_condition(&mut conditions, "Suspended", "False", reason, message, now)
+            {
+                // A resumed Job's deadline counts from now, as upstream.
+                status.start_time = Some(Time(now));
+                let r = reference(job);
+                self.cx
+                    .recorder
+                    .publish(&r, EventType::Normal, "Resumed", message)
+                    .await;
+            }
         }
         status.conditions = (!conditions.is_empty()).then_some(conditions);
         status.uncounted_terminated_pods = Some(UncountedTerminatedPods {

@@ -374,3 +374,51 @@ async fn a_pod_failure_policy_ignores_disruptions_and_fails_the_job_on_a_fatal_e
         )
     );
 }
+
+#[tokio::test]
+async fn a_suspended_job_starts_no_pods_until_resumed() {
+    let harness = Harness::start(&["job-controller"]).await;
+    let client = harness.admin();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "later",
+            json!({"suspend": true, "parallelism": 2, "completions": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    let suspended = wait_condition(&jobs, "later", "Suspended").await;
+    let status = suspended.status.unwrap();
+    assert_eq!(status.active, Some(0));
+    assert!(status.start_time.is_none());
+    assert!(job_pods(&client, "later").await.is_empty());
+    let resume = json!({"spec": {"suspend": false}});
+    jobs.patch("later", &PatchParams::default(), &Patch::Merge(&resume))
+        .await
+        .unwrap();
+    wait_for("pods after resume", PATIENCE, || async {
+        let n = job_pods(&client, "later").await.len();
+        (n == 2).then_some(()).ok_or(format!("{n} pods"))
+    })
+    .await
+    .unwrap();
+    let resumed = jobs.get("later").await.unwrap().status.unwrap();
+    let condition = resumed
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Suspended")
+        .unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_deref()),
+        ("False", Some("JobResumed"))
+    );
+    assert!(resumed.start_time.is_some());
+    let events = events_for(&client, "later").await;
+    assert!(
+        events.contains(&("Suspended".into(), "Job suspended".into())),
+        "{events:?}"
+    );
+}

@@ -251,20 +251,36 @@ pub(crate) fn set_condition(
     message: &str,
     now: jiff::Timestamp,
 ) -> bool {
+    ensure_condition(conditions, type_, "True", reason, message, now)
+}
+
+/// Upstream's `ensureJobConditionStatus`: sets the condition's status (a
+/// false one is never added, only flipped); returns whether it changed.
+pub(crate) fn ensure_condition(
+    conditions: &mut Vec<JobCondition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> bool {
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
-        if c.status == "True" {
+        if c.status == status {
             return false;
         }
-        c.status = "True".into();
+        c.status = status.into();
         c.reason = Some(reason.into());
         c.message = Some(message.into());
         c.last_probe_time = Some(Time(now));
         c.last_transition_time = Some(Time(now));
         return true;
     }
+    if status != "True" {
+        return false;
+    }
     conditions.push(JobCondition {
         type_: type_.into(),
-        status: "True".into(),
+        status: status.into(),
         reason: Some(reason.into()),
         message: Some(message.into()),
         last_probe_time: Some(Time(now)),
@@ -547,6 +563,46 @@ mod tests {
             on_failure(&job(Some(1), 1, "NonIndexed"), &pod(42, None)),
             OnFailure::Count
         );
+    }
+
+    #[test]
+    fn a_false_condition_is_only_ever_flipped() {
+        let now = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let mut conditions = Vec::new();
+        assert!(!ensure_condition(
+            &mut conditions,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now
+        ));
+        assert!(conditions.is_empty());
+        assert!(ensure_condition(
+            &mut conditions,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now
+        ));
+        assert!(!ensure_condition(
+            &mut conditions,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now
+        ));
+        assert!(ensure_condition(
+            &mut conditions,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now
+        ));
+        assert_eq!(conditions[0].reason.as_deref(), Some("JobResumed"));
     }
 
     #[test]
