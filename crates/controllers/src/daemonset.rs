@@ -14,7 +14,7 @@
 
 mod decide;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
 
@@ -148,7 +148,11 @@ impl DaemonSetController {
             .filter(|p| owned::controller_uid(*p) == Some(uid.as_str()))
             .filter(|p| owned::selector_matches(Some(&spec.selector), p.labels()))
             .collect();
-        let hash = self.ensure_revision(&ds).await?;
+        let live_hashes: HashSet<String> = pods
+            .iter()
+            .filter_map(|p| p.labels().get(REVISION_HASH).cloned())
+            .collect();
+        let hash = self.ensure_revision(&ds, &live_hashes).await?;
         let unseen = self.expectations.settle(key, &pods);
         let api: Api<Pod> = Api::namespaced(self.cx.client.clone(), namespace);
 
@@ -293,7 +297,11 @@ impl DaemonSetController {
 
     /// Makes sure a ControllerRevision holds the current template; returns
     /// its hash.
-    async fn ensure_revision(&self, ds: &DaemonSet) -> Result<String, kube::Error> {
+    async fn ensure_revision(
+        &self,
+        ds: &DaemonSet,
+        live_hashes: &HashSet<String>,
+    ) -> Result<String, kube::Error> {
         let template = ds
             .spec
             .as_ref()
@@ -318,10 +326,28 @@ impl DaemonSetController {
                     && owned::controller_uid(r.as_ref()) == uid
             })
             .collect();
-        if owned_revisions
+        let latest = owned_revisions
             .iter()
-            .any(|r| r.labels().get(REVISION_HASH) == Some(&hash))
+            .map(|r| r.revision)
+            .max()
+            .unwrap_or(0);
+        let api: Api<ControllerRevision> = Api::namespaced(self.cx.client.clone(), &namespace);
+        if let Some(current) = owned_revisions
+            .iter()
+            .find(|r| r.labels().get(REVISION_HASH) == Some(&hash))
         {
+            // Back to an old template (a rollback): it becomes the latest.
+            if current.revision < latest {
+                let patch = serde_json::json!({"revision": latest + 1});
+                api.patch(
+                    &current.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            }
+            self.prune_revisions(ds, &owned_revisions, &hash, live_hashes)
+                .await;
             return Ok(hash);
         }
         let mut data = template;
@@ -346,19 +372,44 @@ impl DaemonSetController {
             data: Some(RawExtension(
                 serde_json::json!({"spec": {"template": data}}),
             )),
-            revision: owned_revisions
-                .iter()
-                .map(|r| r.revision)
-                .max()
-                .unwrap_or(0)
-                + 1,
+            revision: latest + 1,
         };
-        let api: Api<ControllerRevision> = Api::namespaced(self.cx.client.clone(), &namespace);
         match api.create(&PostParams::default(), &revision).await {
             Ok(_) => Ok(hash),
             // Made already (the cache is behind).
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(hash),
             Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes the oldest revisions beyond `revisionHistoryLimit` that no
+    /// pod uses.
+    async fn prune_revisions(
+        &self,
+        ds: &DaemonSet,
+        revisions: &[Arc<ControllerRevision>],
+        current: &str,
+        live_hashes: &HashSet<String>,
+    ) {
+        let limit = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .unwrap_or(10);
+        let history: Vec<(String, i64, String)> = revisions
+            .iter()
+            .map(|r| {
+                let hash = r.labels().get(REVISION_HASH).cloned().unwrap_or_default();
+                (r.name_any(), r.revision, hash)
+            })
+            .collect();
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let api: Api<ControllerRevision> =
+            Api::namespaced(self.cx.client.clone(), &ds.namespace().unwrap_or_default());
+        for name in decide::revisions_to_prune(&history, current, live_hashes, limit) {
+            if let Err(err) = api.delete(&name, &DeleteParams::default()).await {
+                tracing::debug!(revision = %name, error = %err, "pruning a daemonset revision");
+            }
         }
     }
 

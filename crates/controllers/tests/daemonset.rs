@@ -198,6 +198,29 @@ async fn a_daemonset_follows_nodes_and_rolls_out_a_new_template() {
     let history = revisions.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(history.len(), 2, "{history:?}");
 
+    // Rolling back reuses the first revision, which becomes the latest.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "agent:1"}]}}}});
+    sets.patch("agent", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    wait_placed(
+        &client,
+        "agent",
+        &[("fake-node-0", "agent:1"), ("fake-node-1", "agent:1")],
+    )
+    .await;
+    let first = revisions.get(&format!("agent-{hash}")).await.unwrap();
+    assert_eq!(first.revision, 3);
+    assert_eq!(
+        revisions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let reasons: Vec<(String, String)> = events
         .list(&ListParams::default())

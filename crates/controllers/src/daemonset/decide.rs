@@ -170,6 +170,26 @@ pub(crate) fn template_hash(template: &serde_json::Value, collisions: i32) -> St
         .collect()
 }
 
+/// Which revisions (`(name, revision, hash)`) to delete: the oldest beyond
+/// `limit` among those neither current nor used by a pod.
+pub(crate) fn revisions_to_prune(
+    revisions: &[(String, i64, String)],
+    current: &str,
+    live: &std::collections::HashSet<String>,
+    limit: usize,
+) -> Vec<String> {
+    let mut old: Vec<&(String, i64, String)> = revisions
+        .iter()
+        .filter(|(_, _, hash)| hash != current && !live.contains(hash))
+        .collect();
+    old.sort_by_key(|(_, revision, _)| *revision);
+    let excess = old.len().saturating_sub(limit);
+    old.into_iter()
+        .take(excess)
+        .map(|(name, _, _)| name.clone())
+        .collect()
+}
+
 /// One node's daemon pod, as the rolling update sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NodePod {
@@ -417,6 +437,20 @@ mod tests {
         for (nodes, max, want) in cases {
             assert_eq!(rolling_deletions(nodes, max), want, "{nodes:?} {max}");
         }
+    }
+
+    #[test]
+    fn old_unused_revisions_are_pruned_beyond_the_limit() {
+        let history: Vec<(String, i64, String)> = (1..=5)
+            .map(|i| (format!("r{i}"), i, format!("h{i}")))
+            .collect();
+        let live = ["h2".to_owned()].into_iter().collect();
+        assert_eq!(revisions_to_prune(&history, "h5", &live, 1), ["r1", "r3"]);
+        assert!(revisions_to_prune(&history, "h5", &live, 10).is_empty());
+        assert_eq!(
+            revisions_to_prune(&history, "h1", &live, 0),
+            ["r3", "r4", "r5"]
+        );
     }
 
     #[test]
