@@ -42,10 +42,16 @@ pub(crate) async fn run(cx: Context) {
     jobs.ready().await;
     pods.ready().await;
     let enqueue_all = {
-        let (queue, jobs) = (Arc::clone(&queue), jobs.clone());
+        let (queue, jobs, pods) = (Arc::clone(&queue), jobs.clone(), pods.clone());
         move || {
             for job in jobs.store().state() {
                 queue.add(owned::key_of(job.as_ref()));
+            }
+            // Pods still held for a Job that may be gone.
+            for pod in pods.store().state() {
+                if let Some(key) = job_key(&pod).filter(|_| has_finalizer(&pod)) {
+                    queue.add(key);
+                }
             }
         }
     };
@@ -62,8 +68,8 @@ pub(crate) async fn run(cx: Context) {
                     },
                     change = pod_changes.next() => match change {
                         Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            if let Some(owner) = pod.owner_references().iter().find(|o| o.kind == "Job" && o.controller == Some(true)) {
-                                queue.add(format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name));
+                            if let Some(key) = job_key(&pod) {
+                                queue.add(key);
                             }
                         }
                         Some(Change::Resynced) => enqueue_all(),
@@ -112,17 +118,36 @@ struct Finished<'a> {
 impl JobController {
     async fn reconcile(&self, key: &str) -> Result<Next, kube::Error> {
         let (namespace, name) = owned::split_key(key);
-        let Some(job) = self
+        let job = self
             .jobs
             .store()
-            .get(&ObjectRef::new(name).within(namespace))
-        else {
+            .get(&ObjectRef::new(name).within(namespace));
+        let uid = job.as_ref().and_then(|j| j.metadata.uid.clone());
+        let all = self.pods.store().state();
+        let api: Api<Pod> = Api::namespaced(self.cx.client.clone(), namespace);
+        // Pods whose Job is gone (or was replaced by one of the same name)
+        // are counted by no one: let them go, or they could never be
+        // deleted.
+        let orphans: Vec<&Pod> = all
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| p.namespace().as_deref() == Some(namespace) && has_finalizer(p))
+            .filter(|p| {
+                p.owner_references().iter().any(|o| {
+                    o.kind == "Job"
+                        && o.controller == Some(true)
+                        && o.name == name
+                        && Some(&o.uid) != uid.as_ref()
+                })
+            })
+            .collect();
+        remove_finalizers(&api, &orphans).await?;
+        let Some(job) = job else {
             self.expectations.forget(key);
             self.memory().remove(key);
             return Ok(Next::Done);
         };
-        let uid = job.metadata.uid.clone().unwrap_or_default();
-        let all = self.pods.store().state();
+        let uid = uid.unwrap_or_default();
         let pods: Vec<&Pod> = all
             .iter()
             .map(AsRef::as_ref)
@@ -133,7 +158,6 @@ impl JobController {
                 owned::selector_matches(selector, p.labels())
             })
             .collect();
-        let api: Api<Pod> = Api::namespaced(self.cx.client.clone(), namespace);
         if decide::is_finished(&job) {
             // Nothing left to count; let go of any pod still held.
             let held: Vec<&Pod> = pods.into_iter().filter(|p| has_finalizer(p)).collect();
@@ -575,6 +599,19 @@ impl JobController {
 
 fn len32<T>(items: &[T]) -> i32 {
     i32::try_from(items.len()).unwrap_or(i32::MAX)
+}
+
+/// The key of the Job controlling `pod`.
+fn job_key(pod: &Pod) -> Option<String> {
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Job" && o.controller == Some(true))?;
+    Some(format!(
+        "{}/{}",
+        pod.namespace().unwrap_or_default(),
+        owner.name
+    ))
 }
 
 fn has_finalizer(pod: &Pod) -> bool {

@@ -422,3 +422,36 @@ async fn a_suspended_job_starts_no_pods_until_resumed() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn the_pods_of_a_deleted_job_are_let_go() {
+    let harness = Harness::start(&["job-controller"]).await;
+    let client = harness.admin();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // No nodes: the pod stays pending, holding the tracking finalizer.
+    jobs.create(&PostParams::default(), &job("gone", json!({})))
+        .await
+        .unwrap();
+    let pod = wait_for("a pod", PATIENCE, || async {
+        job_pods(&client, "gone")
+            .await
+            .pop()
+            .ok_or_else(|| "none".to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(pod.finalizers(), ["batch.kubernetes.io/job-tracking"]);
+    jobs.delete("gone", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    wait_for("finalizer removed", PATIENCE, || async {
+        let p = pods.get(&pod.name_any()).await.map_err(|e| e.to_string())?;
+        p.finalizers()
+            .is_empty()
+            .then_some(())
+            .ok_or(format!("{:?}", p.finalizers()))
+    })
+    .await
+    .unwrap();
+}
