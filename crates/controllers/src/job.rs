@@ -12,18 +12,22 @@
 //! reference).
 
 mod decide;
+mod observe;
+mod pods;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bulwark_client::events::{EventType, reference};
-use decide::{Backoff, Counts, Finish, INDEX_KEY, OnFailure, TRACKING_FINALIZER};
+use decide::{Backoff, Counts, Finish};
 use k8s_openapi::api::batch::v1::{Job, JobStatus, UncountedTerminatedPods};
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
+use observe::{Finished, Observed};
+use pods::{has_finalizer, job_key, pick_for_deletion, pod_for, remove_finalizers};
 
 use crate::Context;
 use crate::informer::{Change, Informer};
@@ -109,12 +113,6 @@ struct Memory {
     counted: HashSet<String>,
 }
 
-/// A pod the Job has yet to count.
-struct Finished<'a> {
-    pod: &'a Pod,
-    succeeded: bool,
-}
-
 impl JobController {
     async fn reconcile(&self, key: &str) -> Result<Next, kube::Error> {
         let (namespace, name) = owned::split_key(key);
@@ -191,64 +189,25 @@ impl JobController {
             .map(|m| m.counted.clone())
             .unwrap_or_default();
 
-        // Which pods are active, terminating, newly finished.
-        let mut active: Vec<&Pod> = Vec::new();
-        let mut terminating = 0;
-        let mut new_finished = Vec::new();
-        for pod in pods {
-            let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
-            let phase = owned::phase(pod);
-            let deleting =
-                pod.metadata.deletion_timestamp.is_some() || unseen.deleted.contains(&pod_uid);
-            if deleting && !matches!(phase, "Succeeded" | "Failed") {
-                terminating += 1;
-            } else if !matches!(phase, "Succeeded" | "Failed") {
-                active.push(pod);
-            }
-            let finished = match phase {
-                "Succeeded" => Some(true),
-                "Failed" => Some(false),
-                // Upstream's default podReplacementPolicy counts a deleted
-                // pod as failed at once.
-                _ if pod.metadata.deletion_timestamp.is_some()
-                    && !decide::only_replace_failed(job) =>
-                {
-                    Some(false)
-                }
-                _ => None,
-            };
-            if let Some(succeeded) = finished
-                && has_finalizer(pod)
-                && !counted.contains(&pod_uid)
-                && !un_ok.contains(&pod_uid)
-                && !un_failed.contains(&pod_uid)
-            {
-                new_finished.push(Finished { pod, succeeded });
-            }
-        }
-        // The pod failure policy may ignore a failure or fail the Job.
-        let mut ignored = HashSet::new();
-        let mut fail_job = None;
+        let Observed {
+            mut active,
+            mut terminating,
+            finished: new_finished,
+            ignored,
+            fail_job,
+        } = observe::observe(job, pods, &unseen.deleted, |uid| {
+            counted.contains(uid)
+                || un_ok.iter().any(|u| u == uid)
+                || un_failed.iter().any(|u| u == uid)
+        });
         for f in &new_finished {
             let uid = f.pod.metadata.uid.clone().unwrap_or_default();
             if f.succeeded {
                 un_ok.push(uid);
-                continue;
+            } else {
+                un_failed.push(uid);
             }
-            match decide::on_failure(job, f.pod) {
-                OnFailure::Ignore => {
-                    ignored.insert(uid);
-                    continue;
-                }
-                OnFailure::FailJob(message) => {
-                    fail_job.get_or_insert(message);
-                }
-                OnFailure::Count => {}
-            }
-            un_failed.push(uid);
         }
-        new_finished
-            .retain(|f| !ignored.contains(f.pod.metadata.uid.as_deref().unwrap_or_default()));
         self.note_backoff(key, &new_finished, now);
 
         // Completed indexes (Indexed Jobs): every succeeded pod's index.
@@ -599,132 +558,4 @@ impl JobController {
 
 fn len32<T>(items: &[T]) -> i32 {
     i32::try_from(items.len()).unwrap_or(i32::MAX)
-}
-
-/// The key of the Job controlling `pod`.
-fn job_key(pod: &Pod) -> Option<String> {
-    let owner = pod
-        .owner_references()
-        .iter()
-        .find(|o| o.kind == "Job" && o.controller == Some(true))?;
-    Some(format!(
-        "{}/{}",
-        pod.namespace().unwrap_or_default(),
-        owner.name
-    ))
-}
-
-fn has_finalizer(pod: &Pod) -> bool {
-    pod.finalizers().iter().any(|f| f == TRACKING_FINALIZER)
-}
-
-/// The pods to delete first, as upstream: unscheduled, then pending, then
-/// not ready, then the rest.
-fn pick_for_deletion<'a>(active: &[&'a Pod], count: usize) -> Vec<&'a Pod> {
-    let mut sorted = active.to_vec();
-    sorted.sort_by_key(|p| {
-        let unscheduled = p.spec.as_ref().is_none_or(|s| s.node_name.is_none());
-        (
-            !unscheduled,
-            owned::phase(p) != "Pending",
-            owned::is_ready(p),
-        )
-    });
-    sorted.truncate(count);
-    sorted
-}
-
-/// Removes the tracking finalizer from `pods`; returns the uids released
-/// (a pod already gone counts as released).
-async fn remove_finalizers(api: &Api<Pod>, pods: &[&Pod]) -> Result<HashSet<String>, kube::Error> {
-    let mut released = HashSet::new();
-    let mut failure = None;
-    for pod in pods {
-        let keep: Vec<&String> = pod
-            .finalizers()
-            .iter()
-            .filter(|f| *f != TRACKING_FINALIZER)
-            .collect();
-        let patch = serde_json::json!({"metadata": {
-            "finalizers": keep,
-            "resourceVersion": pod.metadata.resource_version,
-        }});
-        match api
-            .patch(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(err) => {
-                failure = Some(err);
-                continue;
-            }
-        }
-        released.insert(pod.metadata.uid.clone().unwrap_or_default());
-    }
-    match failure {
-        Some(err) if released.is_empty() => Err(err),
-        _ => Ok(released),
-    }
-}
-
-/// A new pod for `job` (at `index` for Indexed Jobs).
-fn pod_for(job: &Job, index: Option<i32>) -> Pod {
-    let template = job
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
-    let mut meta = template.metadata.unwrap_or_default();
-    let mut spec = template.spec.unwrap_or_default();
-    let name = job.name_any();
-    let mut prefix = format!("{name}-");
-    if let Some(index) = index {
-        let index = index.to_string();
-        prefix = format!("{name}-{index}-");
-        meta.annotations
-            .get_or_insert_default()
-            .insert(INDEX_KEY.into(), index.clone());
-        meta.labels
-            .get_or_insert_default()
-            .insert(INDEX_KEY.into(), index.clone());
-        if spec.hostname.is_none() {
-            spec.hostname = Some(format!("{name}-{index}"));
-        }
-        let env = EnvVar {
-            name: "JOB_COMPLETION_INDEX".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: format!("metadata.annotations['{INDEX_KEY}']"),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        };
-        for c in spec
-            .containers
-            .iter_mut()
-            .chain(spec.init_containers.iter_mut().flatten())
-        {
-            c.env.get_or_insert_default().push(env.clone());
-        }
-    }
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(prefix),
-            namespace: job.namespace(),
-            labels: meta.labels,
-            annotations: meta.annotations,
-            finalizers: Some(vec![TRACKING_FINALIZER.to_owned()]),
-            owner_references: Some(vec![owned::controller_ref(job)]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
 }
