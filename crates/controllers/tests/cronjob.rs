@@ -190,3 +190,53 @@ async fn a_forbidding_cronjob_in_a_time_zone_waits_for_its_running_job() {
     let owned = jobs.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(owned.len(), 1, "{owned:?}");
 }
+
+#[tokio::test]
+async fn a_replacing_cronjob_deletes_the_running_job_for_the_next() {
+    let clock = TestClock::new(at("2030-01-01T10:00:30Z"));
+    let harness = Harness::start_with_clock(&["cronjob-controller"], clock.clone()).await;
+    let client = harness.admin();
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    cronjobs
+        .create(
+            &PostParams::default(),
+            &cronjob(
+                "swap",
+                json!({"schedule": "*/5 * * * *", "timeZone": "UTC",
+                    "startingDeadlineSeconds": 120, "concurrencyPolicy": "Replace"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let first = format!("swap-{}", at("2030-01-01T10:00:00Z").as_second() / 60);
+    wait_job(&jobs, &first).await;
+    clock.set(at("2030-01-01T10:05:01Z"));
+    touch(&cronjobs, "swap", 1).await;
+    let second = format!("swap-{}", at("2030-01-01T10:05:00Z").as_second() / 60);
+    wait_job(&jobs, &second).await;
+    assert_eq!(
+        wait_event(&client, "swap", "SuccessfulDelete").await,
+        format!("Deleted job {first}")
+    );
+    bulwark_testkit::wait_for("only the new job active", PATIENCE, || async {
+        let cj = cronjobs.get("swap").await.map_err(|e| e.to_string())?;
+        let active: Vec<String> = cj
+            .status
+            .and_then(|s| s.active)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.name)
+            .collect();
+        let gone = jobs
+            .get_opt(&first)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none();
+        (active == [second.clone()] && gone)
+            .then_some(())
+            .ok_or(format!("{active:?}, first gone: {gone}"))
+    })
+    .await
+    .unwrap();
+}
