@@ -2,7 +2,7 @@
 //! every node that should run one (node selector, required node affinity,
 //! taints against the pod's tolerations plus the default daemon
 //! tolerations), following nodes as they come and go; rolling updates
-//! within `maxUnavailable` (or `OnDelete`), with the template history kept
+//! within `maxUnavailable` or `maxSurge` (or `OnDelete`), with the template history kept
 //! as ControllerRevisions and each pod labelled `controller-revision-hash`.
 //!
 //! As upstream (since 1.12), the controller does not place pods itself: it
@@ -10,7 +10,8 @@
 //! [<node>]` and lets the scheduler bind it. Unlike upstream, it also
 //! deletes its pods on nodes that no longer exist (upstream leaves that to
 //! the pod garbage collector, which Bulwark does not have yet).
-//! `maxSurge` is not implemented (treated as 0).
+//! With `maxSurge`, a node runs its new pod next to the old one until the
+//! new one is available.
 
 mod decide;
 
@@ -115,6 +116,20 @@ struct DaemonSetController {
     expectations: Expectations,
 }
 
+/// A node that should run the daemon, as a rolling update sees it.
+#[derive(Default)]
+struct Rolling<'a> {
+    node: String,
+    /// Its (oldest) pod's state; `None`: no pod.
+    state: Option<NodePod>,
+    pod: Option<&'a Pod>,
+    /// During a surge: the new pod next to an old one, and whether it is
+    /// available.
+    surge: Option<(&'a Pod, bool)>,
+    /// A pod is being made or deleted there.
+    pending: bool,
+}
+
 /// What the controller saw on one node.
 #[derive(Default)]
 struct OnNode<'a> {
@@ -198,13 +213,28 @@ impl DaemonSetController {
         let now = self.cx.clock.now();
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         let mut create = Vec::new();
-        let mut rolling: Vec<(Option<NodePod>, Option<&Pod>)> = Vec::new();
+        let mut rolling: Vec<Rolling<'_>> = Vec::new();
         let mut status = DaemonSetStatus {
             observed_generation: ds.metadata.generation,
             collision_count: ds.status.as_ref().and_then(|s| s.collision_count),
             ..DaemonSetStatus::default()
         };
         let mut waiting_available = false;
+        let strategy = spec.update_strategy.clone().unwrap_or_default();
+        let rolling_update = strategy.type_.as_deref() != Some("OnDelete");
+        let max_unavailable = strategy
+            .rolling_update
+            .as_ref()
+            .and_then(|r| r.max_unavailable.as_ref());
+        let max_surge = strategy
+            .rolling_update
+            .as_ref()
+            .and_then(|r| r.max_surge.as_ref());
+        let surge = if rolling_update {
+            decide::scaled(max_surge, known.len())
+        } else {
+            0
+        };
         for (node_name, node) in &known {
             let placement = decide::placement(node, &template_spec);
             let here = by_node.remove(node_name).unwrap_or_default();
@@ -224,28 +254,45 @@ impl DaemonSetController {
             if placement.should_run && !has_pod {
                 create.push(node_name.clone());
             }
-            // Keep one pod per node: the oldest.
+            // Keep one pod per node, the oldest; during a surge also the
+            // oldest new one.
             let mut live = here.live.clone();
             live.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-            if live.len() > 1 {
-                delete.extend(live.drain(1..));
+            let is_updated = |p: &Pod| p.labels().get(REVISION_HASH) == Some(&hash);
+            let surge_pod = live
+                .iter()
+                .skip(1)
+                .position(|p| surge > 0 && is_updated(p) && !is_updated(live[0]))
+                .map(|i| i + 1);
+            for (i, pod) in live.iter().enumerate() {
+                if i != 0 && Some(i) != surge_pod {
+                    delete.push(pod);
+                }
             }
             let Some(pod) = live.first().copied() else {
                 if placement.should_run {
-                    rolling.push((None, None));
+                    rolling.push(Rolling::default());
                 }
                 continue;
             };
-            let updated = pod.labels().get(REVISION_HASH) == Some(&hash);
+            let updated = is_updated(pod);
             let available = available(pod, min_ready, now);
             waiting_available |= owned::is_ready(pod) && !available;
             if placement.should_run {
+                let new = surge_pod.map(|i| live[i]);
                 status.number_ready += i32::from(owned::is_ready(pod));
                 status.number_available =
                     Some(status.number_available.unwrap_or(0) + i32::from(available));
+                let any_updated = updated || new.is_some();
                 status.updated_number_scheduled =
-                    Some(status.updated_number_scheduled.unwrap_or(0) + i32::from(updated));
-                rolling.push((Some(NodePod { updated, available }), Some(pod)));
+                    Some(status.updated_number_scheduled.unwrap_or(0) + i32::from(any_updated));
+                rolling.push(Rolling {
+                    node: node_name.clone(),
+                    state: Some(NodePod { updated, available }),
+                    pod: Some(pod),
+                    surge: new.map(|p| (p, self::available(p, min_ready, now))),
+                    pending: here.pending > 0,
+                });
             }
         }
         // Pods on nodes that are gone.
@@ -258,18 +305,23 @@ impl DaemonSetController {
             Some(i32::try_from(desired.saturating_sub(available_count)).unwrap_or(0))
                 .filter(|n| *n > 0);
 
-        let strategy = spec.update_strategy.clone().unwrap_or_default();
-        if strategy.type_.as_deref() != Some("OnDelete") {
-            let max = decide::scaled(
-                strategy
-                    .rolling_update
-                    .as_ref()
-                    .and_then(|r| r.max_unavailable.as_ref()),
-                desired,
-            );
-            let states: Vec<Option<NodePod>> = rolling.iter().map(|(s, _)| *s).collect();
+        if rolling_update && surge > 0 {
+            let nodes: Vec<(Option<bool>, Option<bool>)> = rolling
+                .iter()
+                .map(|r| {
+                    let old = r.state.filter(|s| !s.updated).map(|s| s.available);
+                    let new = r.surge.map(|(_, available)| available);
+                    (old, new.or(r.pending.then_some(false)))
+                })
+                .collect();
+            let (start, retire) = decide::surge_plan(&nodes, surge);
+            create.extend(start.into_iter().map(|i| rolling[i].node.clone()));
+            delete.extend(retire.into_iter().filter_map(|i| rolling[i].pod));
+        } else if rolling_update {
+            let max = decide::scaled(max_unavailable, desired).max(1);
+            let states: Vec<Option<NodePod>> = rolling.iter().map(|r| r.state).collect();
             for i in decide::rolling_deletions(&states, max) {
-                if let Some(pod) = rolling[i].1 {
+                if let Some(pod) = rolling[i].pod {
                     delete.push(pod);
                 }
             }

@@ -293,3 +293,45 @@ async fn a_daemonset_runs_only_on_the_nodes_it_selects() {
     wait_placed(&client, "ssd", &[]).await;
     wait_status(&sets, "ssd", 0, 0).await;
 }
+
+#[tokio::test]
+async fn a_surging_daemonset_starts_the_new_pod_before_stopping_the_old() {
+    let harness = Harness::start(&["daemon-set-controller"]).await;
+    let client = harness.admin();
+    let nodes = FakeNodes::start(
+        client.clone(),
+        FakeNodeConfig {
+            count: 2,
+            ..FakeNodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let _binder = bind_unscheduled(client.clone(), nodes.names().to_vec());
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let mut ds = daemonset("surge", "s:1", None);
+    ds.spec.as_mut().unwrap().update_strategy = Some(
+        serde_json::from_value(json!({"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+        .unwrap(),
+    );
+    sets.create(&PostParams::default(), &ds).await.unwrap();
+    wait_placed(
+        &client,
+        "surge",
+        &[("fake-node-0", "s:1"), ("fake-node-1", "s:1")],
+    )
+    .await;
+    wait_status(&sets, "surge", 2, 2).await;
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "s:2"}]}}}});
+    sets.patch("surge", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    wait_placed(
+        &client,
+        "surge",
+        &[("fake-node-0", "s:2"), ("fake-node-1", "s:2")],
+    )
+    .await;
+    wait_status(&sets, "surge", 2, 2).await;
+}

@@ -232,22 +232,50 @@ pub(crate) fn rolling_deletions(nodes: &[Option<NodePod>], max_unavailable: usiz
     chosen
 }
 
-/// `maxUnavailable` as a count of `desired` nodes (percentages round up,
-/// as upstream; at least 1 so that a rollout always moves).
+/// `maxUnavailable` or `maxSurge` as a count of `desired` nodes
+/// (percentages round up, as upstream; unset is 0).
 pub(crate) fn scaled(
     value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
     desired: usize,
 ) -> usize {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let n = match value {
-        None => 1,
+    match value {
+        None => 0,
         Some(IntOrString::Int(n)) => usize::try_from(*n).unwrap_or(0),
         Some(IntOrString::String(s)) => {
             let percent: usize = s.trim_end_matches('%').parse().unwrap_or(0);
             (percent * desired).div_ceil(100)
         }
-    };
-    n.max(1)
+    }
+}
+
+/// A surging rollout (upstream's `maxSurge`): per node `(old pod, new pod)`
+/// as `Some(available)`. Returns the nodes to start a new pod on (an
+/// unavailable old pod is replaced at once; others while fewer than
+/// `max_surge` nodes run two pods) and the nodes whose old pod may go (its
+/// replacement is available).
+pub(crate) fn surge_plan(
+    nodes: &[(Option<bool>, Option<bool>)],
+    max_surge: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let surging = nodes
+        .iter()
+        .filter(|(old, new)| old.is_some() && new.is_some())
+        .count();
+    let mut budget = max_surge.saturating_sub(surging);
+    let (mut start, mut retire) = (Vec::new(), Vec::new());
+    for (i, (old, new)) in nodes.iter().enumerate() {
+        match (old, new) {
+            (Some(_), Some(true)) => retire.push(i),
+            (Some(false), None) => start.push(i),
+            (Some(true), None) if budget > 0 => {
+                budget -= 1;
+                start.push(i);
+            }
+            _ => {}
+        }
+    }
+    (start, retire)
 }
 
 #[cfg(test)]
@@ -454,10 +482,54 @@ mod tests {
     }
 
     #[test]
-    fn max_unavailable_scales() {
-        assert_eq!(scaled(None, 10), 1);
+    fn counts_and_percentages_scale() {
+        assert_eq!(scaled(None, 10), 0);
         assert_eq!(scaled(Some(&IntOrString::Int(3)), 10), 3);
         assert_eq!(scaled(Some(&IntOrString::String("25%".into())), 10), 3);
-        assert_eq!(scaled(Some(&IntOrString::String("0%".into())), 10), 1);
+        assert_eq!(scaled(Some(&IntOrString::String("0%".into())), 10), 0);
+    }
+
+    #[test]
+    fn surging_rollouts_start_new_pods_before_retiring_old_ones() {
+        type Case<'a> = (
+            &'a [(Option<bool>, Option<bool>)],
+            usize,
+            &'a [usize],
+            &'a [usize],
+        );
+        let cases: [Case<'_>; 4] = [
+            // Three old available pods, surge 1: one new pod at a time.
+            (
+                &[(Some(true), None), (Some(true), None), (Some(true), None)],
+                1,
+                &[0],
+                &[],
+            ),
+            // Its replacement is up: the old one goes; the budget is spent
+            // until then.
+            (
+                &[(Some(true), Some(true)), (Some(true), None)],
+                1,
+                &[],
+                &[0],
+            ),
+            (
+                &[(Some(true), Some(false)), (Some(true), None)],
+                1,
+                &[],
+                &[],
+            ),
+            // An unavailable old pod is replaced whatever the budget.
+            (
+                &[(Some(true), Some(false)), (Some(false), None)],
+                1,
+                &[1],
+                &[],
+            ),
+        ];
+        for (nodes, surge, start, retire) in cases {
+            let (s, r) = surge_plan(nodes, surge);
+            assert_eq!((s.as_slice(), r.as_slice()), (start, retire), "{nodes:?}");
+        }
     }
 }
