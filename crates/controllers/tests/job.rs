@@ -98,6 +98,18 @@ async fn a_job_runs_its_pods_to_completion() {
     assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
     assert_eq!(labels["controller-uid"], uid);
 
+    // It cannot be changed afterwards.
+    let mut unselected = jobs.get("pi").await.unwrap();
+    unselected.spec.as_mut().unwrap().selector = None;
+    let err = jobs
+        .replace("pi", &PostParams::default(), &unselected)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 422 && s.message.contains("spec.selector")),
+        "{err}"
+    );
+
     let done = wait_condition(&jobs, "pi", "Complete").await;
     let status = done.status.unwrap();
     assert_eq!(status.succeeded, Some(3));
