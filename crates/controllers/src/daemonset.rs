@@ -2,8 +2,9 @@
 //! every node that should run one (node selector, required node affinity,
 //! taints against the pod's tolerations plus the default daemon
 //! tolerations), following nodes as they come and go; rolling updates
-//! within `maxUnavailable` or `maxSurge` (or `OnDelete`), with the template history kept
-//! as ControllerRevisions and each pod labelled `controller-revision-hash`.
+//! within `maxUnavailable` or `maxSurge` (or `OnDelete`), with the template
+//! history kept as ControllerRevisions and each pod labelled
+//! `controller-revision-hash`.
 //!
 //! As upstream (since 1.12), the controller does not place pods itself: it
 //! creates each with a required node affinity `matchFields metadata.name In
