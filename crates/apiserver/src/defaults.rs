@@ -41,6 +41,46 @@ pub(crate) fn apply(resource: &ResourceType, object: &mut Value) {
     }
 }
 
+/// What upstream's strategies do to a new object once it has its uid
+/// (`PrepareForCreate` and the Job strategy's selector generation): a Job
+/// without `manualSelector: true` selects its own pods by its uid, and its
+/// template carries the labels that make them match.
+pub(crate) fn on_create(resource: &ResourceType, object: &mut Value) {
+    if (resource.group, resource.kind) == ("batch", "Job") {
+        job_selector(object);
+    }
+}
+
+fn job_selector(object: &mut Value) {
+    if object.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let uid = object
+        .pointer("/metadata/uid")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let name = object
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    set_if_absent(template, "metadata", json!({}));
+    set_if_absent(&mut template["metadata"], "labels", json!({}));
+    if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+        labels.insert("batch.kubernetes.io/controller-uid".into(), uid.clone());
+        labels.insert("batch.kubernetes.io/job-name".into(), name.clone());
+        labels.insert("controller-uid".into(), uid);
+        labels.insert("job-name".into(), name);
+    }
+}
+
 fn set_if_absent(object: &mut Value, field: &str, value: Value) {
     if let Some(map) = object.as_object_mut() {
         map.entry(field).or_insert(value);
@@ -114,5 +154,26 @@ mod tests {
         assert_eq!(qos_class(&best), "BestEffort");
         assert_eq!(qos_class(&guaranteed), "Guaranteed");
         assert_eq!(qos_class(&burstable), "Burstable");
+    }
+
+    #[test]
+    fn a_job_selects_its_pods_by_uid_unless_the_selector_is_manual() {
+        let mut job = json!({"metadata": {"name": "pi", "uid": "u1"},
+            "spec": {"template": {"metadata": {"labels": {"app": "pi"}}}}});
+        job_selector(&mut job);
+        assert_eq!(
+            job["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}})
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "pi", "batch.kubernetes.io/controller-uid": "u1",
+                "batch.kubernetes.io/job-name": "pi", "controller-uid": "u1", "job-name": "pi"})
+        );
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u2"},
+            "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
+        let before = manual.clone();
+        job_selector(&mut manual);
+        assert_eq!(manual, before);
     }
 }

@@ -434,6 +434,7 @@ pub(crate) async fn create_object(
         authorizer.check_rbac_write(req, &object, None)?;
     }
     objects::initialize(resource, &mut object);
+    defaults::on_create(resource, &mut object);
     crate::apply::record(
         resource,
         &Value::Object(Default::default()),

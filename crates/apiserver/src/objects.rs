@@ -282,6 +282,19 @@ pub(crate) fn set_resource_version(object: &mut Value, revision: i64) {
 
 /// ConfigMaps and Secrets marked `immutable: true` keep their data.
 pub(crate) fn check_immutable(resource: &ResourceType, old: &Value, new: &Value) -> ApiResult<()> {
+    if (resource.group, resource.kind) == ("batch", "Job") {
+        let causes = job_immutable(old, new);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = object_name(new).unwrap_or_default();
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            &name,
+            causes,
+        ));
+    }
     if !matches!(resource.kind, "ConfigMap" | "Secret")
         || old.get("immutable") != Some(&json!(true))
     {
@@ -350,6 +363,30 @@ pub(crate) fn value_list_item(object: &Value) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(&item).unwrap_or_default())
 }
 
+/// What may not change in a Job's spec (upstream's `ValidateJobUpdate`,
+/// the fields its controller relies on): the selector the server
+/// generated and how it counts completions. (This runs before defaulting,
+/// so an omitted `completionMode` is left to it.)
+fn job_immutable(old: &Value, new: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for field in ["selector", "completionMode"] {
+        let before = old.pointer(&format!("/spec/{field}"));
+        let after = new.pointer(&format!("/spec/{field}"));
+        let defaulted_later = field == "completionMode" && after.is_none();
+        if before != after && !defaulted_later {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: {}: field is immutable",
+                    after.cloned().unwrap_or(Value::Null)
+                ),
+                field: format!("spec.{field}"),
+            });
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +404,19 @@ mod tests {
             value_list_item(&json!({"kind": "X", "apiVersion": "v1", "metadata": {}})),
             "{\"metadata\":{}}"
         );
+    }
+
+    #[test]
+    fn a_job_keeps_its_selector() {
+        let old = json!({"spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "completionMode": "NonIndexed", "parallelism": 1}});
+        let mut scaled = old.clone();
+        scaled["spec"]["parallelism"] = json!(3);
+        assert!(job_immutable(&old, &scaled).is_empty());
+        let replaced = json!({"spec": {"completionMode": "NonIndexed", "parallelism": 1}});
+        let causes = job_immutable(&old, &replaced);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.selector");
+        assert_eq!(causes[0].message, "Invalid value: null: field is immutable");
     }
 }

@@ -399,6 +399,9 @@ async fn drop_owner_refs(
     if kept.len() == refs.len() {
         return Ok(());
     }
+    // None left: the field goes, as upstream (where an empty list is
+    // omitted) shows it.
+    let kept = (!kept.is_empty()).then_some(kept);
     let patch = json!({"metadata": {
         "ownerReferences": kept,
         "resourceVersion": current.resource_version(),

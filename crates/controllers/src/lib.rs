@@ -15,6 +15,8 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod cronjob;
+mod daemonset;
 mod deployment;
 mod discovery;
 mod disruption;
@@ -22,13 +24,16 @@ mod endpoints;
 mod expectations;
 mod gc;
 mod informer;
+mod job;
 mod namespace;
 mod nodelifecycle;
+mod owned;
 mod ownership;
 mod pods;
 mod queue;
 mod replicaset;
 mod serviceaccount;
+mod ttl;
 
 use std::sync::Arc;
 
@@ -149,6 +154,16 @@ struct Controller {
 
 const CONTROLLERS: &[Controller] = &[
     Controller {
+        name: "cronjob-controller",
+        component: "cronjob-controller",
+        run: |cx| Box::pin(cronjob::run(cx)),
+    },
+    Controller {
+        name: "daemon-set-controller",
+        component: "daemonset-controller",
+        run: |cx| Box::pin(daemonset::run(cx)),
+    },
+    Controller {
         name: "deployment-controller",
         component: "deployment-controller",
         run: |cx| Box::pin(deployment::run(cx)),
@@ -174,6 +189,11 @@ const CONTROLLERS: &[Controller] = &[
         run: |cx| Box::pin(gc::run(cx)),
     },
     Controller {
+        name: "job-controller",
+        component: "job-controller",
+        run: |cx| Box::pin(job::run(cx)),
+    },
+    Controller {
         name: "namespace-controller",
         component: "namespace-controller",
         run: |cx| Box::pin(namespace::run(cx)),
@@ -192,5 +212,10 @@ const CONTROLLERS: &[Controller] = &[
         name: "service-account-controller",
         component: "service-account-controller",
         run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+    Controller {
+        name: "ttl-after-finished-controller",
+        component: "ttl-after-finished-controller",
+        run: |cx| Box::pin(ttl::run(cx)),
     },
 ];

@@ -10,6 +10,9 @@ use bulwark_testkit::TestCluster;
 
 pub(crate) struct Harness {
     pub(crate) cluster: TestCluster,
+    clock: Arc<dyn bulwark_client::Clock>,
+    /// The test binder, when `with_nodes` started one.
+    binder: Option<Binder>,
     only: Vec<String>,
     manager: tokio::task::JoinHandle<()>,
 }
@@ -17,6 +20,14 @@ pub(crate) struct Harness {
 impl Harness {
     /// A cluster running `only` these controllers (empty: all).
     pub(crate) async fn start(only: &[&str]) -> Self {
+        Self::start_with_clock(only, Arc::new(bulwark_client::SystemClock)).await
+    }
+
+    /// The same, with the controllers reading time from `clock`.
+    pub(crate) async fn start_with_clock(
+        only: &[&str],
+        clock: Arc<dyn bulwark_client::Clock>,
+    ) -> Self {
         if let Ok(filter) = std::env::var("BULWARK_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -25,9 +36,11 @@ impl Harness {
         }
         let cluster = TestCluster::start().await.expect("the API server starts");
         let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
-        let manager = spawn_manager(&cluster, &only);
+        let manager = spawn_manager(&cluster, &only, Arc::clone(&clock));
         Harness {
             cluster,
+            clock,
+            binder: None,
             only,
             manager,
         }
@@ -37,7 +50,7 @@ impl Harness {
     /// no memory), as a process restart would.
     pub(crate) fn restart_manager(&mut self) {
         self.manager.abort();
-        self.manager = spawn_manager(&self.cluster, &self.only);
+        self.manager = spawn_manager(&self.cluster, &self.only, Arc::clone(&self.clock));
     }
 
     pub(crate) fn admin(&self) -> kube::Client {
@@ -47,20 +60,25 @@ impl Harness {
     /// An admin client that reports 429s instead of retrying them (kube's
     /// default retries them with backoff).
     pub(crate) async fn admin_without_retries(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.cluster.kubeconfig()).unwrap();
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.cluster.kubeconfig())
+            .expect("the admin kubeconfig");
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
-            .unwrap();
+            .expect("a usable kubeconfig");
         config.default_retry = false;
-        kube::Client::try_from(config).unwrap()
+        kube::Client::try_from(config).expect("a client")
     }
 }
 
-fn spawn_manager(cluster: &TestCluster, only: &[String]) -> tokio::task::JoinHandle<()> {
+fn spawn_manager(
+    cluster: &TestCluster,
+    only: &[String],
+    clock: Arc<dyn bulwark_client::Clock>,
+) -> tokio::task::JoinHandle<()> {
     let options = bulwark_controllers::Options {
         access: cluster.access().clone(),
         election: None,
-        clock: Arc::new(bulwark_client::SystemClock),
+        clock,
         only: only.to_vec(),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
     };
@@ -81,60 +99,78 @@ impl Drop for Harness {
 /// many tests on two cores).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Plays the scheduler for tests (there is none on this branch): binds
-/// every pod without a node to one of `nodes`, round-robin, through
-/// `pods/binding`. Runs until dropped.
-pub(crate) async fn bind_unscheduled(client: kube::Client, nodes: Vec<String>) {
+/// Plays the scheduler for tests (there is none yet): binds every pod
+/// without a node to one of `nodes` — the node its required affinity names
+/// with `matchFields metadata.name` (as DaemonSet pods ask), else round
+/// robin. Stops when dropped.
+pub(crate) fn bind_unscheduled(client: kube::Client, nodes: Vec<String>) -> Binder {
     use futures::StreamExt as _;
-    use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+    use k8s_openapi::api::core::v1::Pod;
     use kube::ResourceExt as _;
     use kube::runtime::{WatchStreamExt as _, watcher};
-
-    let mut next = 0usize;
-    let stream = watcher(
-        kube::Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
-    futures::pin_mut!(stream);
-    while let Some(pod) = stream.next().await {
-        let Ok(pod) = pod else { continue };
-        // Pods for another scheduler stay pending (a test's way to stall a rollout).
-        let unbound = pod.spec.as_ref().is_some_and(|s| {
-            s.node_name.is_none()
-                && s.scheduler_name
-                    .as_deref()
-                    .is_none_or(|n| n == "default-scheduler")
-        });
-        if !unbound || pod.metadata.deletion_timestamp.is_some() || nodes.is_empty() {
-            continue;
+    let task = tokio::spawn(async move {
+        let pods: kube::Api<Pod> = kube::Api::all(client.clone());
+        let stream = watcher(pods, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        futures::pin_mut!(stream);
+        let mut next = 0usize;
+        while let Some(pod) = stream.next().await {
+            let Ok(pod) = pod else { continue };
+            let spec = pod.spec.clone().unwrap_or_default();
+            // Pods for another scheduler stay pending (a test's way to
+            // stall a rollout).
+            let ours = spec
+                .scheduler_name
+                .as_deref()
+                .is_none_or(|n| n == "default-scheduler");
+            if spec.node_name.is_some() || pod.metadata.deletion_timestamp.is_some() || !ours {
+                continue;
+            }
+            let node = affinity_node(&spec).unwrap_or_else(|| {
+                next += 1;
+                nodes[next % nodes.len()].clone()
+            });
+            let binding = serde_json::json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": pod.name_any()},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            let api: kube::Api<Pod> =
+                kube::Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+            let _ = api
+                .create_subresource::<_, serde_json::Value>(
+                    "binding",
+                    &pod.name_any(),
+                    &kube::api::PostParams::default(),
+                    &binding,
+                )
+                .await;
         }
-        let node = nodes[next % nodes.len()].clone();
-        next += 1;
-        let binding = Binding {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name: Some(pod.name_any()),
-                ..Default::default()
-            },
-            target: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(node),
-                ..Default::default()
-            },
-        };
-        let api: kube::Api<Pod> =
-            kube::Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-        // A conflict means it was bound already; a 404 that it is gone.
-        let _ = api
-            .create_subresource::<_, serde_json::Value>(
-                "binding",
-                &pod.name_any(),
-                &Default::default(),
-                &binding,
-            )
-            .await;
+    });
+    Binder(task)
+}
+
+fn affinity_node(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<String> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|r| r.key == "metadata.name" && r.operator == "In")
+        .and_then(|r| r.values.as_ref()?.first().cloned())
+}
+
+/// The binder's task; aborted when dropped.
+pub(crate) struct Binder(tokio::task::JoinHandle<()>);
+
+impl Drop for Binder {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -148,6 +184,33 @@ pub(crate) async fn with_nodes(only: &[&str]) -> (Harness, bulwark_testkit::Fake
     )
     .await
     .expect("fake nodes register");
-    tokio::spawn(bind_unscheduled(harness.admin(), nodes.names().to_vec()));
+    let mut harness = harness;
+    harness.binder = Some(bind_unscheduled(harness.admin(), nodes.names().to_vec()));
     (harness, nodes)
+}
+
+/// A clock the test sets.
+#[derive(Debug)]
+pub(crate) struct TestClock(std::sync::Mutex<jiff::Timestamp>);
+
+impl TestClock {
+    pub(crate) fn new(now: jiff::Timestamp) -> Arc<Self> {
+        Arc::new(TestClock(std::sync::Mutex::new(now)))
+    }
+
+    pub(crate) fn set(&self, now: jiff::Timestamp) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+    }
+}
+
+impl bulwark_client::Clock for TestClock {
+    fn now(&self) -> jiff::Timestamp {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
