@@ -1,0 +1,316 @@
+//! The scheduler's view of the cluster: every node with the pods assigned
+//! to it and their summed requests, kept current incrementally as the
+//! watches report changes (upstream's cache and `NodeInfo`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::interpod::PodAffinityInfo;
+use crate::resources::{Resources, pod_non_zero_requests, pod_requests};
+
+/// Nodes and the pods assigned to them, with precomputed requests.
+///
+/// The scheduler reads it for every pod; writers (watch events, the
+/// scheduler's own assumptions) update one node at a time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    nodes: Vec<NodeInfo>,
+    by_name: HashMap<String, usize>,
+    /// Pod key (`namespace/name`) → node name, for pods of known and
+    /// not-yet-known nodes alike.
+    pod_node: HashMap<String, String>,
+    /// Pods whose node has not been seen (yet), by node name.
+    orphans: HashMap<String, Vec<PodInfo>>,
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// A node and what is assigned to it.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo {
+    pub(crate) node: Arc<Node>,
+    pub(crate) name: String,
+    pub(crate) allocatable: Resources,
+    pub(crate) pods: Vec<PodInfo>,
+    /// Sum of the pods' effective requests.
+    pub(crate) requested: Resources,
+    /// Sum of the pods' requests with missing CPU/memory counted as the
+    /// scoring defaults.
+    pub(crate) non_zero_requested: (i64, i64),
+    /// Pods with any (anti-)affinity term, and with required anti-affinity.
+    pub(crate) with_affinity: usize,
+    pub(crate) with_required_anti_affinity: usize,
+}
+
+/// A pod assigned to a node, with what the plugins need precomputed.
+#[derive(Debug, Clone)]
+pub(crate) struct PodInfo {
+    pub(crate) pod: Arc<Pod>,
+    pub(crate) key: String,
+    pub(crate) requests: Resources,
+    pub(crate) non_zero: (i64, i64),
+    pub(crate) priority: i32,
+    pub(crate) ports: Vec<HostPort>,
+    pub(crate) affinity: Option<Arc<PodAffinityInfo>>,
+}
+
+/// A host port a container asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostPort {
+    pub(crate) ip: String,
+    pub(crate) protocol: String,
+    pub(crate) port: i32,
+}
+
+impl HostPort {
+    /// Upstream's `HostPortInfo` conflict rule: same protocol and port, and
+    /// the same IP or either side on the wildcard address.
+    pub(crate) fn conflicts(&self, other: &HostPort) -> bool {
+        self.port == other.port
+            && self.protocol == other.protocol
+            && (self.ip == other.ip || self.ip == "0.0.0.0" || other.ip == "0.0.0.0")
+    }
+}
+
+/// The pod's `namespace/name`.
+pub(crate) fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// `spec.priority`, 0 when unset.
+pub(crate) fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+pub(crate) fn host_ports(pod: &Pod) -> Vec<HostPort> {
+    let mut out = Vec::new();
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        for p in c.ports.iter().flatten() {
+            if let Some(port) = p.host_port.filter(|p| *p > 0) {
+                out.push(HostPort {
+                    ip: p
+                        .host_ip
+                        .clone()
+                        .filter(|ip| !ip.is_empty())
+                        .unwrap_or_else(|| "0.0.0.0".into()),
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    port,
+                });
+            }
+        }
+    }
+    out
+}
+
+impl PodInfo {
+    pub(crate) fn new(pod: Arc<Pod>) -> PodInfo {
+        PodInfo {
+            key: pod_key(&pod),
+            requests: pod_requests(&pod),
+            non_zero: pod_non_zero_requests(&pod),
+            priority: priority(&pod),
+            ports: host_ports(&pod),
+            affinity: PodAffinityInfo::new(&pod).map(Arc::new),
+            pod,
+        }
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.pod.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    pub(crate) fn terminating(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
+    }
+}
+
+impl NodeInfo {
+    fn new(node: Arc<Node>) -> NodeInfo {
+        let allocatable = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .map(Resources::from_list)
+            .unwrap_or_default();
+        NodeInfo {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            allocatable,
+            node,
+            pods: Vec::new(),
+            requested: Resources::default(),
+            non_zero_requested: (0, 0),
+            with_affinity: 0,
+            with_required_anti_affinity: 0,
+        }
+    }
+
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.node.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    pub(crate) fn add_pod(&mut self, info: PodInfo) {
+        self.requested.add(&info.requests);
+        self.non_zero_requested.0 += info.non_zero.0;
+        self.non_zero_requested.1 += info.non_zero.1;
+        if let Some(a) = &info.affinity {
+            self.with_affinity += 1;
+            if !a.required_anti.is_empty() {
+                self.with_required_anti_affinity += 1;
+            }
+        }
+        self.pods.push(info);
+    }
+
+    pub(crate) fn remove_pod(&mut self, key: &str) -> Option<PodInfo> {
+        let at = self.pods.iter().position(|p| p.key == key)?;
+        let info = self.pods.swap_remove(at);
+        self.requested.sub(&info.requests);
+        self.non_zero_requested.0 -= info.non_zero.0;
+        self.non_zero_requested.1 -= info.non_zero.1;
+        if let Some(a) = &info.affinity {
+            self.with_affinity -= 1;
+            if !a.required_anti.is_empty() {
+                self.with_required_anti_affinity -= 1;
+            }
+        }
+        Some(info)
+    }
+}
+
+impl Snapshot {
+    /// An empty cluster.
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// The number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Adds a node, or replaces it keeping its pods.
+    pub fn set_node(&mut self, node: Node) {
+        let mut info = NodeInfo::new(Arc::new(node));
+        match self.by_name.get(&info.name) {
+            Some(&i) => {
+                let old = &mut self.nodes[i];
+                old.allocatable = info.allocatable;
+                old.node = info.node;
+            }
+            None => {
+                for p in self.orphans.remove(&info.name).unwrap_or_default() {
+                    info.add_pod(p);
+                }
+                self.by_name.insert(info.name.clone(), self.nodes.len());
+                self.nodes.push(info);
+            }
+        }
+    }
+
+    /// Removes a node; its pods wait for it to come back (or for their own
+    /// deletion).
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.by_name.remove(name) else {
+            return;
+        };
+        let info = self.nodes.swap_remove(i);
+        if let Some(moved) = self.nodes.get(i) {
+            self.by_name.insert(moved.name.clone(), i);
+        }
+        if !info.pods.is_empty() {
+            self.orphans.insert(info.name, info.pods);
+        }
+    }
+
+    /// Records a pod assigned to a node (`spec.nodeName` set), replacing an
+    /// earlier version of it. Pods without a node are ignored.
+    pub fn add_pod(&mut self, pod: Pod) {
+        let Some(node) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty())
+        else {
+            return;
+        };
+        let info = PodInfo::new(Arc::new(pod));
+        self.remove_key(&info.key);
+        self.pod_node.insert(info.key.clone(), node.clone());
+        match self.by_name.get(&node) {
+            Some(&i) => self.nodes[i].add_pod(info),
+            None => self.orphans.entry(node).or_default().push(info),
+        }
+    }
+
+    /// Records `pod` as running on `node` before the API says so (the
+    /// scheduler's assumption while it binds).
+    pub fn assume(&mut self, pod: &Pod, node: &str) {
+        let mut pod = pod.clone();
+        pod.spec.get_or_insert_default().node_name = Some(node.to_owned());
+        self.add_pod(pod);
+    }
+
+    /// Forgets a pod (deleted, finished, or an assumption that failed).
+    pub fn remove_pod(&mut self, namespace: &str, name: &str) {
+        self.remove_key(&format!("{namespace}/{name}"));
+    }
+
+    /// Whether the snapshot holds the pod, and on which node.
+    pub fn node_of(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.pod_node
+            .get(&format!("{namespace}/{name}"))
+            .map(String::as_str)
+    }
+
+    /// Records a namespace's labels (for affinity terms' `namespaceSelector`).
+    pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
+        self.namespaces.insert(name.to_owned(), labels);
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    fn remove_key(&mut self, key: &str) {
+        let Some(node) = self.pod_node.remove(key) else {
+            return;
+        };
+        match self.by_name.get(&node) {
+            Some(&i) => {
+                self.nodes[i].remove_pod(key);
+            }
+            None => {
+                if let Some(list) = self.orphans.get_mut(&node) {
+                    list.retain(|p| p.key != key);
+                    if list.is_empty() {
+                        self.orphans.remove(&node);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    pub(crate) fn namespace_labels(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(name)
+    }
+}
