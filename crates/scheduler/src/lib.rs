@@ -30,10 +30,13 @@
 //! assert_eq!(err.to_string(), "0/1 nodes are available: 1 Insufficient cpu.");
 //! ```
 
+mod events;
 mod filter;
 mod interpod;
 mod preempt;
+mod queue;
 mod resources;
+mod run;
 mod schedule;
 mod score;
 mod selectors;
@@ -41,5 +44,6 @@ mod snapshot;
 mod spread;
 
 pub use preempt::Preemption;
+pub use run::{SchedulerOptions, run};
 pub use schedule::{FitError, ScheduleError, Scheduler};
 pub use snapshot::Snapshot;

@@ -199,14 +199,22 @@ impl Snapshot {
         self.nodes.len()
     }
 
-    /// Adds a node, or replaces it keeping its pods.
-    pub fn set_node(&mut self, node: Node) {
+    /// Adds a node, or replaces it keeping its pods. Returns whether the
+    /// change can make a pod schedulable (a new node, or a change of its
+    /// allocatable, labels, taints or `unschedulable`), so that heartbeats
+    /// do not wake every waiting pod.
+    pub fn set_node(&mut self, node: Node) -> bool {
         let mut info = NodeInfo::new(Arc::new(node));
         match self.by_name.get(&info.name) {
             Some(&i) => {
                 let old = &mut self.nodes[i];
+                let spec = |n: &Node| n.spec.as_ref().map(|s| (s.taints.clone(), s.unschedulable));
+                let relevant = old.allocatable != info.allocatable
+                    || old.node.metadata.labels != info.node.metadata.labels
+                    || spec(&old.node) != spec(&info.node);
                 old.allocatable = info.allocatable;
                 old.node = info.node;
+                relevant
             }
             None => {
                 for p in self.orphans.remove(&info.name).unwrap_or_default() {
@@ -214,6 +222,7 @@ impl Snapshot {
                 }
                 self.by_name.insert(info.name.clone(), self.nodes.len());
                 self.nodes.push(info);
+                true
             }
         }
     }
@@ -312,5 +321,15 @@ impl Snapshot {
 
     pub(crate) fn namespace_labels(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.namespaces.get(name)
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    pub(crate) fn pod_keys(&self) -> impl Iterator<Item = &str> {
+        self.pod_node.keys().map(String::as_str)
     }
 }
