@@ -94,8 +94,32 @@ impl<'a> Cycle<'a> {
         )
     }
 
-    /// Runs the filters in order; the first rejection wins.
+    /// Runs the filters in order; the first rejection wins. Pods
+    /// nominated to the node with at least this pod's priority count as
+    /// if they were there (upstream's `RunFilterPluginsWithNominatedPods`).
     pub(crate) fn filter(&self, node: &NodeInfo) -> Result<(), Rejection> {
+        let nominated = self.snapshot.nominated_on(&node.name);
+        if nominated
+            .iter()
+            .any(|p| p.key != self.pod.key && p.priority >= self.pod.priority)
+        {
+            let mut with = node.clone();
+            let mut interpod = self.interpod.clone();
+            let mut spread = self.spread.clone();
+            for p in nominated
+                .iter()
+                .filter(|p| p.key != self.pod.key && p.priority >= self.pod.priority)
+            {
+                if let Some(s) = interpod.as_mut() {
+                    s.update(&self.pod, p, &with, self.snapshot, 1);
+                }
+                if let Some(s) = spread.as_mut() {
+                    s.update(&self.pod, p, &with, 1);
+                }
+                with.add_pod(p.clone());
+            }
+            self.filter_with(&with, interpod.as_ref(), spread.as_ref())?;
+        }
         self.filter_with(node, self.interpod.as_ref(), self.spread.as_ref())
     }
 

@@ -275,8 +275,14 @@ fn apply_pod(st: &mut State, options: &SchedulerOptions, mut pod: Pod, now: Inst
         == options.scheduler_name;
     if !ours || pod.metadata.deletion_timestamp.is_some() {
         st.queue.delete(&key);
+        st.snapshot.nominate(&pod, None);
         return;
     }
+    let nominated = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref());
+    st.snapshot.nominate(&pod, nominated);
     // Bound by us, the watch not caught up yet.
     if st.assumed.contains(&key) {
         return;
@@ -352,6 +358,9 @@ fn attempt(shared: &Arc<Shared>, scheduler: &mut Scheduler, pod: Arc<Pod>, key: 
                 ScheduleError::Unschedulable(ref fe) => {
                     let mut fe = fe.clone();
                     let p = scheduler.preempt(&st.snapshot, &pod, &mut fe);
+                    if let Some(p) = &p {
+                        st.snapshot.nominate(&pod, Some(&p.node));
+                    }
                     (ScheduleError::Unschedulable(fe), p)
                 }
                 ScheduleError::NoNodes => (err, None),

@@ -24,6 +24,10 @@ pub struct Snapshot {
     /// Pods whose node has not been seen (yet), by node name.
     orphans: HashMap<String, Vec<PodInfo>>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Pods nominated to a node by preemption, waiting for their victims to
+    /// go: node name → pods, and pod key → node name.
+    nominated: HashMap<String, Vec<PodInfo>>,
+    nominated_of: HashMap<String, String>,
 }
 
 /// A node and what is assigned to it.
@@ -292,7 +296,41 @@ impl Snapshot {
         self.namespaces.remove(name);
     }
 
+    /// Records that a pending pod waits for room on `node` (its
+    /// `status.nominatedNodeName`), or that it no longer does (`None`).
+    /// Pods of lower priority are scheduled as if it were there already.
+    pub fn nominate(&mut self, pod: &Pod, node: Option<&str>) {
+        let key = pod_key(pod);
+        self.clear_nomination(&key);
+        if let Some(node) = node.filter(|n| !n.is_empty()) {
+            self.nominated_of.insert(key, node.to_owned());
+            self.nominated
+                .entry(node.to_owned())
+                .or_default()
+                .push(PodInfo::new(Arc::new(pod.clone())));
+        }
+    }
+
+    fn clear_nomination(&mut self, key: &str) {
+        if let Some(node) = self.nominated_of.remove(key)
+            && let Some(list) = self.nominated.get_mut(&node)
+        {
+            list.retain(|p| p.key != key);
+            if list.is_empty() {
+                self.nominated.remove(&node);
+            }
+        }
+    }
+
+    pub(crate) fn nominated_on(&self, node: &str) -> &[PodInfo] {
+        if self.nominated.is_empty() {
+            return &[];
+        }
+        self.nominated.get(node).map_or(&[], Vec::as_slice)
+    }
+
     fn remove_key(&mut self, key: &str) {
+        self.clear_nomination(key);
         let Some(node) = self.pod_node.remove(key) else {
             return;
         };

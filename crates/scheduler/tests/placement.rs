@@ -971,3 +971,28 @@ fn pods_assumed_one_after_another_fill_the_cluster() {
     let p = pod("again").req("cpu=1500m").build();
     assert_eq!(scheduler.schedule(&snapshot, &p).as_deref(), Ok("n1"));
 }
+
+#[test]
+fn a_nominated_pod_keeps_its_room_from_lower_priority_pods() {
+    let mut snapshot = Snapshot::new();
+    snapshot.set_node(node("n1").build());
+    snapshot.set_node(node("n2").build());
+    snapshot.add_pod(pod("x").req("cpu=3").on("n2").build());
+    let high = pod("high").req("cpu=3").prio(10).build();
+    snapshot.nominate(&high, Some("n1"));
+    let mut scheduler = Scheduler::new();
+    let low = pod("low").req("cpu=2").prio(1).build();
+    assert_eq!(
+        scheduler
+            .schedule(&snapshot, &low)
+            .map_err(|e| e.to_string()),
+        Err("0/2 nodes are available: 2 Insufficient cpu.".to_owned())
+    );
+    // Higher priority than the nominated pod: the room is its to take.
+    let higher = pod("higher").req("cpu=2").prio(20).build();
+    assert_eq!(scheduler.schedule(&snapshot, &higher).as_deref(), Ok("n1"));
+    // The nominated pod itself fits there.
+    assert_eq!(scheduler.schedule(&snapshot, &high).as_deref(), Ok("n1"));
+    snapshot.nominate(&high, None);
+    assert_eq!(scheduler.schedule(&snapshot, &low).as_deref(), Ok("n1"));
+}
