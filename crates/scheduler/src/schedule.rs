@@ -192,3 +192,28 @@ impl Scheduler {
         (all * percentage / 100).max(MIN_FEASIBLE_NODES)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scheduler;
+
+    #[test]
+    fn nodes_to_find_follows_upstream() {
+        let s = Scheduler::new();
+        let cases = [
+            (10, 10),
+            (99, 99),
+            (100, 100),
+            (200, 100),
+            (1_000, 420),
+            (5_000, 500),
+            (6_000, 300),
+            (20_000, 1_000),
+        ];
+        for (all, want) in cases {
+            assert_eq!(s.num_feasible_nodes_to_find(all), want, "{all} nodes");
+        }
+        let all = Scheduler::new().with_percentage_of_nodes_to_score(100);
+        assert_eq!(all.num_feasible_nodes_to_find(5_000), 5_000);
+    }
+}
