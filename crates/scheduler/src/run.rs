@@ -399,3 +399,122 @@ async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        let o = SchedulerOptions::default();
+        State {
+            snapshot: Snapshot::new(),
+            queue: Queue::new(
+                o.pod_initial_backoff,
+                o.pod_max_backoff,
+                o.max_unschedulable_duration,
+            ),
+            assumed: HashSet::new(),
+            classes: HashMap::from([
+                ("high".to_owned(), (1000, false)),
+                ("base".to_owned(), (5, true)),
+            ]),
+            relist_nodes: None,
+            relist_pods: None,
+        }
+    }
+
+    fn pod(name: &str, extra: serde_json::Value) -> Pod {
+        let mut v = serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Pending"}
+        });
+        for (k, val) in extra.as_object().into_iter().flatten() {
+            let (outer, inner) = k.split_once('.').expect("outer.inner");
+            v[outer][inner] = val.clone();
+        }
+        serde_json::from_value(v).expect("a pod")
+    }
+
+    /// Which pods end up queued, after applying each.
+    fn queued(pods: Vec<Pod>) -> Vec<(String, i32)> {
+        let mut st = state();
+        let now = Instant::now();
+        for p in pods {
+            apply_pod(&mut st, &SchedulerOptions::default(), p, now);
+        }
+        std::iter::from_fn(|| st.queue.pop(now))
+            .map(|q| {
+                (
+                    q.key,
+                    q.pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_our_pending_pods_are_queued_with_their_priority() {
+        let got = queued(vec![
+            pod("plain", serde_json::json!({})),
+            pod("vip", serde_json::json!({"spec.priorityClassName": "high"})),
+            pod(
+                "given",
+                serde_json::json!({"spec.priority": 7, "spec.priorityClassName": "high"}),
+            ),
+            pod(
+                "unknown-class",
+                serde_json::json!({"spec.priorityClassName": "nope"}),
+            ),
+            pod(
+                "other",
+                serde_json::json!({"spec.schedulerName": "my-scheduler"}),
+            ),
+            pod("bound", serde_json::json!({"spec.nodeName": "n1"})),
+            pod(
+                "gone",
+                serde_json::json!({"metadata.deletionTimestamp": "2026-01-01T00:00:00Z"}),
+            ),
+            pod("done", serde_json::json!({"status.phase": "Succeeded"})),
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("default/vip".to_owned(), 1000),
+                ("default/given".to_owned(), 7),
+                ("default/plain".to_owned(), 5),
+                ("default/unknown-class".to_owned(), -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bound_pod_leaves_the_queue_and_enters_the_snapshot() {
+        let mut st = state();
+        let now = Instant::now();
+        let o = SchedulerOptions::default();
+        apply_pod(&mut st, &o, pod("p", serde_json::json!({})), now);
+        st.assumed.insert("default/p".into());
+        // The watch still shows it pending while the binding is in flight.
+        apply_pod(&mut st, &o, pod("p", serde_json::json!({})), now);
+        apply_pod(
+            &mut st,
+            &o,
+            pod("p", serde_json::json!({"spec.nodeName": "n1"})),
+            now,
+        );
+        assert!(st.queue.pop(now).is_none());
+        assert!(st.assumed.is_empty());
+        assert_eq!(st.snapshot.node_of("default", "p"), Some("n1"));
+        apply_pod(
+            &mut st,
+            &o,
+            pod(
+                "p",
+                serde_json::json!({"spec.nodeName": "n1", "status.phase": "Failed"}),
+            ),
+            now,
+        );
+        assert_eq!(st.snapshot.node_of("default", "p"), None);
+    }
+}
