@@ -527,7 +527,8 @@ pub(crate) async fn guaranteed_update(
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
                 .is_none_or(Vec::is_empty)
-            && !pod_awaits_node(&updated);
+            && !pod_awaits_node(&updated)
+            && !namespace_awaits_finalizers(&updated);
         if dry_run(req)? {
             return Ok(updated);
         }
@@ -610,7 +611,22 @@ pub(crate) fn merge_update(
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
             merged
         }
+        Some("finalize") => {
+            let mut merged = current.clone();
+            merged["spec"]["finalizers"] = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or_else(|| json!([]));
+            merged
+        }
         _ => {
+            if resource.kind == "Namespace" {
+                // Only `namespaces/finalize` changes spec.finalizers.
+                new["spec"]["finalizers"] = current
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+            }
             if resource.subresource("status").is_some() {
                 match current.get("status") {
                     Some(status) => new["status"] = status.clone(),
@@ -825,6 +841,16 @@ fn delete_options(
     })
 }
 
+/// A namespace being deleted stays until the namespace controller has
+/// emptied it and cleared `spec.finalizers`.
+fn namespace_awaits_finalizers(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && object
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
 async fn delete(
     api: &Api,
     req: &ResourceRequest,
@@ -916,11 +942,7 @@ async fn delete(
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty())
             || pod_awaits_node(&current)
-            || (resource.kind == "Namespace"
-                && current
-                    .pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty()));
+            || namespace_awaits_finalizers(&current);
         deleted_now = !blocked;
         Ok(current)
     })

@@ -231,12 +231,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let authz = authz::Authorizer::start(store.clone())
         .await
         .map_err(|err| anyhow::anyhow!("starting the authorizer: {}", err.message))?;
+    // Every resource's watch cache starts before the first request, as
+    // kube-apiserver's do: a cache started lazily would begin above the
+    // revision of a LIST served earlier from the store, and a watch from
+    // that LIST would be refused as too old.
+    let caches = watchcache::Caches::new(store.clone());
+    for resource in registry.all() {
+        caches.get(&resource).await.map_err(|err| {
+            anyhow::anyhow!("starting the {} cache: {}", resource.plural, err.message)
+        })?;
+    }
     let server = Arc::new(Server {
         authz,
         audit,
         api: handlers::Api {
             store: store.clone(),
-            caches: watchcache::Caches::new(store),
+            caches,
         },
         registry,
         metrics,

@@ -267,6 +267,14 @@ const BINDING: Subresource = Subresource {
     kind: Some(("", "v1", "Binding")),
     verbs: &["create"],
 };
+/// `namespaces/finalize`: where the namespace controller removes
+/// `spec.finalizers` once the namespace is empty.
+const FINALIZE: Subresource = Subresource {
+    name: "finalize",
+    kind: None,
+    verbs: &["update"],
+};
+
 const EVICTION: Subresource = Subresource {
     name: "eviction",
     kind: Some(("policy", "v1", "Eviction")),
@@ -308,7 +316,7 @@ fn builtin() -> Vec<ResourceType> {
             core::Namespace,
             ["ns"],
             [],
-            [STATUS]
+            [STATUS, FINALIZE]
         ),
         resource!(
             "",

@@ -85,6 +85,34 @@ struct ServerArgs {
     /// Turn the audit log off (insecure: requests leave no trace).
     #[arg(long)]
     insecure_no_audit_log: bool,
+    /// Do not run the controller manager in this server.
+    #[arg(long)]
+    disable_controller_manager: bool,
+    /// Do not run the scheduler in this server.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// How long a leader's Lease (scheduler, controller manager) holds
+    /// without renewal before another server takes over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: std::time::Duration,
+}
+
+/// `15s`, `500ms`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (try 15s)"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!(
+            "invalid duration {text:?}: unit must be ms, s or m"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,38 +222,91 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let store = if args.etcd_endpoints.is_empty() {
         bulwark_apiserver::StoreChoice::Embedded
     } else {
-        let mut etcd = bulwark_store::EtcdConfig::new(args.etcd_endpoints);
-        etcd.prefix = args.etcd_prefix;
+        let mut etcd = bulwark_store::EtcdConfig::new(args.etcd_endpoints.clone());
+        etcd.prefix = args.etcd_prefix.clone();
         bulwark_apiserver::StoreChoice::Etcd(etcd)
     };
     let running = bulwark_apiserver::start(bulwark_apiserver::Config {
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
         port: args.port,
         store,
-        extra_sans: args.tls_sans,
-        encryption_config: args.encryption_provider_config,
+        extra_sans: args.tls_sans.clone(),
+        encryption_config: args.encryption_provider_config.clone(),
         audit_log: if args.insecure_no_audit_log {
             eprintln!("WARNING: --insecure-no-audit-log: API requests are not audited");
             bulwark_apiserver::AuditLog::Off
         } else {
             bulwark_apiserver::AuditLog::File {
-                path: args.audit_log_path,
-                policy: args.audit_policy_file,
+                path: args.audit_log_path.clone(),
+                policy: args.audit_policy_file.clone(),
             }
         },
     })
     .await?;
+    let components = start_components(&running, &args)?;
     println!("Bulwark API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!("  export KUBECONFIG={}", running.kubeconfig.display());
     tokio::select! {
         result = running.wait() => result,
+        name = components => Err(anyhow::anyhow!("the {name} stopped")),
         _ = tokio::signal::ctrl_c() => {
             println!("shutting down");
             Ok(())
         }
     }
+}
+
+/// Starts the control-plane components inside this server: each talks to
+/// the API server over HTTPS as its own identity (DESIGN.md, invariant 1)
+/// and campaigns for its Lease, so several servers on one etcd run one of
+/// each. Resolves with the name of a component that stopped.
+fn start_components(
+    running: &bulwark_apiserver::Running,
+    args: &ServerArgs,
+) -> anyhow::Result<impl std::future::Future<Output = &'static str> + use<>> {
+    let pki = running.pki.clone();
+    let access = bulwark_client::ClusterAccess::new(
+        &running.url,
+        &running.pki.ca_cert_pem,
+        std::sync::Arc::new(move |id: &bulwark_client::Identity| {
+            let groups: Vec<&str> = id.groups.iter().map(String::as_str).collect();
+            pki.issue_client(&id.user, &groups)
+                .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+        }),
+    )?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "bulwark".to_owned());
+    let holder = format!("{host}_{}", uuid::Uuid::new_v4());
+    let election = |lease: &str| {
+        bulwark_client::leader::LeaderElection::new(lease, &holder)
+            .with_lease_duration(args.leader_elect_lease_duration)
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if !args.disable_controller_manager {
+        let options = bulwark_controllers::Options {
+            access: access.clone(),
+            election: Some(election("kube-controller-manager")),
+            clock: std::sync::Arc::new(bulwark_client::SystemClock),
+            only: Vec::new(),
+        };
+        tasks.spawn(async move {
+            if let Err(err) = bulwark_controllers::run(options).await {
+                tracing::error!(error = %err, "controller manager");
+            }
+            "controller manager"
+        });
+    }
+    let _ = args.disable_scheduler; // wired when the scheduler lands
+    Ok(async move {
+        match tasks.join_next().await {
+            Some(Ok(name)) => name,
+            Some(Err(_)) => "a component task",
+            None => std::future::pending().await,
+        }
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

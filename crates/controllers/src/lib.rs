@@ -1,0 +1,153 @@
+//! The controller manager: the control loops that drive the cluster toward
+//! what its objects ask for (ReplicaSets keep their pods, Deployments roll
+//! out, deleted owners take their dependents along, …).
+//!
+//! Each controller talks to the API server only through `kube` (DESIGN.md,
+//! invariant 1) and writes as its own service account,
+//! `system:serviceaccount:kube-system:<controller>`, which upstream's
+//! bootstrap `system:controller:<controller>` roles grant exactly what that
+//! controller needs. Reads come from shared informers (`informer.rs`) that
+//! watch as `system:kube-controller-manager`. Work flows through
+//! deduplicating queues (`queue.rs`): a change names a key, a worker
+//! reconciles the key from the cached state (level-triggered, idempotent).
+//!
+//! With several servers on one etcd, [`run`] campaigns for the
+//! `kube-system/kube-controller-manager` Lease and runs the controllers only
+//! while it leads.
+
+mod discovery;
+mod gc;
+mod informer;
+mod namespace;
+mod queue;
+mod serviceaccount;
+
+use std::sync::Arc;
+
+use bulwark_client::leader::{self, LeaderElection};
+use bulwark_client::{Clock, ClusterAccess, Identity, events::Recorder};
+use futures::future::BoxFuture;
+
+/// How to run the controller manager.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How to reach the API server and obtain identities.
+    pub access: ClusterAccess,
+    /// Campaign for leadership first (`None`: run at once, the only
+    /// instance).
+    pub election: Option<LeaderElection>,
+    /// The clock schedules and deadlines read.
+    pub clock: Arc<dyn Clock>,
+    /// Controllers to run by name (`replicaset-controller`, …); empty: all.
+    pub only: Vec<String>,
+}
+
+/// Why the controller manager stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A client for an identity could not be made.
+    #[error(transparent)]
+    Access(#[from] bulwark_client::AccessError),
+    /// The controllers stopped (they do not, unless something failed).
+    #[error("the controllers stopped: {0}")]
+    Stopped(String),
+}
+
+/// The names of the controllers [`run`] can run, as upstream names them.
+pub fn controller_names() -> impl Iterator<Item = &'static str> {
+    CONTROLLERS.iter().map(|c| c.name)
+}
+
+/// Runs the controllers until an error (or forever).
+pub async fn run(options: Options) -> Result<(), Error> {
+    let manager = options
+        .access
+        .client(&Identity::user("system:kube-controller-manager", &[]))?;
+    match options.election.clone() {
+        None => run_controllers(manager, options).await,
+        Some(election) => leader::run_elected(manager.clone(), election, move || {
+            let (manager, options) = (manager.clone(), options.clone());
+            async move {
+                run_controllers(manager, options)
+                    .await
+                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+            }
+        })
+        .await
+        .map_err(|err| Error::Stopped(err.to_string())),
+    }
+}
+
+async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), Error> {
+    let informers = informer::Informers::new(manager);
+    let mut tasks = tokio::task::JoinSet::new();
+    for controller in CONTROLLERS {
+        if !options.only.is_empty() && !options.only.iter().any(|n| n == controller.name) {
+            continue;
+        }
+        let client = options
+            .access
+            .client(&Identity::service_account("kube-system", controller.name))?;
+        let context = Context {
+            recorder: Recorder::new(client.clone(), controller.component),
+            client,
+            informers: informers.clone(),
+            clock: Arc::clone(&options.clock),
+        };
+        let name = controller.name;
+        let run = controller.run;
+        tasks.spawn(async move {
+            tracing::debug!(controller = name, "starting");
+            run(context).await;
+            name
+        });
+    }
+    match tasks.join_next().await {
+        Some(Ok(name)) => Err(Error::Stopped(format!("{name} returned"))),
+        Some(Err(err)) => Err(Error::Stopped(err.to_string())),
+        None => std::future::pending().await,
+    }
+}
+
+/// What a controller is given.
+#[derive(Clone)]
+#[allow(
+    dead_code,
+    reason = "recorder and clock serve the controllers being added"
+)]
+struct Context {
+    /// Writes as the controller's own identity.
+    client: kube::Client,
+    /// Reads (shared caches).
+    informers: informer::Informers,
+    /// Events as the controller's component.
+    recorder: Recorder,
+    /// Now.
+    clock: Arc<dyn Clock>,
+}
+
+/// One controller: its service account name, the component its Events
+/// name, and its loop.
+struct Controller {
+    name: &'static str,
+    component: &'static str,
+    run: fn(Context) -> BoxFuture<'static, ()>,
+}
+
+const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "generic-garbage-collector",
+        component: "garbage-collector-controller",
+        run: |cx| Box::pin(gc::run(cx)),
+    },
+    Controller {
+        name: "namespace-controller",
+        component: "namespace-controller",
+        run: |cx| Box::pin(namespace::run(cx)),
+    },
+    Controller {
+        name: "service-account-controller",
+        component: "service-account-controller",
+        run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+];
