@@ -1,12 +1,12 @@
 //! Writes to the API server: the binding, the `PodScheduled` condition,
-//! preemption's deletions and nomination, and core/v1 Events (until a
-//! shared event recorder exists).
+//! preemption's deletions and nomination, and core/v1 Events (through
+//! `bulwark-client`'s recorder, which folds repeats as upstream's does).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use bulwark_client::events::{EventType, Recorder, reference};
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::preempt::Preemption;
 use crate::schedule::ScheduleError;
 
-const COMPONENT: &str = "default-scheduler";
+/// The component events and conditions name (`source.component`).
+pub(crate) const COMPONENT: &str = "default-scheduler";
 
 fn namespace(pod: &Pod) -> &str {
     pod.metadata.namespace.as_deref().unwrap_or("default")
@@ -48,19 +49,22 @@ pub(crate) async fn bind(client: &kube::Client, pod: &Pod, node: &str) -> kube::
 }
 
 /// The `Scheduled` event.
-pub(crate) async fn scheduled(client: &kube::Client, pod: &Pod, node: &str) {
+pub(crate) async fn scheduled(recorder: &Recorder, pod: &Pod, node: &str) {
     let message = format!(
         "Successfully assigned {}/{} to {node}",
         namespace(pod),
         name(pod)
     );
-    record(client, pod, "Normal", "Scheduled", &message).await;
+    recorder
+        .publish(&reference(pod), EventType::Normal, "Scheduled", &message)
+        .await;
 }
 
 /// After a failed attempt: preemption's work if it found a node, the
 /// `PodScheduled=False` condition, and a `FailedScheduling` event.
 pub(crate) async fn report_failure(
     client: kube::Client,
+    recorder: Recorder,
     pod: Arc<Pod>,
     err: ScheduleError,
     preemption: Option<Preemption>,
@@ -68,7 +72,7 @@ pub(crate) async fn report_failure(
     let message = err.to_string();
     let mut status = json!({});
     if let Some(p) = &preemption {
-        preempt(&client, &pod, p).await;
+        preempt(&client, &recorder, &pod, p).await;
         status["nominatedNodeName"] = json!(p.node);
     }
     let current = pod
@@ -105,11 +109,18 @@ pub(crate) async fn report_failure(
             tracing::warn!(pod = name(&pod), error = %e, "updating PodScheduled failed");
         }
     }
-    record(&client, &pod, "Warning", "FailedScheduling", &message).await;
+    recorder
+        .publish(
+            &reference(&*pod),
+            EventType::Warning,
+            "FailedScheduling",
+            &message,
+        )
+        .await;
 }
 
 /// Marks each victim as a disruption target, deletes it, and tells it why.
-async fn preempt(client: &kube::Client, pod: &Pod, p: &Preemption) {
+async fn preempt(client: &kube::Client, recorder: &Recorder, pod: &Pod, p: &Preemption) {
     for (ns, victim) in &p.victims {
         let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         let condition = json!({"status": {"conditions": [{
@@ -137,66 +148,14 @@ async fn preempt(client: &kube::Client, pod: &Pod, p: &Preemption) {
                         pod.metadata.uid.as_deref().unwrap_or(""),
                         p.node
                     );
-                    record(client, &v, "Normal", "Preempted", &msg).await;
+                    recorder
+                        .publish(&reference(&v), EventType::Normal, "Preempted", &msg)
+                        .await;
                 }
             }
             Err(e) => {
                 tracing::warn!(pod = victim, error = %e, "deleting a preemption victim failed")
             }
         }
-    }
-}
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Creates a core/v1 Event about `pod`.
-async fn record(client: &kube::Client, pod: &Pod, type_: &str, reason: &str, message: &str) {
-    let now = jiff::Timestamp::now();
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(format!(
-                "{}.{:x}",
-                name(pod),
-                now.as_nanosecond() as u64 ^ seq.rotate_left(32)
-            )),
-            namespace: Some(namespace(pod).to_owned()),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: pod.metadata.name.clone(),
-            namespace: pod.metadata.namespace.clone(),
-            uid: pod.metadata.uid.clone(),
-            resource_version: pod.metadata.resource_version.clone(),
-            ..ObjectReference::default()
-        },
-        type_: Some(type_.into()),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        source: Some(EventSource {
-            component: Some(COMPONENT.into()),
-            host: None,
-        }),
-        reporting_component: Some(COMPONENT.into()),
-        reporting_instance: Some(COMPONENT.into()),
-        action: Some(
-            if reason == "Preempted" {
-                "Preempting"
-            } else {
-                "Scheduling"
-            }
-            .into(),
-        ),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        event_time: Some(MicroTime(now)),
-        count: Some(1),
-        ..Event::default()
-    };
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace(pod));
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::debug!(pod = name(pod), reason, error = %e, "recording an event failed");
     }
 }

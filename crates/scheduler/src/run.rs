@@ -14,6 +14,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use tokio::sync::Notify;
 
+use bulwark_client::events::Recorder;
+
 use crate::events;
 use crate::queue::Queue;
 use crate::schedule::{ScheduleError, Scheduler};
@@ -66,6 +68,7 @@ struct Shared {
     wake: Notify,
     options: SchedulerOptions,
     client: kube::Client,
+    recorder: Recorder,
 }
 
 impl Shared {
@@ -97,22 +100,38 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
         wake: Notify::new(),
         options,
         client: client.clone(),
+        recorder: Recorder::new(client.clone(), events::COMPONENT),
     });
     // PriorityClasses first, so that pods listed next get their priority.
-    for pc in Api::<PriorityClass>::all(client.clone())
-        .list(&Default::default())
-        .await?
-    {
-        on_class(&shared, WatchEvent::Apply(pc));
-    }
-    let classes = watch(Api::<PriorityClass>::all(client.clone()));
+    // Upstream's scheduler role may not read them (admission resolves
+    // priorities there): without them, unresolved pods have priority 0.
+    let classes_api = Api::<PriorityClass>::all(client.clone());
+    let read_classes = match classes_api.list(&Default::default()).await {
+        Ok(list) => {
+            for pc in list {
+                on_class(&shared, WatchEvent::Apply(pc));
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read PriorityClasses; pods without spec.priority count as priority 0");
+            false
+        }
+    };
+    let classes = watch(classes_api);
     let namespaces = watch(Api::<Namespace>::all(client.clone()));
     let nodes = watch(Api::<Node>::all(client.clone()));
     let pods = watch(Api::<Pod>::all(client.clone()));
     let s = shared.clone();
     let watchers = async move {
         tokio::try_join!(
-            drive(classes, |e| on_class(&s, e)),
+            async {
+                if read_classes {
+                    drive(classes, |e| on_class(&s, e)).await
+                } else {
+                    Ok(())
+                }
+            },
             drive(namespaces, |e| on_namespace(&s, e)),
             drive(nodes, |e| on_node(&s, e)),
             drive(pods, |e| on_pod(&s, e)),
@@ -371,6 +390,7 @@ fn attempt(shared: &Arc<Shared>, scheduler: &mut Scheduler, pod: Arc<Pod>, key: 
             tracing::debug!(pod = key, error = %err, "pod is unschedulable");
             tokio::spawn(events::report_failure(
                 shared.client.clone(),
+                shared.recorder.clone(),
                 pod,
                 err,
                 preemption,
@@ -384,7 +404,7 @@ async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
     match events::bind(&shared.client, &pod, &node).await {
         Ok(()) => {
             tracing::debug!(pod = key, node, "bound");
-            events::scheduled(&shared.client, &pod, &node).await;
+            events::scheduled(&shared.recorder, &pod, &node).await;
         }
         Err(e) => {
             tracing::warn!(pod = key, node, error = %e, "binding failed");
