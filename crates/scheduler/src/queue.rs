@@ -22,8 +22,9 @@ pub(crate) struct QueuedPod {
     added: Instant,
     /// When its last attempt failed.
     failed: Option<Instant>,
-    /// The queue's move counter when the pod was popped.
+    /// The queue's move counters when the pod was popped.
     popped_at_move: u64,
+    popped_at_pod_move: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,9 @@ enum Place {
     InFlight,
 }
 
+/// Upstream's `flushUnschedulablePodsLeftover` period.
+const LEFTOVER_SCAN_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Active key: higher priority first, then earlier arrival.
 type ActiveKey = (std::cmp::Reverse<i32>, Instant, u64);
 
@@ -42,10 +46,18 @@ pub(crate) struct Queue {
     pods: HashMap<String, (QueuedPod, Place, ActiveKey)>,
     active: BTreeSet<(ActiveKey, String)>,
     backoff: BTreeSet<(Instant, String)>,
+    /// Keys of the unschedulable pods → whether a pod being placed may
+    /// help them (they failed on inter-pod affinity or topology spread).
+    unschedulable: HashMap<String, bool>,
+    /// When leftover unschedulable pods were last looked for.
+    last_leftover_scan: Option<Instant>,
     initial_backoff: Duration,
     max_backoff: Duration,
     max_unschedulable: Duration,
+    /// Cluster changes (any), and pods placed, counted to tell whether one
+    /// happened while a pod was being scheduled.
     moves: u64,
+    pod_moves: u64,
     seq: u64,
 }
 
@@ -59,10 +71,13 @@ impl Queue {
             pods: HashMap::new(),
             active: BTreeSet::new(),
             backoff: BTreeSet::new(),
+            unschedulable: HashMap::new(),
+            last_leftover_scan: None,
             initial_backoff,
             max_backoff,
             max_unschedulable,
             moves: 0,
+            pod_moves: 0,
             seq: 0,
         }
     }
@@ -88,6 +103,7 @@ impl Queue {
             added: now,
             failed: None,
             popped_at_move: 0,
+            popped_at_pod_move: 0,
         };
         let ak = (std::cmp::Reverse(priority(&q.pod)), now, self.seq);
         self.active.insert((ak, key.clone()));
@@ -113,7 +129,10 @@ impl Queue {
             Place::Backoff => {
                 self.backoff.remove(&(self.ready_at(q), key.to_owned()));
             }
-            Place::Unschedulable | Place::InFlight => {}
+            Place::Unschedulable => {
+                self.unschedulable.remove(key);
+            }
+            Place::InFlight => {}
         }
     }
 
@@ -142,6 +161,7 @@ impl Queue {
         debug_assert_eq!(entry.2, ak);
         entry.1 = Place::InFlight;
         entry.0.popped_at_move = self.moves;
+        entry.0.popped_at_pod_move = self.pod_moves;
         Some(entry.0.clone())
     }
 
@@ -153,9 +173,19 @@ impl Queue {
             self.backoff.pop_first();
             self.activate(&key);
         }
+        // As upstream, leftovers are looked for every 30 seconds, not on
+        // every pop: the scan is linear in the unschedulable pods.
+        if self
+            .last_leftover_scan
+            .is_some_and(|t| now.saturating_duration_since(t) < LEFTOVER_SCAN_INTERVAL)
+        {
+            return;
+        }
+        self.last_leftover_scan = Some(now);
         let stale: Vec<String> = self
-            .pods
-            .iter()
+            .unschedulable
+            .keys()
+            .filter_map(|k| self.pods.get_key_value(k))
             .filter(|(_, (q, place, _))| {
                 *place == Place::Unschedulable
                     && q.failed
@@ -177,6 +207,7 @@ impl Queue {
 
     /// Into backoffQ if the pod's backoff has not expired, else activeQ.
     fn requeue(&mut self, key: &str, now: Instant) {
+        self.unschedulable.remove(key);
         let Some((q, _, _)) = self.pods.get(key) else {
             return;
         };
@@ -193,17 +224,22 @@ impl Queue {
 
     /// An attempt found no node: the pod waits for a cluster change, or
     /// backs off if one happened while it was being scheduled.
-    pub(crate) fn unschedulable(&mut self, key: &str, now: Instant) {
-        let moves = self.moves;
+    /// `waits_for_pods`: the pod failed on inter-pod affinity or topology
+    /// spread, so a pod being placed may help it.
+    pub(crate) fn unschedulable(&mut self, key: &str, now: Instant, waits_for_pods: bool) {
+        let (moves, pod_moves) = (self.moves, self.pod_moves);
         let Some(entry) = self.pods.get_mut(key) else {
             return;
         };
         entry.0.attempts += 1;
         entry.0.failed = Some(now);
-        if entry.0.popped_at_move != moves {
+        if entry.0.popped_at_move != moves
+            || (waits_for_pods && entry.0.popped_at_pod_move != pod_moves)
+        {
             self.requeue(key, now);
         } else {
             entry.1 = Place::Unschedulable;
+            self.unschedulable.insert(key.to_owned(), waits_for_pods);
         }
     }
 
@@ -226,10 +262,20 @@ impl Queue {
     /// unschedulable pod gets another try once its backoff expires.
     pub(crate) fn move_all(&mut self, now: Instant) {
         self.moves += 1;
+        let keys: Vec<String> = self.unschedulable.keys().cloned().collect();
+        for key in keys {
+            self.requeue(&key, now);
+        }
+    }
+
+    /// A pod was placed on a node: the pods waiting for a pod to match
+    /// their affinity or spread get another try.
+    pub(crate) fn move_for_pod_added(&mut self, now: Instant) {
+        self.pod_moves += 1;
         let keys: Vec<String> = self
-            .pods
+            .unschedulable
             .iter()
-            .filter(|(_, (_, place, _))| *place == Place::Unschedulable)
+            .filter(|(_, waits)| **waits)
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
@@ -245,11 +291,7 @@ impl Queue {
     /// Keys in the three queues, for tests: (active, backoff, unschedulable).
     #[cfg(test)]
     fn lens(&self) -> (usize, usize, usize) {
-        let unsched = self
-            .pods
-            .values()
-            .filter(|(_, p, _)| *p == Place::Unschedulable)
-            .count();
+        let unsched = self.unschedulable.len();
         (self.active.len(), self.backoff.len(), unsched)
     }
 }
@@ -294,7 +336,7 @@ mod tests {
         let mut q = queue();
         q.add(pod("a", 0), t);
         let p = q.pop(t).expect("a");
-        q.unschedulable(&p.key, t);
+        q.unschedulable(&p.key, t, false);
         assert_eq!(q.lens(), (0, 0, 1));
         assert!(q.pop(t + Duration::from_secs(30)).is_none());
         q.move_all(t + Duration::from_millis(500));
@@ -302,7 +344,7 @@ mod tests {
         assert!(q.pop(t + Duration::from_millis(900)).is_none());
         let p = q.pop(t + Duration::from_secs(1)).expect("after 1s backoff");
         // Second failure: 2s backoff.
-        q.unschedulable(&p.key, t + Duration::from_secs(2));
+        q.unschedulable(&p.key, t + Duration::from_secs(2), false);
         q.move_all(t + Duration::from_secs(2));
         assert!(q.pop(t + Duration::from_millis(3900)).is_none());
         assert!(q.pop(t + Duration::from_secs(4)).is_some());
@@ -315,7 +357,7 @@ mod tests {
         q.add(pod("a", 0), t);
         let p = q.pop(t).expect("a");
         q.move_all(t);
-        q.unschedulable(&p.key, t);
+        q.unschedulable(&p.key, t, false);
         assert_eq!(q.lens(), (0, 1, 0));
     }
 
@@ -330,9 +372,26 @@ mod tests {
         let mut q = queue();
         q.add(pod("a", 0), t);
         let p = q.pop(t).expect("a");
-        q.unschedulable(&p.key, t);
+        q.unschedulable(&p.key, t, false);
         assert!(q.pop(t + Duration::from_secs(299)).is_none());
-        assert!(q.pop(t + Duration::from_secs(300)).is_some());
+        // Found by the next scan, at most 30 seconds later.
+        assert!(q.pop(t + Duration::from_secs(329)).is_some());
+    }
+
+    #[test]
+    fn a_placed_pod_wakes_only_pods_waiting_for_pods() {
+        let t = Instant::now();
+        let mut q = queue();
+        q.add(pod("affinity", 0), t);
+        q.add(pod("cpu", 0), t);
+        let a = q.pop(t).expect("first");
+        let b = q.pop(t).expect("second");
+        q.unschedulable(&a.key, t, a.key == "default/affinity");
+        q.unschedulable(&b.key, t, b.key == "default/affinity");
+        q.move_for_pod_added(t);
+        assert_eq!(q.lens(), (0, 1, 1));
+        let p = q.pop(t + Duration::from_secs(1)).expect("woken");
+        assert_eq!(p.key, "default/affinity");
     }
 
     #[test]

@@ -283,9 +283,13 @@ fn apply_pod(st: &mut State, options: &SchedulerOptions, mut pod: Pod, now: Inst
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| !n.is_empty())
     {
+        let new = st.snapshot.node_of_key(&key).is_none() || st.assumed.contains(&key);
         st.assumed.remove(&key);
         st.queue.delete(&key);
         st.snapshot.add_pod(pod);
+        if new {
+            st.queue.move_for_pod_added(now);
+        }
         return;
     }
     let ours = spec
@@ -384,7 +388,9 @@ fn attempt(shared: &Arc<Shared>, scheduler: &mut Scheduler, pod: Arc<Pod>, key: 
                 }
                 ScheduleError::NoNodes => (err, None),
             };
-            st.queue.unschedulable(key, now);
+            let waits_for_pods =
+                matches!(&preemption.0, ScheduleError::Unschedulable(fe) if fe.waits_for_pods());
+            st.queue.unschedulable(key, now, waits_for_pods);
             drop(st);
             let (err, preemption) = preemption;
             tracing::debug!(pod = key, error = %err, "pod is unschedulable");

@@ -89,6 +89,17 @@ impl FitError {
     }
 }
 
+impl FitError {
+    /// Whether a node failed on inter-pod affinity or topology spread, so
+    /// that placing another pod may make this one schedulable.
+    pub(crate) fn waits_for_pods(&self) -> bool {
+        self.statuses.iter().flat_map(|(_, r)| &r.reasons).any(|r| {
+            r.starts_with("node(s) didn't match pod topology spread")
+                || r.contains("affinity rules")
+        })
+    }
+}
+
 impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&FitError::histogram(

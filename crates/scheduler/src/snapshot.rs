@@ -367,6 +367,10 @@ impl Snapshot {
         self.nodes.iter().map(|n| n.name.as_str())
     }
 
+    pub(crate) fn node_of_key(&self, key: &str) -> Option<&str> {
+        self.pod_node.get(key).map(String::as_str)
+    }
+
     pub(crate) fn pod_keys(&self) -> impl Iterator<Item = &str> {
         self.pod_node.keys().map(String::as_str)
     }
