@@ -103,6 +103,12 @@ pub(crate) fn score(cycle: &Cycle<'_>, feasible: &[usize]) -> Vec<i64> {
         add(&raw, 2);
     }
 
+    // ImageLocality (weight 1).
+    if cycle.snapshot.has_images() {
+        let images: Vec<i64> = feasible_nodes().map(|n| image_locality(cycle, n)).collect();
+        add(&images, 1);
+    }
+
     // NodeResourcesBalancedAllocation (weight 1), skipped for pods that
     // request nothing.
     let r = &cycle.pod.requests;
@@ -111,6 +117,53 @@ pub(crate) fn score(cycle: &Cycle<'_>, feasible: &[usize]) -> Vec<i64> {
         add(&balanced, 1);
     }
     total
+}
+
+const MB: i64 = 1024 * 1024;
+/// Below this, the images on a node do not count (`minThreshold`).
+const MIN_IMAGE_THRESHOLD: i64 = 23 * MB;
+/// Per container, more than this counts as this (`maxContainerThreshold`).
+const MAX_CONTAINER_IMAGE_THRESHOLD: i64 = 1000 * MB;
+
+/// Upstream's ImageLocality: the sizes of the pod's images already on the
+/// node, each scaled by the share of nodes that have it.
+fn image_locality(cycle: &Cycle<'_>, node: &NodeInfo) -> i64 {
+    let spec = cycle.spec();
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    let all = cycle.snapshot.node_count() as f64;
+    let mut sum = 0i64;
+    let mut count = 0i64;
+    for c in containers {
+        count += 1;
+        let Some(image) = c.image.as_deref() else {
+            continue;
+        };
+        let name = normalized_image(image);
+        if let Some(size) = node.images.get(name.as_ref()) {
+            let spread = cycle.snapshot.image_node_count(&name) as f64 / all;
+            sum += (*size as f64 * spread) as i64;
+        }
+    }
+    let max = MAX_CONTAINER_IMAGE_THRESHOLD * count;
+    if max <= MIN_IMAGE_THRESHOLD {
+        return 0;
+    }
+    let sum = sum.clamp(MIN_IMAGE_THRESHOLD, max);
+    MAX_NODE_SCORE * (sum - MIN_IMAGE_THRESHOLD) / (max - MIN_IMAGE_THRESHOLD)
+}
+
+/// `nginx` → `nginx:latest`; names with a tag (or digest) stay.
+fn normalized_image(name: &str) -> std::borrow::Cow<'_, str> {
+    // As upstream's `LastIndex` comparison (absent sorts first).
+    if name.rfind(':') <= name.rfind('/') {
+        format!("{name}:latest").into()
+    } else {
+        name.into()
+    }
 }
 
 fn least_allocated(cycle: &Cycle<'_>, node: &NodeInfo) -> i64 {

@@ -28,6 +28,8 @@ pub struct Snapshot {
     /// go: node name → pods, and pod key → node name.
     nominated: HashMap<String, Vec<PodInfo>>,
     nominated_of: HashMap<String, String>,
+    /// Image name → how many nodes have it (ImageLocality's spread).
+    image_nodes: HashMap<String, usize>,
 }
 
 /// A node and what is assigned to it.
@@ -45,6 +47,8 @@ pub(crate) struct NodeInfo {
     /// Pods with any (anti-)affinity term, and with required anti-affinity.
     pub(crate) with_affinity: usize,
     pub(crate) with_required_anti_affinity: usize,
+    /// `status.images`: each name → size in bytes (ImageLocality).
+    pub(crate) images: HashMap<String, i64>,
 }
 
 /// A pod assigned to a node, with what the plugins need precomputed.
@@ -149,6 +153,7 @@ impl NodeInfo {
         NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
             allocatable,
+            images: node_images(&node),
             node,
             pods: Vec::new(),
             requested: Resources::default(),
@@ -209,9 +214,16 @@ impl Snapshot {
     /// do not wake every waiting pod.
     pub fn set_node(&mut self, node: Node) -> bool {
         let mut info = NodeInfo::new(Arc::new(node));
+        for name in info.images.keys() {
+            *self.image_nodes.entry(name.clone()).or_default() += 1;
+        }
         match self.by_name.get(&info.name) {
             Some(&i) => {
                 let old = &mut self.nodes[i];
+                for name in old.images.keys() {
+                    forget_image(&mut self.image_nodes, name);
+                }
+                old.images = info.images;
                 let spec = |n: &Node| n.spec.as_ref().map(|s| (s.taints.clone(), s.unschedulable));
                 let relevant = old.allocatable != info.allocatable
                     || old.node.metadata.labels != info.node.metadata.labels
@@ -238,6 +250,9 @@ impl Snapshot {
             return;
         };
         let info = self.nodes.swap_remove(i);
+        for name in info.images.keys() {
+            forget_image(&mut self.image_nodes, name);
+        }
         if let Some(moved) = self.nodes.get(i) {
             self.by_name.insert(moved.name.clone(), i);
         }
@@ -367,11 +382,39 @@ impl Snapshot {
         self.nodes.iter().map(|n| n.name.as_str())
     }
 
+    /// How many nodes have the image; 0 when none does.
+    pub(crate) fn image_node_count(&self, name: &str) -> usize {
+        self.image_nodes.get(name).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn has_images(&self) -> bool {
+        !self.image_nodes.is_empty()
+    }
+
     pub(crate) fn node_of_key(&self, key: &str) -> Option<&str> {
         self.pod_node.get(key).map(String::as_str)
     }
 
     pub(crate) fn pod_keys(&self) -> impl Iterator<Item = &str> {
         self.pod_node.keys().map(String::as_str)
+    }
+}
+
+fn node_images(node: &Node) -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    for image in node.status.iter().flat_map(|s| s.images.iter().flatten()) {
+        for name in image.names.iter().flatten() {
+            out.insert(name.clone(), image.size_bytes.unwrap_or(0));
+        }
+    }
+    out
+}
+
+fn forget_image(counts: &mut HashMap<String, usize>, name: &str) {
+    if let Some(n) = counts.get_mut(name) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(name);
+        }
     }
 }

@@ -36,6 +36,15 @@ impl N {
         self.0["spec"]["taints"] = json!(t);
         self
     }
+    fn image(mut self, name: &str, size: i64) -> N {
+        let mut images = self.0["status"]["images"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        images.push(json!({"names": [name], "sizeBytes": size}));
+        self.0["status"]["images"] = json!(images);
+        self
+    }
     fn unschedulable(mut self) -> N {
         self.0["spec"]["unschedulable"] = json!(true);
         self
@@ -113,6 +122,10 @@ impl P {
     }
     fn tolerate(mut self, t: Value) -> P {
         self.push("tolerations", t);
+        self
+    }
+    fn image(mut self, image: &str) -> P {
+        self.0["spec"]["containers"][0]["image"] = json!(image);
         self
     }
     fn host_port(mut self, port: i32, protocol: &str, ip: &str) -> P {
@@ -577,6 +590,31 @@ fn host_ports() {
         vec![pod("a").host_port(80, "TCP", "10.0.0.1").on("n1")],
         pod("p").host_port(80, "TCP", "10.0.0.2"),
         "n1",
+    );
+}
+
+#[test]
+fn nodes_with_the_image_score_higher() {
+    let nodes = || {
+        vec![
+            node("n1").image("docker.io/library/nginx:1.25", 600 << 20),
+            node("n2").image("nginx:latest", 600 << 20),
+            node("n3").image("nginx:latest", 600 << 20),
+        ]
+    };
+    check(nodes(), vec![], pod("p").image("nginx"), "n2");
+    check(
+        nodes(),
+        vec![],
+        pod("p").image("docker.io/library/nginx:1.25"),
+        "n1",
+    );
+    // Too small to matter: LeastAllocated decides.
+    check(
+        vec![node("n1").image("pause:latest", 1 << 20), node("n2")],
+        vec![pod("x").req("cpu=1").on("n1")],
+        pod("p").image("pause"),
+        "n2",
     );
 }
 
