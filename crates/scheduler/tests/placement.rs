@@ -603,11 +603,16 @@ fn nodes_with_the_image_score_higher() {
         ]
     };
     check(nodes(), vec![], pod("p").image("nginx"), "n2");
+    // On one node of three: a third of its size counts.
     check(
-        nodes(),
+        vec![
+            node("n1"),
+            node("n2"),
+            node("n3").image("redis:7", 600 << 20),
+        ],
         vec![],
-        pod("p").image("docker.io/library/nginx:1.25"),
-        "n1",
+        pod("p").image("redis:7"),
+        "n3",
     );
     // Too small to matter: LeastAllocated decides.
     check(
