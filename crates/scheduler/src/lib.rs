@@ -42,6 +42,7 @@ mod score;
 mod selectors;
 mod snapshot;
 mod spread;
+mod workloads;
 
 pub use preempt::Preemption;
 pub use run::{SchedulerOptions, run};

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
@@ -122,6 +123,11 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
     let namespaces = watch(Api::<Namespace>::all(client.clone()));
     let nodes = watch(Api::<Node>::all(client.clone()));
     let pods = watch(Api::<Pod>::all(client.clone()));
+    // For the default topology spreading: what a pod belongs to.
+    let services = watch(Api::<Service>::all(client.clone()));
+    let replica_sets = watch(Api::<ReplicaSet>::all(client.clone()));
+    let stateful_sets = watch(Api::<StatefulSet>::all(client.clone()));
+    let controllers = watch(Api::<ReplicationController>::all(client.clone()));
     let s = shared.clone();
     let watchers = async move {
         tokio::try_join!(
@@ -135,6 +141,10 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
             drive(namespaces, |e| on_namespace(&s, e)),
             drive(nodes, |e| on_node(&s, e)),
             drive(pods, |e| on_pod(&s, e)),
+            drive(services, |e| on_service(&s, e)),
+            drive(replica_sets, |e| on_controller(&s, e)),
+            drive(stateful_sets, |e| on_controller(&s, e)),
+            drive(controllers, |e| on_controller(&s, e)),
         )
     };
     tokio::select! {
@@ -176,6 +186,33 @@ fn on_class(shared: &Shared, event: WatchEvent<PriorityClass>) {
         WatchEvent::Delete(pc) => {
             st.classes.remove(pc.metadata.name.as_deref().unwrap_or(""));
         }
+        WatchEvent::Init | WatchEvent::InitDone => {}
+    }
+}
+
+fn on_service(shared: &Shared, event: WatchEvent<Service>) {
+    let mut st = shared.lock();
+    match event {
+        WatchEvent::Apply(svc) | WatchEvent::InitApply(svc) => st.snapshot.set_service(&svc),
+        WatchEvent::Delete(svc) => st.snapshot.remove_service(
+            svc.metadata.namespace.as_deref().unwrap_or(""),
+            svc.metadata.name.as_deref().unwrap_or(""),
+        ),
+        WatchEvent::Init | WatchEvent::InitDone => {}
+    }
+}
+
+fn on_controller<K>(shared: &Shared, event: WatchEvent<K>)
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize,
+{
+    let mut st = shared.lock();
+    match event {
+        WatchEvent::Apply(c) | WatchEvent::InitApply(c) => st.snapshot.set_controller(&c),
+        WatchEvent::Delete(c) => st.snapshot.remove_controller::<K>(
+            c.meta().namespace.as_deref().unwrap_or(""),
+            c.meta().name.as_deref().unwrap_or(""),
+        ),
         WatchEvent::Init | WatchEvent::InitDone => {}
     }
 }

@@ -81,13 +81,32 @@ pub(crate) fn score(cycle: &Cycle<'_>, feasible: &[usize]) -> Vec<i64> {
         .collect();
     add(&fit, 1);
 
-    // PodTopologySpread (weight 2).
-    let constraints = spread::constraints(&cycle.pod.pod, "ScheduleAnyway");
-    if let Some(state) =
-        spread::ScoreState::new(&cycle.pod, constraints, feasible_nodes(), nodes, |n| {
-            cycle.inclusion(n)
-        })
-    {
+    // PodTopologySpread (weight 2): the pod's own soft constraints, or
+    // the cluster defaults when it has none at all.
+    let own = cycle
+        .spec()
+        .topology_spread_constraints
+        .as_ref()
+        .is_some_and(|c| !c.is_empty());
+    let (constraints, require_all) = if own {
+        (spread::constraints(&cycle.pod.pod, "ScheduleAnyway"), true)
+    } else {
+        let defaults = cycle
+            .snapshot
+            .workloads
+            .default_selector(&cycle.pod)
+            .map(spread::default_constraints)
+            .unwrap_or_default();
+        (defaults, false)
+    };
+    if let Some(state) = spread::ScoreState::new(
+        &cycle.pod,
+        constraints,
+        require_all,
+        feasible_nodes(),
+        nodes,
+        |n| cycle.inclusion(n),
+    ) {
         let mut raw: Vec<Option<i64>> = feasible_nodes()
             .map(|n| state.score(&cycle.pod, n))
             .collect();

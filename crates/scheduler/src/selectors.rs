@@ -130,6 +130,37 @@ impl Selector {
         self
     }
 
+    /// `key = value` for each label (`labels.Set.AsSelector`).
+    pub(crate) fn from_labels(labels: &Labels) -> Selector {
+        Selector {
+            reqs: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| Requirement {
+                        key: k.clone(),
+                        op: Op::In,
+                        values: vec![v.clone()],
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Both selectors' requirements.
+    pub(crate) fn and(mut self, other: &Selector) -> Selector {
+        // A nil selector has no requirements to add (upstream's
+        // `Requirements()` of `Nothing` is empty).
+        if let (Some(mine), Some(theirs)) = (&mut self.reqs, &other.reqs) {
+            mine.extend(theirs.iter().cloned());
+        }
+        self
+    }
+
+    /// Whether it has no requirements (and so selects everything).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.as_ref().is_some_and(Vec::is_empty)
+    }
+
     pub(crate) fn matches(&self, labels: &Labels) -> bool {
         match &self.reqs {
             None => false,

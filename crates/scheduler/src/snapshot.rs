@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 
 use crate::interpod::PodAffinityInfo;
 use crate::resources::{Resources, pod_non_zero_requests, pod_requests};
+use crate::selectors::Selector;
+use crate::workloads::{Workloads, controller_kind};
 
 /// Nodes and the pods assigned to them, with precomputed requests.
 ///
@@ -30,6 +32,7 @@ pub struct Snapshot {
     nominated_of: HashMap<String, String>,
     /// Image name → how many nodes have it (ImageLocality's spread).
     image_nodes: HashMap<String, usize>,
+    pub(crate) workloads: Workloads,
 }
 
 /// A node and what is assigned to it.
@@ -304,6 +307,65 @@ impl Snapshot {
     /// Records a namespace's labels (for affinity terms' `namespaceSelector`).
     pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
         self.namespaces.insert(name.to_owned(), labels);
+    }
+
+    /// Records a Service's selector (for default topology spreading).
+    pub fn set_service(&mut self, service: &Service) {
+        self.workloads.set_service(
+            service.metadata.namespace.as_deref().unwrap_or("default"),
+            service.metadata.name.as_deref().unwrap_or(""),
+            service.spec.as_ref().and_then(|s| s.selector.clone()),
+        );
+    }
+
+    /// Forgets a Service.
+    pub fn remove_service(&mut self, namespace: &str, name: &str) {
+        self.workloads.remove_service(namespace, name);
+    }
+
+    /// Records the selector of a workload controlling pods — a
+    /// ReplicaSet, StatefulSet or ReplicationController — for default
+    /// topology spreading. Other kinds are ignored.
+    pub fn set_controller<K>(&mut self, controller: &K)
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize,
+    {
+        let Some(kind) = controller_kind(&K::api_version(&()), &K::kind(&())) else {
+            return;
+        };
+        // The three kinds keep their selector at `spec.selector`: a label
+        // selector, or (ReplicationController) a map of labels.
+        let selector = serde_json::to_value(controller)
+            .ok()
+            .and_then(|v| v.pointer("/spec/selector").cloned());
+        let selector = match selector {
+            Some(serde_json::Value::Object(m)) if kind == "ReplicationController" => {
+                let labels: BTreeMap<String, String> = m
+                    .into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+                    .collect();
+                Selector::from_labels(&labels)
+            }
+            Some(v) => Selector::new(serde_json::from_value(v).ok().as_ref()),
+            None => Selector::nothing(),
+        };
+        let meta = controller.meta();
+        self.workloads.set_controller(
+            kind,
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or(""),
+            selector,
+        );
+    }
+
+    /// Forgets a workload recorded by [`Snapshot::set_controller`].
+    pub fn remove_controller<K>(&mut self, namespace: &str, name: &str)
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        if let Some(kind) = controller_kind(&K::api_version(&()), &K::kind(&())) {
+            self.workloads.remove_controller(kind, namespace, name);
+        }
     }
 
     /// Forgets a namespace.

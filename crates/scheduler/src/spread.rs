@@ -172,6 +172,32 @@ pub(crate) struct ScoreState {
     constraints: Vec<Constraint>,
     counts: HashMap<Pair, i64>,
     weights: Vec<f64>,
+    /// The pod's own constraints need every topology key on a node; the
+    /// cluster defaults score what a node has.
+    require_all: bool,
+}
+
+/// Upstream's default constraints (`systemDefaulted`): hostname with skew
+/// 3 and zone with skew 5, both `ScheduleAnyway`, over the selector of the
+/// pod's Services and controller.
+pub(crate) fn default_constraints(selector: Selector) -> Vec<Constraint> {
+    [(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)]
+        .into_iter()
+        .map(|(key, skew)| Constraint {
+            max_skew: skew,
+            topology_key: key.to_owned(),
+            selector: selector.clone(),
+            min_domains: 1,
+            honor_affinity: true,
+            honor_taints: false,
+        })
+        .collect()
+}
+
+/// The value of `key` on the node; with `require_all` off a missing label
+/// counts as the empty value, as upstream's map lookup does.
+fn value<'n>(node: &'n NodeInfo, key: &str) -> &'n str {
+    node.labels().get(key).map_or("", String::as_str)
 }
 
 impl ScoreState {
@@ -179,6 +205,7 @@ impl ScoreState {
     pub(crate) fn new<'a>(
         pod: &PodInfo,
         constraints: Vec<Constraint>,
+        require_all: bool,
         feasible: impl Iterator<Item = &'a NodeInfo>,
         all: &[NodeInfo],
         eligible: impl Fn(&NodeInfo) -> (bool, bool),
@@ -190,7 +217,7 @@ impl ScoreState {
         let mut sizes = vec![0usize; constraints.len()];
         let mut hosts = 0usize;
         for node in feasible {
-            if !has_all_keys(node, &constraints) {
+            if require_all && !has_all_keys(node, &constraints) {
                 continue;
             }
             hosts += 1;
@@ -200,7 +227,7 @@ impl ScoreState {
                 }
                 let pair = (
                     c.topology_key.clone(),
-                    node.labels()[&c.topology_key].clone(),
+                    value(node, &c.topology_key).to_owned(),
                 );
                 if let std::collections::hash_map::Entry::Vacant(e) = counts.entry(pair) {
                     e.insert(0);
@@ -221,7 +248,7 @@ impl ScoreState {
             })
             .collect();
         for node in all {
-            if !has_all_keys(node, &constraints) {
+            if require_all && !has_all_keys(node, &constraints) {
                 continue;
             }
             let (aff, taints) = eligible(node);
@@ -231,7 +258,7 @@ impl ScoreState {
                 }
                 let pair = (
                     c.topology_key.clone(),
-                    node.labels()[&c.topology_key].clone(),
+                    value(node, &c.topology_key).to_owned(),
                 );
                 if let Some(n) = counts.get_mut(&pair) {
                     *n += count_matching(node, c, pod.namespace());
@@ -242,17 +269,20 @@ impl ScoreState {
             constraints,
             counts,
             weights,
+            require_all,
         })
     }
 
     /// The raw score, `None` for a node lacking a topology key (ignored).
     pub(crate) fn score(&self, pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
-        if !has_all_keys(node, &self.constraints) {
+        if self.require_all && !has_all_keys(node, &self.constraints) {
             return None;
         }
         let mut score = 0.0;
         for (c, w) in self.constraints.iter().zip(&self.weights) {
-            let value = &node.labels()[&c.topology_key];
+            let Some(value) = node.labels().get(&c.topology_key) else {
+                continue;
+            };
             let count = if c.topology_key == HOSTNAME {
                 count_matching(node, c, pod.namespace())
             } else {

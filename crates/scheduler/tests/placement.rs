@@ -1039,3 +1039,70 @@ fn a_nominated_pod_keeps_its_room_from_lower_priority_pods() {
     snapshot.nominate(&high, None);
     assert_eq!(scheduler.schedule(&snapshot, &low).as_deref(), Ok("n1"));
 }
+
+#[test]
+fn default_spreading_follows_the_pods_controller_and_services() {
+    let owned = |name: &str| {
+        let mut p = pod(name).label("app", "web");
+        p.0["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "web", "uid": "u", "controller": true}]);
+        p
+    };
+    let snapshot = |rs: bool, service: bool| {
+        let mut s = Snapshot::new();
+        s.set_node(node("n1").build());
+        s.set_node(node("n2").build());
+        s.add_pod(owned("w1").on("n1").build());
+        s.add_pod(owned("w2").on("n1").build());
+        s.add_pod(pod("big").req("cpu=2").on("n2").build());
+        if rs {
+            let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}}
+            }))
+            .unwrap();
+            s.set_controller(&rs);
+        }
+        if service {
+            let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"selector": {"app": "web"}}
+            }))
+            .unwrap();
+            s.set_service(&svc);
+        }
+        s
+    };
+    let p = owned("p").req("cpu=100m").build();
+    // Alone, the resource scores prefer the emptier n1 …
+    assert_eq!(
+        Scheduler::new()
+            .schedule(&snapshot(false, false), &p)
+            .as_deref(),
+        Ok("n1")
+    );
+    // … but spreading the ReplicaSet's (or the Service's) pods wins.
+    assert_eq!(
+        Scheduler::new()
+            .schedule(&snapshot(true, false), &p)
+            .as_deref(),
+        Ok("n2")
+    );
+    assert_eq!(
+        Scheduler::new()
+            .schedule(&snapshot(false, true), &p)
+            .as_deref(),
+        Ok("n2")
+    );
+    // The pod's own constraints replace the defaults.
+    let own = owned("p")
+        .req("cpu=100m")
+        .spec("topologySpreadConstraints", spread("ScheduleAnyway", 1))
+        .build();
+    assert_eq!(
+        Scheduler::new()
+            .schedule(&snapshot(true, true), &own)
+            .as_deref(),
+        Ok("n1")
+    );
+}
