@@ -14,7 +14,7 @@ use bulwark_testkit::{FakeNodeConfig, FakeNodes, TestCluster};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 #[tokio::main]
@@ -46,7 +46,7 @@ async fn main() {
 
     let api: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let start = Instant::now();
-    futures::stream::iter(0..pods)
+    let creating = futures::stream::iter(0..pods)
         .map(|i| {
             let api = api.clone();
             async move {
@@ -60,20 +60,21 @@ async fn main() {
             }
         })
         .buffer_unordered(64)
-        .collect::<Vec<()>>()
-        .await;
+        .collect::<Vec<()>>();
+    creating.await;
     let created = start.elapsed().as_secs_f64();
-    loop {
-        let list = api.list(&ListParams::default()).await.unwrap();
-        let bound = list
-            .items
-            .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
-            .count();
-        if bound >= pods {
-            break;
+    // Count bindings from a watch: listing every pod again and again would
+    // load the server more than the scheduler does.
+    let mut seen = std::collections::HashSet::new();
+    let mut events = std::pin::pin!(kube::runtime::watcher(api.clone(), Default::default()));
+    while seen.len() < pods {
+        if let Some(Ok(
+            kube::runtime::watcher::Event::Apply(p) | kube::runtime::watcher::Event::InitApply(p),
+        )) = events.next().await
+            && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+        {
+            seen.insert(p.metadata.name.unwrap_or_default());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(

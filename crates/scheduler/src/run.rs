@@ -70,7 +70,13 @@ struct Shared {
     options: SchedulerOptions,
     client: kube::Client,
     recorder: Recorder,
+    /// Bounds the writes in flight: kube-rs speaks HTTP/1.1, so each
+    /// concurrent request is a connection (and a TLS handshake).
+    writes: tokio::sync::Semaphore,
 }
+
+/// Writes (bindings, status updates) in flight at once.
+const CONCURRENT_WRITES: usize = 128;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -102,6 +108,7 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
         options,
         client: client.clone(),
         recorder: Recorder::new(client.clone(), events::COMPONENT),
+        writes: tokio::sync::Semaphore::new(CONCURRENT_WRITES),
     });
     // PriorityClasses first, so that pods listed next get their priority.
     // Upstream's scheduler role may not read them (admission resolves
@@ -431,19 +438,25 @@ fn attempt(shared: &Arc<Shared>, scheduler: &mut Scheduler, pod: Arc<Pod>, key: 
             drop(st);
             let (err, preemption) = preemption;
             tracing::debug!(pod = key, error = %err, "pod is unschedulable");
-            tokio::spawn(events::report_failure(
-                shared.client.clone(),
-                shared.recorder.clone(),
-                pod,
-                err,
-                preemption,
-            ));
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _permit = shared.writes.acquire().await;
+                events::report_failure(
+                    shared.client.clone(),
+                    shared.recorder.clone(),
+                    pod,
+                    err,
+                    preemption,
+                )
+                .await;
+            });
         }
     }
 }
 
 async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
     let key = pod_key(&pod);
+    let _permit = shared.writes.acquire().await;
     match events::bind(&shared.client, &pod, &node).await {
         Ok(()) => {
             tracing::debug!(pod = key, node, "bound");
