@@ -76,7 +76,7 @@ struct Shared {
 }
 
 /// Writes (bindings, status updates) in flight at once.
-const CONCURRENT_WRITES: usize = 128;
+const CONCURRENT_WRITES: usize = 256;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -456,10 +456,14 @@ fn attempt(shared: &Arc<Shared>, scheduler: &mut Scheduler, pod: Arc<Pod>, key: 
 
 async fn bind(shared: Arc<Shared>, pod: Arc<Pod>, node: String) {
     let key = pod_key(&pod);
-    let _permit = shared.writes.acquire().await;
-    match events::bind(&shared.client, &pod, &node).await {
+    let permit = shared.writes.acquire().await;
+    let bound = events::bind(&shared.client, &pod, &node).await;
+    // The event waits behind the bindings still to be made.
+    drop(permit);
+    match bound {
         Ok(()) => {
             tracing::debug!(pod = key, node, "bound");
+            let _permit = shared.writes.acquire().await;
             events::scheduled(&shared.recorder, &pod, &node).await;
         }
         Err(e) => {
