@@ -81,7 +81,11 @@ fn find(cycle: &Cycle<'_>, error: &FitError) -> Result<Preemption, String> {
     let mut statuses: Vec<(usize, Rejection)> = Vec::new();
     let mut candidates = Vec::new();
     for &i in &potential {
-        match victims_on(cycle, &nodes[i]) {
+        // The error's node indices are the snapshot's at scheduling time;
+        // a caller that changed the snapshot since gets fewer candidates,
+        // not a panic.
+        let Some(node) = nodes.get(i) else { continue };
+        match victims_on(cycle, node) {
             Ok(victims) => candidates.push(Candidate { node: i, victims }),
             Err(r) => statuses.push((i, r)),
         }
