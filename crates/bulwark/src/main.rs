@@ -366,7 +366,30 @@ fn start_components(
             "controller manager"
         });
     }
-    let _ = args.disable_scheduler; // wired when the scheduler lands
+    if !args.disable_scheduler {
+        let client = access.client(&bulwark_client::Identity::user(
+            "system:kube-scheduler",
+            &[],
+        ))?;
+        let election = election("kube-scheduler");
+        tasks.spawn(async move {
+            let result = bulwark_client::leader::run_elected(client.clone(), election, move || {
+                let client = client.clone();
+                async move {
+                    bulwark_scheduler::run(client, bulwark_scheduler::SchedulerOptions::default())
+                        .await
+                        .map_err(|err| {
+                            Box::<dyn std::error::Error + Send + Sync>::from(format!("{err:#}"))
+                        })
+                }
+            })
+            .await;
+            if let Err(err) = result {
+                tracing::error!(error = %err, "scheduler");
+            }
+            "scheduler"
+        });
+    }
     Ok(async move {
         match tasks.join_next().await {
             Some(Ok(name)) => name,

@@ -1217,3 +1217,147 @@ fn delete_cascades_orphan_and_namespace_deletion() {
             .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
     });
 }
+
+/// `(pod, node, phase)` of the pods labelled `app=<app>`.
+fn placements(cluster: &Cluster, app: &str) -> Vec<(String, String, String)> {
+    let out = cluster.ok(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn deployments_schedule_roll_out_and_drain_with_a_budget_on_fake_nodes() {
+    let cluster = Cluster::start();
+    let _nodes = FakeNodesProcess::start(&cluster, 3);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1.36",
+        "--replicas=3",
+    ]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let placed = placements(&cluster, "web");
+    assert_eq!(placed.len(), 3, "{placed:?}");
+    assert!(
+        placed
+            .iter()
+            .all(|(_, node, phase)| node.starts_with("fake-node-") && phase == "Running"),
+        "{placed:?}"
+    );
+    let scheduled = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Scheduled",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        scheduled.lines().count() >= 3,
+        "a Scheduled event per pod: {scheduled}"
+    );
+
+    // Scale, change the image, roll back.
+    cluster.ok(&["scale", "deployment/web", "--replicas=5"]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    cluster.ok(&["set", "image", "deployment/web", "busybox=busybox:1.37"]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    cluster.ok(&["rollout", "undo", "deployment/web"]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let image = cluster.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "busybox:1.36");
+
+    // A budget that allows no disruption blocks the drain.
+    cluster.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=5",
+    ]);
+    cluster.eventually("the budget is computed", || {
+        let out = cluster.ok(&[
+            "get",
+            "pdb",
+            "web",
+            "-o",
+            "jsonpath={.status.currentHealthy}",
+        ]);
+        (out == "5").then_some(()).ok_or(out)
+    });
+    let busy = placements(&cluster, "web")
+        .into_iter()
+        .find(|(_, _, phase)| phase == "Running")
+        .map(|(_, node, _)| node)
+        .unwrap();
+    let blocked = cluster.kubectl(&["drain", &busy, "--timeout=8s"]);
+    assert!(
+        !blocked.status.success(),
+        "the drain must wait for the budget"
+    );
+    let err = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        err.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{err}"
+    );
+    let unschedulable = cluster.ok(&["get", "node", &busy, "-o", "jsonpath={.spec.unschedulable}"]);
+    assert_eq!(unschedulable, "true", "drain cordons first");
+
+    // Once the budget allows one disruption at a time, the drain completes:
+    // each evicted pod is replaced on another node before the next goes.
+    cluster.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":4}}"#,
+    ]);
+    cluster.ok(&["drain", &busy, "--timeout=120s"]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let placed = placements(&cluster, "web");
+    assert!(
+        placed.iter().all(|(_, node, _)| *node != busy),
+        "{placed:?}"
+    );
+    cluster.ok(&["uncordon", &busy]);
+    let unschedulable = cluster.ok(&["get", "node", &busy, "-o", "jsonpath={.spec.unschedulable}"]);
+    assert_eq!(unschedulable, "", "uncordoned");
+
+    // A pod no node can hold says why, in upstream's words.
+    cluster.ok(&["run", "huge", "--image=busybox:1.36", "--overrides", r#"{"spec":{"containers":[{"name":"huge","image":"busybox:1.36","resources":{"requests":{"cpu":"1000"}}}]}}"#]);
+    cluster.eventually("the pod is unschedulable", || {
+        let out = cluster.ok(&[
+            "get",
+            "pod",
+            "huge",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        ]);
+        out.starts_with("0/3 nodes are available: 3 Insufficient cpu.")
+            .then_some(())
+            .ok_or(out)
+    });
+}
