@@ -157,6 +157,22 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         watch_events: usize,
     },
+    /// The scheduler and controllers on fake nodes: a large Deployment's
+    /// rollout with the server's memory and CPU, and scheduling throughput.
+    ControlPlane {
+        /// Fake nodes for the Deployment.
+        #[arg(long, default_value_t = 100)]
+        deployment_nodes: usize,
+        /// The Deployment's replicas.
+        #[arg(long, default_value_t = 3_000)]
+        replicas: usize,
+        /// Fake nodes for the scheduling run.
+        #[arg(long, default_value_t = 5_000)]
+        scheduling_nodes: usize,
+        /// Pods for the scheduling run.
+        #[arg(long, default_value_t = 10_000)]
+        scheduling_pods: usize,
+    },
     /// The cluster store: embedded SQLite (both durabilities) against a real
     /// etcd started on loopback (needs Debian's etcd-server).
     Store {
@@ -248,6 +264,19 @@ fn main() -> anyhow::Result<()> {
             watchers,
             watch_events,
         })),
+        Command::Bench(Bench::ControlPlane {
+            deployment_nodes,
+            replicas,
+            scheduling_nodes,
+            scheduling_pods,
+        }) => runtime()?.block_on(bench::control_plane::run(
+            bench::control_plane::ControlPlaneWorkload {
+                deployment_nodes,
+                replicas,
+                scheduling_nodes,
+                scheduling_pods,
+            },
+        )),
         Command::Bench(Bench::Store {
             etcd_endpoint,
             sequential,

@@ -71,6 +71,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:controller:cronjob-controller (6 rules)
         ClusterRole system:controller:daemon-set-controller (8 rules)
         ClusterRole system:controller:deployment-controller (6 rules)
+        ClusterRole system:controller:disruption-controller (7 rules)
         ClusterRole system:controller:endpoint-controller (4 rules)
         ClusterRole system:controller:endpointslice-controller (4 rules)
         ClusterRole system:controller:generic-garbage-collector (2 rules)
@@ -113,6 +114,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:controller:cronjob-controller -> system:controller:cronjob-controller ServiceAccount:cronjob-controller
         ClusterRoleBinding system:controller:daemon-set-controller -> system:controller:daemon-set-controller ServiceAccount:daemon-set-controller
         ClusterRoleBinding system:controller:deployment-controller -> system:controller:deployment-controller ServiceAccount:deployment-controller
+        ClusterRoleBinding system:controller:disruption-controller -> system:controller:disruption-controller ServiceAccount:disruption-controller
         ClusterRoleBinding system:controller:endpoint-controller -> system:controller:endpoint-controller ServiceAccount:endpoint-controller
         ClusterRoleBinding system:controller:endpointslice-controller -> system:controller:endpointslice-controller ServiceAccount:endpointslice-controller
         ClusterRoleBinding system:controller:generic-garbage-collector -> system:controller:generic-garbage-collector ServiceAccount:generic-garbage-collector
@@ -339,8 +341,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=67 unchanged=0 []
-        created=0 unchanged=67 []
-        created=1 unchanged=66 []"#]]
+        created=69 unchanged=0 []
+        created=0 unchanged=69 []
+        created=1 unchanged=68 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

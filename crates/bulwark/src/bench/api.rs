@@ -34,7 +34,7 @@ fn pod(name: &str, sent_nanos: u128) -> Pod {
     .expect("a valid pod")
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(super) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -47,7 +47,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// A `bulwark server` child process (so its memory is its own), killed on
 /// drop.
-struct Child(std::process::Child);
+pub(super) struct Child(pub(super) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -67,6 +67,9 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         std::process::Command::new(std::env::current_exe()?)
             .args(["server", "--port", &port.to_string(), "--data-dir"])
             .arg(dir.path())
+            // The API server alone: no scheduler writing conditions on the
+            // benchmark's unschedulable pods, no controllers.
+            .args(["--disable-scheduler", "--disable-controller-manager"])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

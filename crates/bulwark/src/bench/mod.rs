@@ -2,6 +2,7 @@
 //! goals or peers, measured in one run (never timed assertions in tests).
 
 pub(crate) mod api;
+pub(crate) mod control_plane;
 pub(crate) mod store;
 
 use std::time::Duration;
