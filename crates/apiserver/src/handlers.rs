@@ -1065,7 +1065,24 @@ async fn bind(
         })?
         .to_owned();
     let name = name_of(req)?.to_owned();
+    let uid = binding
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     guaranteed_update(api, req, None, |mut pod| {
+        // The binding may name the pod it was decided for: a pod deleted
+        // and recreated under the same name meanwhile is not bound.
+        if let Some(uid) = &uid
+            && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict(
+                "pods",
+                "",
+                &name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")),
+            ));
+        }
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict("pods", "", &name, "pod is being deleted, cannot be assigned to a host"));
         }
@@ -1073,6 +1090,9 @@ async fn bind(
             return Err(ApiError::conflict("pods", "", &name, &format!("pod {name} is already assigned to node \"{current}\"")));
         }
         pod["spec"]["nodeName"] = json!(node);
+        if !pod["status"].is_object() {
+            pod["status"] = json!({});
+        }
         let conditions = pod["status"]
             .as_object_mut()
             .map(|s| s.entry("conditions").or_insert_with(|| json!([])));

@@ -400,9 +400,15 @@ fn start_components(
             "system:kube-scheduler",
             &[],
         ))?;
+        // The election has a connection of its own, so that renewals never
+        // queue behind bindings.
+        let elector = access.client(&bulwark_client::Identity::user(
+            "system:kube-scheduler",
+            &[],
+        ))?;
         let election = election("kube-scheduler");
         tasks.spawn(async move {
-            let result = bulwark_client::leader::run_elected(client.clone(), election, move || {
+            let result = bulwark_client::leader::run_elected(elector, election, move || {
                 let client = client.clone();
                 async move {
                     bulwark_scheduler::run(client, bulwark_scheduler::SchedulerOptions::default())

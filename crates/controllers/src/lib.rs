@@ -84,14 +84,22 @@ pub async fn run(options: Options) -> Result<(), Error> {
         .client(&Identity::user("system:kube-controller-manager", &[]))?;
     match options.election.clone() {
         None => run_controllers(manager, options).await,
-        Some(election) => leader::run_elected(manager.clone(), election, move || {
-            let (manager, options) = (manager.clone(), options.clone());
-            async move {
-                run_controllers(manager, options)
-                    .await
-                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
-            }
-        })
+        // The election has a client (a connection) of its own, so that
+        // renewals never queue behind the controllers' requests.
+        Some(election) => leader::run_elected(
+            options
+                .access
+                .client(&Identity::user("system:kube-controller-manager", &[]))?,
+            election,
+            move || {
+                let (manager, options) = (manager.clone(), options.clone());
+                async move {
+                    run_controllers(manager, options)
+                        .await
+                        .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+                }
+            },
+        )
         .await
         .map_err(|err| Error::Stopped(err.to_string())),
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
@@ -122,7 +122,8 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
             true
         }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read PriorityClasses; pods without spec.priority count as priority 0");
+            // The API server's Priority admission sets spec.priority anyway.
+            tracing::debug!(error = %e, "cannot read PriorityClasses; pods without spec.priority count as priority 0");
             false
         }
     };
@@ -134,7 +135,8 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
     let services = watch(Api::<Service>::all(client.clone()));
     let replica_sets = watch(Api::<ReplicaSet>::all(client.clone()));
     let stateful_sets = watch(Api::<StatefulSet>::all(client.clone()));
-    let controllers = watch(Api::<ReplicationController>::all(client.clone()));
+    // ReplicationControllers are not served by Bulwark; the snapshot still
+    // knows them (for upstream parity) but nothing feeds it any.
     let s = shared.clone();
     let watchers = async move {
         tokio::try_join!(
@@ -151,7 +153,6 @@ pub async fn run(client: kube::Client, options: SchedulerOptions) -> anyhow::Res
             drive(services, |e| on_service(&s, e)),
             drive(replica_sets, |e| on_controller(&s, e)),
             drive(stateful_sets, |e| on_controller(&s, e)),
-            drive(controllers, |e| on_controller(&s, e)),
         )
     };
     tokio::select! {
