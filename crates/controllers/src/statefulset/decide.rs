@@ -187,6 +187,9 @@ mod tests {
         }
     }
 
+    /// Each ordinal's (state, updated), and the actions wanted.
+    type Case = (&'static [(PodState, bool)], Vec<Action>);
+
     const ROLL: Update = Update::Rolling {
         partition: 0,
         max_unavailable: 1,
@@ -194,7 +197,7 @@ mod tests {
 
     #[test]
     fn ordered_ready_creates_one_at_a_time_and_waits() {
-        let cases: &[(&[(PodState, bool)], Vec<Action>)] = &[
+        let cases: &[Case] = &[
             (
                 &[(Missing, true), (Missing, true), (Missing, true)],
                 vec![Create(0)],
@@ -276,7 +279,7 @@ mod tests {
             partition: 1,
             max_unavailable: 1,
         };
-        let cases: &[(&[(PodState, bool)], Vec<Action>)] = &[
+        let cases: &[Case] = &[
             (
                 &[(Ready, false), (Ready, false), (Ready, false)],
                 vec![Delete(2)],
