@@ -224,8 +224,9 @@ impl StatefulSetController {
                 .replace_status(name, &PostParams::default(), &updated)
                 .await
             {
-                // Changed under us: the change queues another sync.
-                Ok(_) | Err(kube::Error::Api(_)) => {}
+                Ok(_) => {}
+                // Changed (or gone) under us: the change queues another sync.
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
                 Err(err) => return Err(err),
             }
         }
@@ -247,20 +248,19 @@ impl StatefulSetController {
                 continue;
             }
             let pod_uid = pod.uid().unwrap_or_default();
-            let patch = match ownership::claim(&uid, deleting, &selector, &pod.metadata) {
+            let (patch, adopting) = match ownership::claim(&uid, deleting, &selector, &pod.metadata)
+            {
                 Claim::Keep => {
                     owned.push(pod);
                     continue;
                 }
-                Claim::Ignore => continue,
-                Claim::Adopt if pod.metadata.deletion_timestamp.is_none() => {
-                    ownership::adopt_patch(&ownership::controller_ref(set), &pod_uid)
-                }
-                Claim::Adopt => continue,
-                Claim::Release => ownership::release_patch(&uid, &pod_uid),
+                Claim::Adopt if pod.metadata.deletion_timestamp.is_none() => (
+                    ownership::adopt_patch(&ownership::controller_ref(set), &pod_uid),
+                    true,
+                ),
+                Claim::Ignore | Claim::Adopt => continue,
+                Claim::Release => (ownership::release_patch(&uid, &pod_uid), false),
             };
-            let adopting = pod.metadata.owner_references.is_none()
-                || ownership::controller_of(&pod.metadata).is_none();
             match api
                 .patch(
                     &pod.name_any(),

@@ -346,3 +346,56 @@ async fn rolling_update_respects_the_partition() {
         );
     }
 }
+
+#[tokio::test]
+async fn parallel_replaces_failed_pods_and_on_delete_waits_for_deletions() {
+    let (harness, _nodes) = with_nodes(&[CONTROLLER]).await;
+    let client = harness.admin();
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut set = stateful_set("db", 3, "default-scheduler");
+    let spec = set.spec.as_mut().unwrap();
+    spec.pod_management_policy = Some("Parallel".into());
+    spec.update_strategy.as_mut().unwrap().type_ = Some("OnDelete".into());
+    spec.ordinals = Some(k8s_openapi::api::apps::v1::StatefulSetOrdinals { start: Some(5) });
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let set = wait_status(&sets, "db", 3, 3).await;
+    assert_eq!(live_pods(&pods).await, ["db-5", "db-6", "db-7"]);
+    let old = set.status.unwrap().update_revision.unwrap();
+
+    // A failed pod is deleted and made again.
+    let failed = pods.get("db-6").await.unwrap();
+    let patch = json!({"status": {"phase": "Failed"}});
+    pods.patch_status("db-6", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    bulwark_testkit::wait_for("db-6 replaced", PATIENCE, || async {
+        let pod = pods.get("db-6").await.map_err(|e| e.to_string())?;
+        (pod.metadata.uid != failed.metadata.uid && is_ready(&pod))
+            .then_some(())
+            .ok_or(format!("{:?}", pod.status.map(|s| s.phase)))
+    })
+    .await
+    .unwrap();
+    wait_status(&sets, "db", 3, 3).await;
+
+    // OnDelete: a new template touches no pod until one is deleted.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}}}});
+    sets.patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let set = wait_status(&sets, "db", 3, 0).await;
+    let status = set.status.unwrap();
+    assert_ne!(status.update_revision.as_deref(), Some(old.as_str()));
+    assert_eq!(status.current_revision.as_deref(), Some(old.as_str()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let db7 = pods.get("db-7").await.unwrap();
+    assert_eq!(db7.labels()["controller-revision-hash"], old);
+    pods.delete("db-7", &DeleteParams::default()).await.unwrap();
+    wait_status(&sets, "db", 3, 1).await;
+    let db7 = pods.get("db-7").await.unwrap();
+    assert_eq!(
+        db7.spec.unwrap().containers[0].image.as_deref(),
+        Some("nginx:1.28")
+    );
+}
