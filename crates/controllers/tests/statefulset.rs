@@ -345,6 +345,32 @@ async fn rolling_update_respects_the_partition() {
             "{out}"
         );
     }
+
+    // kubectl undoes through the ControllerRevisions: back to the old one.
+    if let Some(binary) = kubectl_binary() {
+        let out = tokio::process::Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(harness.cluster.kubeconfig())
+            .args(["rollout", "undo", "statefulset/web"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        bulwark_testkit::wait_for("rolled back", PATIENCE, || async {
+            let set = sets.get("web").await.map_err(|e| e.to_string())?;
+            let status = set.status.clone().unwrap_or_default();
+            (status.update_revision.as_deref() == Some(old.as_str())
+                && status.current_revision.as_deref() == Some(old.as_str())
+                && status.updated_replicas == Some(3)
+                && status.ready_replicas == Some(3))
+            .then_some(())
+            .ok_or(format!("{status:?}"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(image_of(&pods.get("web-0").await.unwrap()), "nginx:1.27");
+    }
 }
 
 #[tokio::test]
