@@ -14,7 +14,7 @@
 //! With `maxSurge`, a node runs its new pod next to the old one until the
 //! new one is available.
 
-mod decide;
+pub(crate) mod decide;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

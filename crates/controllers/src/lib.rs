@@ -33,6 +33,7 @@ mod pods;
 mod queue;
 mod replicaset;
 mod serviceaccount;
+mod statefulset;
 mod ttl;
 
 use std::sync::Arc;
@@ -220,6 +221,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "service-account-controller",
         component: "service-account-controller",
         run: |cx| Box::pin(serviceaccount::run(cx)),
+    },
+    Controller {
+        name: "statefulset-controller",
+        component: "statefulset-controller",
+        run: |cx| Box::pin(statefulset::run(cx)),
     },
     Controller {
         name: "ttl-after-finished-controller",
