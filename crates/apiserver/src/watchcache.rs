@@ -21,7 +21,7 @@ use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
 
 /// How many recent events a cache keeps for watchers that resume.
-const WINDOW: usize = 10_000;
+const WINDOW: usize = 2_000;
 
 /// Upstream's watch event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
