@@ -155,13 +155,24 @@ async fn feed<K>(
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
-        let event = match event {
+        let mut event = match event {
             Ok(event) => event,
             Err(err) => {
                 tracing::debug!(kind = %K::kind(&()), error = %err, "informer watch failed; retrying");
                 continue;
             }
         };
+        // No controller reads managedFields, and they are a large part of
+        // every object: the caches go without them, as upstream's
+        // controller manager trims them. (Writes from a cached object keep
+        // the stored managedFields: the server takes them from the stored
+        // object.)
+        if let watcher::Event::Apply(object)
+        | watcher::Event::InitApply(object)
+        | watcher::Event::Delete(object) = &mut event
+        {
+            object.meta_mut().managed_fields = None;
+        }
         writer.apply_watcher_event(&event);
         if matches!(event, watcher::Event::InitDone) {
             synced.send_replace(true);
