@@ -165,7 +165,11 @@ fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<WatchEvent<K>, watcher::Er
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
+    // managedFields are a large part of every object and the scheduler
+    // never reads them: its snapshot goes without.
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
 }
 
 async fn drive<K>(
