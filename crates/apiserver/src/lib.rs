@@ -460,7 +460,13 @@ async fn resource_request(
     if let Some(listed) = &reply.list {
         if representation == Representation::Table {
             let items = listed.values()?;
-            let table = table::table(&req.resource, &items, listed.metadata.clone(), true);
+            let table = table::table(
+                &req.resource,
+                &items,
+                listed.metadata.clone(),
+                true,
+                table::IncludeObject::from_query(req.query.get("includeObject")),
+            );
             return Ok(json_response(reply.code, &table, &reply.warnings));
         }
         return Ok(Response::builder()
@@ -472,7 +478,13 @@ async fn resource_request(
     let body = match (representation, req.verb) {
         (Representation::Table, Verb::Get) if req.subresource.is_none() => {
             let meta = json!({"resourceVersion": reply.body.pointer("/metadata/resourceVersion")});
-            table::table(&req.resource, std::slice::from_ref(&reply.body), meta, true)
+            table::table(
+                &req.resource,
+                std::slice::from_ref(&reply.body),
+                meta,
+                true,
+                table::IncludeObject::from_query(req.query.get("includeObject")),
+            )
         }
         _ => reply.body,
     };

@@ -202,12 +202,36 @@ fn columns(kind: &str) -> Vec<Column> {
     }
 }
 
+/// What each Table row carries besides its cells (`includeObject`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum IncludeObject {
+    /// Nothing.
+    None,
+    /// The object's metadata as a PartialObjectMetadata (the default).
+    #[default]
+    Metadata,
+    /// The whole object (what `kubectl get --sort-by` asks for).
+    Object,
+}
+
+impl IncludeObject {
+    /// From the `includeObject` query parameter (unknown values: default).
+    pub(crate) fn from_query(value: Option<&String>) -> Self {
+        match value.map(String::as_str) {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
 /// Builds the Table for `objects` (full objects) of `resource`.
 pub(crate) fn table(
     resource: &ResourceType,
     objects: &[Value],
     list_meta: Value,
     with_columns: bool,
+    include: IncludeObject,
 ) -> Value {
     let columns = columns(resource.kind);
     let definitions: Vec<Value> = if with_columns {
@@ -234,14 +258,23 @@ pub(crate) fn table(
                 .iter()
                 .map(|c| cell(resource.kind, c.name, object, now))
                 .collect();
-            json!({
-                "cells": cells,
-                "object": {
+            let embedded = match include {
+                IncludeObject::None => Value::Null,
+                IncludeObject::Metadata => json!({
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",
                     "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
-                },
-            })
+                }),
+                IncludeObject::Object => {
+                    let mut full = object.clone();
+                    if let Some(map) = full.as_object_mut() {
+                        map.insert("kind".into(), json!(resource.kind));
+                        map.insert("apiVersion".into(), json!(resource.api_version()));
+                    }
+                    full
+                }
+            };
+            json!({"cells": cells, "object": embedded})
         })
         .collect();
     json!({

@@ -95,6 +95,7 @@ pub(crate) async fn serve(
         selectors,
         prefix,
         table: representation == Representation::Table,
+        include: crate::table::IncludeObject::from_query(req.query.get("includeObject")),
         sent_columns: false,
         tx,
         last_revision: subscription.revision,
@@ -120,6 +121,7 @@ struct Watcher {
     selectors: Selectors,
     prefix: String,
     table: bool,
+    include: crate::table::IncludeObject,
     sent_columns: bool,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
     last_revision: i64,
@@ -207,6 +209,7 @@ impl Watcher {
                 std::slice::from_ref(&event.object),
                 meta,
                 with_columns,
+                self.include,
             );
             watch_line(kind.as_str(), &table)
         } else if kind == event.kind && self.selectors.is_empty() {

@@ -1272,6 +1272,12 @@ fn deployments_schedule_roll_out_and_drain_with_a_budget_on_fake_nodes() {
         scheduled.lines().count() >= 3,
         "a Scheduled event per pod: {scheduled}"
     );
+    // --sort-by asks for Table rows with whole objects (includeObject=Object).
+    let sorted = cluster.ok(&["get", "events", "--sort-by=.lastTimestamp"]);
+    assert!(
+        sorted.contains("Scheduled") && sorted.contains("Successfully assigned default/web-"),
+        "{sorted}"
+    );
 
     // Scale, change the image, roll back.
     cluster.ok(&["scale", "deployment/web", "--replicas=5"]);
