@@ -4,7 +4,7 @@
 //! labels.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bulwark_store::StoreExt as _;
 use serde_json::Value;
@@ -173,10 +173,11 @@ const SYSTEM_PRIORITIES: &[(&str, i64)] = &[
 /// default class, or 0); a pod may not set a priority of its own that
 /// disagrees, and a class that does not exist is refused.
 pub(crate) async fn pod_priority(
-    store: &dyn bulwark_store::Store,
+    api: &crate::handlers::Api,
     req: &ResourceRequest,
     pod: &mut Value,
 ) -> ApiResult<()> {
+    let store = &*api.store;
     if req.resource.kind != "Pod" || !req.resource.group.is_empty() {
         return Ok(());
     }
@@ -209,7 +210,7 @@ pub(crate) async fn pod_priority(
                 )
             }
         }
-        None => match global_default(store).await? {
+        None => match global_default(api).await? {
             Some((name, value, policy)) => (Some(name), value, policy),
             None => (None, 0, None),
         },
@@ -237,16 +238,25 @@ pub(crate) async fn pod_priority(
     Ok(())
 }
 
+/// The PriorityClass marked `globalDefault`, from the watch cache (every
+/// pod create without a class asks; the store is read only if the cache is
+/// somehow not started).
 async fn global_default(
-    store: &dyn bulwark_store::Store,
+    api: &crate::handlers::Api,
 ) -> ApiResult<Option<(String, i64, Option<Value>)>> {
-    let page = store
-        .range(bulwark_store::Range::prefix("/registry/priorityclasses/"))
-        .await?;
-    for kv in page.kvs {
-        let Ok(class) = serde_json::from_slice::<Value>(&kv.value) else {
-            continue;
-        };
+    const PREFIX: &str = "/registry/priorityclasses/";
+    let classes: Vec<Arc<Value>> = match api.caches.objects(PREFIX) {
+        Some(cached) => cached.into_iter().map(|c| c.value.clone()).collect(),
+        None => api
+            .store
+            .range(bulwark_store::Range::prefix(PREFIX))
+            .await?
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok().map(Arc::new))
+            .collect(),
+    };
+    for class in classes {
         if class.get("globalDefault").and_then(Value::as_bool) == Some(true) {
             let name = class
                 .pointer("/metadata/name")

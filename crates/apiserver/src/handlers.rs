@@ -418,7 +418,7 @@ pub(crate) async fn create_object(
     defaults::apply(resource, &mut object);
     // Mutating admission, before validation as upstream orders it.
     crate::admission::default_toleration_seconds(req, &mut object);
-    crate::admission::pod_priority(&*api.store, req, &mut object).await?;
+    crate::admission::pod_priority(api, req, &mut object).await?;
     let causes = crate::validation::validate(resource, &object);
     if !causes.is_empty() {
         return Err(ApiError::invalid(

@@ -234,6 +234,18 @@ impl Caches {
         }
     }
 
+    /// The objects under a storage prefix, from its cache if that is
+    /// started (every served resource's is, at boot); `None` otherwise.
+    pub(crate) fn objects(&self, prefix: &str) -> Option<Vec<Arc<Cached>>> {
+        let cache = self
+            .caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(prefix)
+            .cloned()?;
+        Some(cache.snapshot(prefix).0)
+    }
+
     /// The cache of `resource`, starting it (list, then watch) if needed.
     pub(crate) async fn get(&self, resource: &Arc<ResourceType>) -> ApiResult<Arc<Cache>> {
         let prefix = resource.key_prefix();

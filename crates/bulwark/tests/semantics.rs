@@ -526,3 +526,93 @@ async fn subject_access_reviews_answer_for_other_users() {
         422
     );
 }
+
+#[tokio::test]
+async fn pods_get_their_priority_and_default_tolerations_at_admission() {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let server = Server::start();
+    let client = server.client().await;
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, class: Option<&str>| -> Pod {
+        let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}]});
+        if let Some(class) = class {
+            spec["priorityClassName"] = json!(class);
+        }
+        from(json!({"metadata": {"name": name}, "spec": spec}))
+    };
+    let create = |p: Pod| {
+        let pods = pods.clone();
+        async move { pods.create(&PostParams::default(), &p).await }
+    };
+    // No class anywhere: priority 0, and upstream's 300 s tolerations.
+    let plain = create(pod("plain", None)).await.unwrap().spec.unwrap();
+    assert_eq!(plain.priority, Some(0));
+    let tolerated: Vec<_> = plain
+        .tolerations
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.toleration_seconds == Some(300))
+        .filter_map(|t| t.key)
+        .collect();
+    assert_eq!(
+        tolerated,
+        [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable"
+        ]
+    );
+    // Built-in and global-default classes.
+    let critical = create(pod("critical", Some("system-cluster-critical")))
+        .await
+        .unwrap();
+    assert_eq!(critical.spec.unwrap().priority, Some(2_000_000_000));
+    let default: PriorityClass =
+        from(json!({"metadata": {"name": "normal"}, "value": 1000, "globalDefault": true}));
+    classes
+        .create(&PostParams::default(), &default)
+        .await
+        .unwrap();
+    let defaulted = bulwark_testkit::wait_for(
+        "the global default applies",
+        Duration::from_secs(10),
+        || async {
+            let name = format!(
+                "d-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            let spec = create(pod(&name, None))
+                .await
+                .map_err(|e| e.to_string())?
+                .spec
+                .unwrap();
+            let priority = spec.priority;
+            (priority == Some(1000))
+                .then_some(spec)
+                .ok_or_else(|| format!("{priority:?}"))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(defaulted.priority_class_name.as_deref(), Some("normal"));
+    // An unknown class is refused, in upstream's words.
+    let err = create(pod("lost", Some("no-such-class")))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 403);
+            assert!(
+                status
+                    .message
+                    .contains("no PriorityClass with name no-such-class was found"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("{other}"),
+    }
+}

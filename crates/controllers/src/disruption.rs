@@ -15,7 +15,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::PostParams;
 use kube::runtime::reflector::ObjectRef;
@@ -91,7 +91,7 @@ pub(crate) async fn run(cx: Context) {
                 .into_iter()
                 .filter(|p| {
                     p.namespace().as_deref() == Some(namespace.as_str())
-                        && selects(selector.as_ref(), p.labels())
+                        && crate::owned::selector_matches(selector.as_ref(), p.labels())
                 })
                 .collect();
             let scale = |pod: &Pod| -> Option<(String, i32)> {
@@ -140,21 +140,6 @@ pub(crate) async fn run(cx: Context) {
     tokio::join!(feeder, run_workers("disruption-controller", queue, 2, work));
 }
 
-fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector else {
-        return false;
-    };
-    let value = serde_json::to_value(selector).unwrap_or_default();
-    bulwark_api::labels::LabelSelector::from_object(&value).is_ok_and(|s| s.matches(labels))
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// The status for `pdb` given its selected pods; `scale` names each pod's
 /// controller and its replica count.
 fn compute(
@@ -179,7 +164,7 @@ fn compute(
         .iter()
         .filter(|p| {
             p.metadata.deletion_timestamp.is_none()
-                && pod_ready(p)
+                && crate::pods::is_ready(p)
                 && !disrupted.contains_key(&p.name_any())
         })
         .count() as i32;
