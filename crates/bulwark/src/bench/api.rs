@@ -65,7 +65,13 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
     let port = bulwark_testkit::free_loopback_port()?;
     let server = Child(
         std::process::Command::new(std::env::current_exe()?)
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--disable-agent",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(dir.path())
             // The API server alone: no scheduler writing conditions on the
             // benchmark's unschedulable pods, no controllers.
