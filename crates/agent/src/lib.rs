@@ -19,6 +19,7 @@ mod node;
 mod pod;
 mod probe;
 mod sandbox;
+mod server;
 mod status;
 mod volumes;
 
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 
 pub use host::{HostFacts, default_node_ip, default_node_name};
 pub use node::{AGENT_PORT, KUBELET_VERSION};
+pub use server::ServingConfig;
 
 /// How an agent runs.
 #[derive(Clone)]
@@ -67,6 +69,10 @@ pub struct AgentOptions {
     pub lease_interval: Duration,
     /// How often node conditions are checked (10 s).
     pub status_interval: Duration,
+    /// The port the agent's API is published at (`daemonEndpoints`).
+    pub agent_port: u16,
+    /// The agent's own API (logs, exec); `None` serves none.
+    pub serving: Option<ServingConfig>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -120,6 +126,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         taints: options.taints.clone(),
         max_pods: options.max_pods,
         state_dir: options.root.clone(),
+        port: options.agent_port,
     };
     let facts = HostFacts::read(&options.root);
     let registered = node::register(&options.client, &identity, &facts)
@@ -140,7 +147,24 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         facts.clone(),
         options.status_interval,
     ));
-    let _guards = (AbortOnDrop(lease), AbortOnDrop(status));
+    let api = options.serving.clone().map(|serving| {
+        let state = Arc::new(server::ApiState::new(
+            options.client.clone(),
+            options.node_name.clone(),
+            options.runtime.clone(),
+            pods_dir.clone(),
+        ));
+        tokio::spawn(async move {
+            if let Err(err) = server::serve(serving, state).await {
+                tracing::error!(error = %err, "agent API");
+            }
+        })
+    });
+    let _guards = (
+        AbortOnDrop(lease),
+        AbortOnDrop(status),
+        api.map(AbortOnDrop),
+    );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),
         runtime: options.runtime.clone(),

@@ -44,6 +44,8 @@ pub(crate) struct NodeIdentity {
     pub(crate) max_pods: u32,
     /// The directory whose filesystem holds pods' ephemeral storage.
     pub(crate) state_dir: PathBuf,
+    /// The port of the agent's API.
+    pub(crate) port: u16,
 }
 
 /// Pressure the node is under, as its conditions report it.
@@ -213,7 +215,7 @@ pub(crate) fn node_status(
             {"type": "InternalIP", "address": identity.ip.to_string()},
             {"type": "Hostname", "address": identity.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": AGENT_PORT}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": identity.port}},
         "nodeInfo": {
             "machineID": facts.machine_id,
             "systemUUID": facts.machine_id,
@@ -407,6 +409,7 @@ mod tests {
             taints: Vec::new(),
             max_pods: 110,
             state_dir: PathBuf::from("/"),
+            port: AGENT_PORT,
         }
     }
 

@@ -1354,3 +1354,29 @@ fn target(dir: &Path, pod: &Pod) -> probe::Target {
         host,
     }
 }
+
+/// The runtime id of a pod's container, current or previous run, found
+/// from the pods' records (for the agent's API).
+pub(crate) fn find_container(
+    pods_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Option<String> {
+    std::fs::read_dir(pods_dir)
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let record = Record::load(&entry.path());
+            if record.namespace != namespace || record.name != pod {
+                return None;
+            }
+            let c = record.containers.get(container)?;
+            if previous {
+                c.previous.clone()
+            } else {
+                c.current.clone()
+            }
+        })
+}

@@ -27,6 +27,7 @@ mod discovery;
 mod encryption;
 mod handlers;
 mod metrics;
+mod nodeproxy;
 mod objects;
 mod openapi;
 pub mod pki;
@@ -157,6 +158,7 @@ struct Server {
     registry: Registry,
     metrics: Arc<metrics::Metrics>,
     openapi: openapi::OpenApi,
+    kubelet: nodeproxy::KubeletClient,
 }
 
 /// Starts the API server: data dir and certificates, the store, default
@@ -251,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry,
         metrics,
         openapi: openapi::OpenApi::default(),
+        kubelet: nodeproxy::KubeletClient::new(&pki)?,
     });
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -437,6 +440,22 @@ async fn route(
             }
             let verb = req.verb.as_str();
             let resource = req.resource.plural.to_owned();
+            if req.resource.plural == "pods"
+                && nodeproxy::is_node_stream(req.subresource.as_deref())
+            {
+                let response = match nodeproxy::forward(
+                    &server.kubelet,
+                    server.api.store.as_ref(),
+                    &req,
+                    parts,
+                )
+                .await
+                {
+                    Ok(response) => response,
+                    Err(err) => err.into_response(),
+                };
+                return (response, verb, resource);
+            }
             let response = match resource_request(server, &req, &parts.headers, &body).await {
                 Ok(response) => response,
                 Err(err) => err.into_response(),

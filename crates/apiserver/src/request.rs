@@ -136,6 +136,9 @@ pub(crate) fn parse(
     }
     let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (method.as_str(), name.is_some(), subresource.as_deref()) {
+        // Streams are authorized as `create` however they arrive (a
+        // WebSocket exec is a GET), as upstream since 1.30.
+        (_, true, Some("exec" | "attach" | "portforward")) => Verb::Create,
         ("GET", false, _) if watch => Verb::Watch,
         ("GET", false, _) => Verb::List,
         ("GET", true, _) => Verb::Get,

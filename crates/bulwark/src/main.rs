@@ -142,6 +142,9 @@ struct NodeArgs {
     /// Registry mirrors, credentials and TLS for image pulls.
     #[arg(long, default_value = "/etc/bulwark/registries.yaml")]
     registries: std::path::PathBuf,
+    /// The port of the agent's own API (logs, exec for the API server).
+    #[arg(long, default_value_t = bulwark_agent::AGENT_PORT)]
+    agent_port: u16,
     /// Maximum pods on the node.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
@@ -466,7 +469,20 @@ fn start_components(
                 format!("system:node:{name}"),
                 &["system:nodes"],
             ))?;
-            let agent = start_agent(&args.data_dir, client, &args.node)?;
+            let ip = args
+                .node
+                .node_ip
+                .unwrap_or_else(bulwark_agent::default_node_ip);
+            let (cert_pem, key_pem) = running
+                .pki
+                .issue_node_serving(&name, &[name.clone(), ip.to_string()])?;
+            let serving = bulwark_agent::ServingConfig {
+                listen: std::net::SocketAddr::new(ip, args.node.agent_port),
+                cert_pem,
+                key_pem,
+                ca_pem: running.pki.ca_cert_pem.clone(),
+            };
+            let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
             tasks.spawn(async move {
                 if let Err(err) = agent.await {
                     tracing::error!(error = %format!("{err:#}"), "node agent");
@@ -497,6 +513,7 @@ fn start_agent(
     data_dir: &std::path::Path,
     client: kube::Client,
     node: &NodeArgs,
+    serving: Option<bulwark_agent::ServingConfig>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
     let images = std::sync::Arc::new(bulwark_runtime::ImageStore::open(data_dir.join("images"))?);
     let shim = std::env::current_exe()?;
@@ -524,6 +541,8 @@ fn start_agent(
         pod_pids_limit: Some(node.pod_pids_limit).filter(|l| *l > 0),
         lease_interval: std::time::Duration::from_secs(10),
         status_interval: std::time::Duration::from_secs(10),
+        agent_port: node.agent_port,
+        serving,
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }

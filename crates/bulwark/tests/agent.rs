@@ -32,6 +32,7 @@ struct Node {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    agent_port: u16,
     name: String,
     kubeconfig: PathBuf,
 }
@@ -45,12 +46,14 @@ impl Node {
         let data = dir.path().join("data");
         import_busybox(dir.path(), &data);
         let port = bulwark_testkit::free_loopback_port().unwrap();
+        let agent_port = bulwark_testkit::free_loopback_port().unwrap();
         let name = format!("e2e-{tag}-{}", std::process::id());
         let mut node = Node {
             child: None,
             kubeconfig: data.join("admin.kubeconfig"),
             dir,
             port,
+            agent_port,
             name,
         };
         node.spawn();
@@ -87,6 +90,7 @@ impl Node {
             .args(["server", "--port", &self.port.to_string(), "--data-dir"])
             .arg(self.data())
             .args(["--node-name", &self.name])
+            .args(["--agent-port", &self.agent_port.to_string()])
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -111,10 +115,11 @@ impl Node {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
+        // Flags before the arguments: after `--` they would be the command's.
         Command::new("kubectl")
-            .args(args)
             .arg("--cache-dir")
             .arg(self.dir.path().join("kube-cache"))
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdin(Stdio::null())
             .output()
@@ -629,4 +634,194 @@ spec:
         .find(|l| l.contains("/volumes/creds"))
         .expect("the secret volume is a mount");
     assert!(secret_mount.contains(" - tmpfs "), "{secret_mount}");
+}
+
+#[test]
+fn kubectl_logs_and_exec_reach_the_container_through_the_agent() {
+    require_root!();
+    let node = Node::start("streams");
+    node.ok(&[
+        "run",
+        "talker",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo line-1; sleep 1; echo line-2 >&2; sleep 600",
+    ]);
+    node.wait_phase("talker", "Running");
+    node.eventually("both lines in kubectl logs", || {
+        let out = node.kubectl(&["logs", "talker"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text == "line-1\nline-2\n" {
+            Ok(())
+        } else {
+            Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    assert_eq!(node.ok(&["logs", "talker", "--tail=1"]), "line-2\n");
+    let stamped = node.ok(&["logs", "talker", "--timestamps"]);
+    assert!(
+        stamped
+            .lines()
+            .all(|l| l.split_once(' ').is_some_and(|(t, _)| t.contains('T'))),
+        "{stamped}"
+    );
+    let previous = node.kubectl(&["logs", "talker", "--previous"]);
+    assert!(!previous.status.success(), "no previous run yet");
+
+    // exec: output, exit code, and the pod's own hostname namespace.
+    let out = node.kubectl(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    assert_eq!(node.ok(&["exec", "talker", "--", "hostname"]), "talker\n");
+
+    // A user who may read logs may not exec (pods/exec needs create).
+    let reader = node.user_kubeconfig("log-reader");
+    node.ok(&[
+        "create",
+        "role",
+        "log-reader",
+        "--verb=get",
+        "--resource=pods,pods/log",
+    ]);
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "log-reader",
+        "--role=log-reader",
+        "--user=log-reader",
+    ]);
+    node.eventually("the reader to read logs", || {
+        let out = node.as_user(&reader, &["logs", "talker"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    let denied = node.as_user(&reader, &["exec", "talker", "--", "true"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
+
+#[test]
+fn the_agent_api_refuses_anonymous_and_unauthorized_callers() {
+    require_root!();
+    let node = Node::start("agentapi");
+    let ip = node.jsonpath(
+        &["node", &node.name],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let url = format!("https://{ip}:{}/healthz", node.agent_port);
+    let ca = node.data().join("pki/ca.crt");
+    // No client certificate: the TLS handshake itself is refused.
+    let anonymous = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        !anonymous.status.success(),
+        "anonymous request answered: {}",
+        String::from_utf8_lossy(&anonymous.stdout)
+    );
+    // A valid certificate of a user without nodes/proxy: 403.
+    let (cert, key) = node.user_certificate("nobody-special");
+    let unauthorized = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/stderr",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&unauthorized.stdout), "403");
+    assert!(
+        String::from_utf8_lossy(&unauthorized.stderr).contains("nodes"),
+        "{}",
+        String::from_utf8_lossy(&unauthorized.stderr)
+    );
+}
+
+impl Node {
+    fn user_kubeconfig(&self, user: &str) -> PathBuf {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["kubeconfig", "--data-dir"])
+            .arg(self.data())
+            .args(["--user", user])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    }
+
+    fn as_user(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache-user"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// A client certificate and key (files) for `user`, from its kubeconfig.
+    fn user_certificate(&self, user: &str) -> (PathBuf, PathBuf) {
+        use base64::Engine as _;
+        let kubeconfig = std::fs::read_to_string(self.user_kubeconfig(user)).unwrap();
+        let field = |name: &str| {
+            let line = kubeconfig
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap();
+            let data = line.split_once(':').unwrap().1.trim();
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap()
+        };
+        let cert = self.dir.path().join(format!("{user}.crt"));
+        let key = self.dir.path().join(format!("{user}.key"));
+        std::fs::write(&cert, field("client-certificate-data:")).unwrap();
+        std::fs::write(&key, field("client-key-data:")).unwrap();
+        (cert, key)
+    }
 }

@@ -104,6 +104,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
+        ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client
         ClusterRoleBinding system:monitoring -> system:monitoring Group:system:monitoring
         ClusterRoleBinding system:node -> system:node
         ClusterRoleBinding system:node-proxier -> system:node-proxier User:system:kube-proxy
@@ -341,8 +342,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=69 unchanged=0 []
-        created=0 unchanged=69 []
-        created=1 unchanged=68 []"#]]
+        created=70 unchanged=0 []
+        created=0 unchanged=70 []
+        created=1 unchanged=69 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }
