@@ -275,6 +275,12 @@ const FINALIZE: Subresource = Subresource {
     verbs: &["update"],
 };
 
+const TOKEN: Subresource = Subresource {
+    name: "token",
+    kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+    verbs: &["create"],
+};
+
 const EVICTION: Subresource = Subresource {
     name: "eviction",
     kind: Some(("policy", "v1", "Eviction")),
@@ -400,7 +406,7 @@ fn builtin() -> Vec<ResourceType> {
             core::ServiceAccount,
             ["sa"],
             [],
-            []
+            [TOKEN]
         ),
         resource!(
             "",
