@@ -211,6 +211,31 @@ fn kubectl_create_token_authenticates_as_the_service_account() {
             .starts_with("JTI=")
     );
 
+    // The same with `kubectl --token=…` and a kubeconfig holding only the
+    // CA (a client certificate in the kubeconfig would win over the token,
+    // as upstream's authenticator order has it).
+    let ca_only = c.token_kubeconfig("");
+    let out = c
+        .command(
+            &ca_only,
+            &[
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+                "--token",
+                &token,
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:serviceaccount:default:default",
+        "{}",
+        stderr(&out)
+    );
+
     // A lifetime of at least ten minutes, as upstream requires.
     let token = c.create_token(&["default", "--duration", "10m"]);
     assert!(c.whoami(&token).is_ok());
