@@ -310,6 +310,45 @@ fn a_token_outlives_neither_its_pod_nor_its_service_account() {
         stderr(&out)
     );
 
+    // Bound to a Secret: dies with the Secret.
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "session",
+        "--from-literal=k=v",
+    ]);
+    let to_secret = c.create_token(&[
+        "default",
+        "--bound-object-kind",
+        "Secret",
+        "--bound-object-name",
+        "session",
+    ]);
+    assert!(c.whoami(&to_secret).is_ok());
+    c.ok(&["delete", "secret", "session"]);
+    c.eventually("the secret-bound token is refused", || {
+        unauthorized(c.whoami(&to_secret))
+            .then_some(())
+            .ok_or_else(|| "still accepted".to_owned())
+    });
+    // A pod runs as one ServiceAccount; another's token cannot bind to it.
+    c.ok(&["create", "serviceaccount", "other"]);
+    let out = c.kubectl(&[
+        "create",
+        "token",
+        "other",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "holder",
+    ]);
+    assert!(
+        stderr(&out).contains("pod running with different serviceaccount name"),
+        "{}",
+        stderr(&out)
+    );
+
     // A token of a ServiceAccount deleted (and recreated with a new UID).
     c.ok(&["create", "serviceaccount", "robot"]);
     let token = c.create_token(&["robot"]);
