@@ -274,7 +274,7 @@ fn read(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     fs::create_dir_all(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
@@ -285,7 +285,7 @@ fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     })
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.to_owned(),
         source,

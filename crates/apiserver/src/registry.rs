@@ -298,6 +298,11 @@ const PORTFORWARD: Subresource = Subresource {
     kind: Some(("", "v1", "PodPortForwardOptions")),
     verbs: &["create", "get"],
 };
+const TOKEN: Subresource = Subresource {
+    name: "token",
+    kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+    verbs: &["create"],
+};
 
 const EVICTION: Subresource = Subresource {
     name: "eviction",
@@ -424,7 +429,7 @@ fn builtin() -> Vec<ResourceType> {
             core::ServiceAccount,
             ["sa"],
             [],
-            []
+            [TOKEN]
         ),
         resource!(
             "",

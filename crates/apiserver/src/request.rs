@@ -143,7 +143,7 @@ pub(crate) fn parse(
         ("GET", false, _) => Verb::List,
         ("GET", true, _) => Verb::Get,
         ("POST", false, _) => Verb::Create,
-        ("POST", true, Some("binding" | "eviction")) => Verb::Create,
+        ("POST", true, Some("binding" | "eviction" | "token")) => Verb::Create,
         ("PUT", true, _) => Verb::Update,
         ("PATCH", true, _) => Verb::Patch,
         ("DELETE", true, _) => Verb::Delete,

@@ -424,6 +424,7 @@ fn start_components(
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
             node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
+            root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {

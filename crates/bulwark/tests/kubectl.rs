@@ -273,7 +273,7 @@ fn get_in_every_output_format() {
         "cm",
         "-A",
         "--field-selector",
-        "metadata.namespace=other",
+        "metadata.namespace=other,metadata.name!=kube-root-ca.crt",
         "-o",
         "name",
     ]);

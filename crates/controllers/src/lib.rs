@@ -32,6 +32,7 @@ mod ownership;
 mod pods;
 mod queue;
 mod replicaset;
+mod rootca;
 mod serviceaccount;
 mod statefulset;
 mod ttl;
@@ -57,6 +58,9 @@ pub struct Options {
     /// How long a node may go without a heartbeat before it is marked
     /// unreachable (upstream's `--node-monitor-grace-period`, 50 s).
     pub node_monitor_grace_period: std::time::Duration,
+    /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
+    /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
+    pub root_ca_pem: Option<String>,
 }
 
 /// Upstream's `--node-monitor-grace-period` default.
@@ -122,6 +126,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             informers: informers.clone(),
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
+            root_ca_pem: options.root_ca_pem.clone(),
         };
         let name = controller.name;
         let run = controller.run;
@@ -151,6 +156,8 @@ struct Context {
     clock: Arc<dyn Clock>,
     /// See [`Options::node_monitor_grace_period`].
     node_monitor_grace_period: std::time::Duration,
+    /// See [`Options::root_ca_pem`].
+    root_ca_pem: Option<String>,
 }
 
 /// One controller: its service account name, the component its Events
@@ -216,6 +223,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "root-ca-cert-publisher",
+        component: "root-ca-cert-publisher",
+        run: |cx| Box::pin(rootca::run(cx)),
     },
     Controller {
         name: "service-account-controller",

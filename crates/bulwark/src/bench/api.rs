@@ -96,6 +96,21 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "the server never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // No ServiceAccount controller runs: create what it would, or
+    // ServiceAccount admission refuses every pod.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::default_namespaced(client.clone());
+    match accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}}))?,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => return Err(err.into()),
+    }
     let rss_before = rss_kib(pid);
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let epoch = Instant::now();
