@@ -15,6 +15,7 @@
 mod container;
 mod env;
 mod host;
+pub mod join;
 mod node;
 mod pod;
 mod probe;
