@@ -27,6 +27,7 @@ mod discovery;
 mod encryption;
 mod handlers;
 mod metrics;
+mod nodegraph;
 mod objects;
 mod openapi;
 pub mod pki;
