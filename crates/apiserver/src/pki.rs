@@ -118,6 +118,40 @@ impl Pki {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Signs a PEM certificate signing request with the cluster CA, as
+    /// upstream's csrsigning controller does: the subject and names come
+    /// from the request, the key usages from `usages` (upstream's names:
+    /// `digital signature`, `client auth`, …), valid from five minutes ago
+    /// (clock skew) for `valid_for`. Returns the certificate PEM.
+    pub fn sign_request(
+        &self,
+        csr_pem: &str,
+        usages: &[String],
+        valid_for: std::time::Duration,
+    ) -> Result<String, PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let mut request = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(cert_err("signing request"))?;
+        let params = &mut request.params;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = usages.iter().filter_map(|u| key_usage(u)).collect();
+        params.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| extended_key_usage(u))
+            .collect();
+        params.use_authority_key_identifier_extension = true;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + valid_for;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(
+            &rand::random::<[u8; 16]>()[..],
+        ));
+        let cert = request.signed_by(&issuer).map_err(cert_err("signed"))?;
+        Ok(cert.pem())
+    }
+
     /// A kubeconfig for `server` authenticating with the given client
     /// certificate.
     pub fn kubeconfig(&self, server: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
@@ -159,6 +193,34 @@ current-context: {user}@bulwark
         );
         write_file(path, &config, 0o600)
     }
+}
+
+fn key_usage(usage: &str) -> Option<KeyUsagePurpose> {
+    Some(match usage {
+        "digital signature" | "signing" => KeyUsagePurpose::DigitalSignature,
+        "content commitment" => KeyUsagePurpose::ContentCommitment,
+        "key encipherment" => KeyUsagePurpose::KeyEncipherment,
+        "key agreement" => KeyUsagePurpose::KeyAgreement,
+        "data encipherment" => KeyUsagePurpose::DataEncipherment,
+        "cert sign" => KeyUsagePurpose::KeyCertSign,
+        "crl sign" => KeyUsagePurpose::CrlSign,
+        "encipher only" => KeyUsagePurpose::EncipherOnly,
+        "decipher only" => KeyUsagePurpose::DecipherOnly,
+        _ => return None,
+    })
+}
+
+fn extended_key_usage(usage: &str) -> Option<ExtendedKeyUsagePurpose> {
+    Some(match usage {
+        "any" => ExtendedKeyUsagePurpose::Any,
+        "server auth" => ExtendedKeyUsagePurpose::ServerAuth,
+        "client auth" => ExtendedKeyUsagePurpose::ClientAuth,
+        "code signing" => ExtendedKeyUsagePurpose::CodeSigning,
+        "email protection" => ExtendedKeyUsagePurpose::EmailProtection,
+        "timestamping" => ExtendedKeyUsagePurpose::TimeStamping,
+        "ocsp signing" => ExtendedKeyUsagePurpose::OcspSigning,
+        _ => return None,
+    })
 }
 
 fn new_ca() -> Result<(String, String), PkiError> {
