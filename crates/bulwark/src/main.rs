@@ -387,6 +387,16 @@ fn start_components(
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
             node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
+            csr_signer: Some({
+                let pki = running.pki.clone();
+                bulwark_controllers::CsrSigner(std::sync::Arc::new(
+                    move |csr: &str, usages: &[String], valid_for| {
+                        pki.sign_request(csr, usages, valid_for).map_err(|err| {
+                            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+                        })
+                    },
+                ))
+            }),
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {

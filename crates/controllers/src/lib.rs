@@ -15,6 +15,7 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod certificates;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -42,6 +43,10 @@ use bulwark_client::leader::{self, LeaderElection};
 use bulwark_client::{Clock, ClusterAccess, Identity, events::Recorder};
 use futures::future::BoxFuture;
 
+pub use certificates::{
+    CLIENT_SIGNER, CsrSigner, KUBELET_CLIENT_SIGNER, MAX_SIGNING_DURATION, SignRequest,
+};
+
 /// How to run the controller manager.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -57,6 +62,10 @@ pub struct Options {
     /// How long a node may go without a heartbeat before it is marked
     /// unreachable (upstream's `--node-monitor-grace-period`, 50 s).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Signs approved CertificateSigningRequests with the cluster CA
+    /// (upstream's csrsigning controller); `None`: CSRs are approved but
+    /// never signed.
+    pub csr_signer: Option<CsrSigner>,
 }
 
 /// Upstream's `--node-monitor-grace-period` default.
@@ -122,6 +131,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             informers: informers.clone(),
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
+            signer: options.csr_signer.clone(),
         };
         let name = controller.name;
         let run = controller.run;
@@ -151,6 +161,8 @@ struct Context {
     clock: Arc<dyn Clock>,
     /// See [`Options::node_monitor_grace_period`].
     node_monitor_grace_period: std::time::Duration,
+    /// See [`Options::csr_signer`].
+    signer: Option<CsrSigner>,
 }
 
 /// One controller: its service account name, the component its Events
@@ -162,6 +174,11 @@ struct Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "certificate-controller",
+        component: "certificate-controller",
+        run: |cx| Box::pin(certificates::run(cx)),
+    },
     Controller {
         name: "cronjob-controller",
         component: "cronjob-controller",

@@ -81,6 +81,7 @@ fn spawn_manager(
         clock,
         only: only.to_vec(),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
+        csr_signer: None,
     };
     tokio::spawn(async move {
         if let Err(err) = bulwark_controllers::run(options).await {
