@@ -144,7 +144,11 @@ impl Pki {
         params.use_authority_key_identifier_extension = true;
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + valid_for;
+        // Never past the CA's own expiry, as upstream caps it.
+        params.not_after = match ca_not_after(&self.ca_cert_pem) {
+            Some(ca_end) => (now + valid_for).min(ca_end),
+            None => now + valid_for,
+        };
         params.serial_number = Some(rcgen::SerialNumber::from_slice(
             &rand::random::<[u8; 16]>()[..],
         ));
@@ -193,6 +197,13 @@ current-context: {user}@bulwark
         );
         write_file(path, &config, 0o600)
     }
+}
+
+/// When the CA certificate expires.
+fn ca_not_after(ca_cert_pem: &str) -> Option<time::OffsetDateTime> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
 }
 
 fn key_usage(usage: &str) -> Option<KeyUsagePurpose> {
@@ -336,4 +347,61 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
         .map_err(io)?;
     file.write_all(contents.as_bytes()).map_err(io)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_requests_keep_their_subject_get_the_usages_asked_and_never_outlive_the_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::load_or_create(dir.path(), &[]).expect("pki");
+        let key = KeyPair::generate().expect("key");
+        let request = client_params("system:node:n1", &["system:nodes"])
+            .expect("params")
+            .serialize_request(&key)
+            .expect("request")
+            .pem()
+            .expect("pem");
+        let usages = ["digital signature".to_owned(), "client auth".to_owned()];
+        let parse = |pem: &str| {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+            let cert = pem.parse_x509().expect("certificate").to_owned();
+            (
+                cert.subject().to_string(),
+                cert.issuer().to_string(),
+                cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp(),
+                cert.extended_key_usage()
+                    .expect("eku")
+                    .map(|e| e.value.client_auth),
+            )
+        };
+        let hour = pki
+            .sign_request(&request, &usages, std::time::Duration::from_secs(3600))
+            .expect("signed");
+        let (subject, issuer, lifetime, client_auth) = parse(&hour);
+        assert_eq!(subject, "O=system:nodes, CN=system:node:n1");
+        assert_eq!(issuer, "CN=bulwark-ca");
+        assert_eq!(lifetime, 3600 + 300, "an hour, backdated five minutes");
+        assert_eq!(client_auth, Some(true));
+
+        let century = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        let capped = pki
+            .sign_request(&request, &usages, century)
+            .expect("signed");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(capped.as_bytes()).expect("pem");
+        let end = pem
+            .parse_x509()
+            .expect("cert")
+            .validity()
+            .not_after
+            .timestamp();
+        assert_eq!(
+            end,
+            ca_not_after(&pki.ca_cert_pem)
+                .expect("ca end")
+                .unix_timestamp()
+        );
+    }
 }

@@ -195,6 +195,17 @@ spec:
 #[test]
 fn a_node_reaches_only_what_its_pods_use_and_changes_only_its_own_objects() {
     let c = Cluster::start();
+    let n1 = c.kubeconfig_for("system:node:n1", &["system:nodes"]);
+    // Nodes first (pods bound to a missing node are garbage): a node
+    // registers its own Node, never another.
+    let node = |name: &str| format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n");
+    let out = c.with_manifest(&n1, &["create"], &node("n1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    refused(
+        &c.with_manifest(&n1, &["create"], &node("n3")),
+        &[r#"node "n1" is not allowed to modify node "n3""#],
+    );
+    c.with_manifest(&c.admin(), &["create"], &node("n2"));
     for (secret, node) in [("s1", "n1"), ("s2", "n2")] {
         c.ok(&["create", "secret", "generic", secret, "--from-literal=k=v"]);
         let out = c.with_manifest(
@@ -204,7 +215,6 @@ fn a_node_reaches_only_what_its_pods_use_and_changes_only_its_own_objects() {
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
-    let n1 = c.kubeconfig_for("system:node:n1", &["system:nodes"]);
 
     // The secret of its own pod: once the graph has the pod.
     c.eventually("node n1 reads its pod's secret", || {
@@ -237,15 +247,6 @@ fn a_node_reaches_only_what_its_pods_use_and_changes_only_its_own_objects() {
         &["can only list/watch pods with spec.nodeName field selector"],
     );
 
-    // Nodes: its own, registered by itself; never another.
-    let node = |name: &str| format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n");
-    let out = c.with_manifest(&n1, &["create"], &node("n1"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    refused(
-        &c.with_manifest(&n1, &["create"], &node("n3")),
-        &[r#"node "n1" is not allowed to modify node "n3""#],
-    );
-    c.with_manifest(&c.admin(), &["create"], &node("n2"));
     refused(
         &c.as_user(
             &n1,
@@ -459,6 +460,26 @@ fn kubelet_tls_bootstrap_and_client_certificates_through_csrs() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The node renews its own certificate (selfnodeclient); asking for
+    // another node's name it gets nothing (it may not create nodeclient).
+    let (other, _) = request("system:node:n2", &["system:nodes"]);
+    let kubelet = "kubernetes.io/kube-apiserver-client-kubelet";
+    let out = c.with_manifest(
+        &node,
+        &["create"],
+        &csr_manifest("n1-as-n2", &other, kubelet, ""),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (renewal, _) = request("system:node:n1", &["system:nodes"]);
+    let out = c.with_manifest(
+        &node,
+        &["create"],
+        &csr_manifest("n1-renewal", &renewal, kubelet, ""),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    c.issued("n1-renewal");
+    assert_eq!(c.csr_field("n1-as-n2", ".status.conditions"), "");
 
     // The misfit was processed before the kubelet's request and never
     // approved; a bootstrapper cannot approve it either.
