@@ -335,6 +335,34 @@ fn a_node_reaches_only_what_its_pods_use_and_changes_only_its_own_objects() {
         &c.as_user(&n1, &["delete", "pod", "p-n2", "--wait=false"]),
         &[r#"node "n1" can only delete pods with spec.nodeName set to itself"#],
     );
+    // Evicting: its own pods only.
+    let eviction = |pod: &str| {
+        let body = format!(
+            r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#
+        );
+        let path = format!("/api/v1/namespaces/default/pods/{pod}/eviction");
+        c.with_manifest(&n1, &["create", "--raw", &path], &body)
+    };
+    refused(
+        &eviction("p-n2"),
+        &["node n1 can only evict pods with spec.nodeName set to itself"],
+    );
+    // Leases: its own, in kube-node-lease.
+    let lease = |name: &str, namespace: &str| {
+        format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  holderIdentity: {name}\n"
+        )
+    };
+    let out = c.with_manifest(&n1, &["create"], &lease("n1", "kube-node-lease"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    refused(
+        &c.with_manifest(&n1, &["create"], &lease("n2", "kube-node-lease")),
+        &["can only access node lease with the same name as the requesting node"],
+    );
+    refused(
+        &c.with_manifest(&n1, &["create"], &lease("n1", "default")),
+        &[r#"can only access leases in the "kube-node-lease" system namespace"#],
+    );
 }
 
 /// A key and a PEM certificate request for `cn` in `orgs`.
