@@ -303,6 +303,13 @@ const TOKEN: Subresource = Subresource {
     kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
     verbs: &["create"],
 };
+/// `certificatesigningrequests/approval`: where Approved and Denied
+/// conditions are written (by whoever may `approve` for the signer).
+const APPROVAL: Subresource = Subresource {
+    name: "approval",
+    kind: None,
+    verbs: &["get", "patch", "update"],
+};
 
 const EVICTION: Subresource = Subresource {
     name: "eviction",
@@ -330,9 +337,10 @@ macro_rules! resource {
 
 fn builtin() -> Vec<ResourceType> {
     use k8s_openapi::api::{
-        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-        discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-        policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
+        apps::v1 as apps, batch::v1 as batch, certificates::v1 as certificates,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as scheduling,
     };
     vec![
         resource!(
@@ -694,6 +702,18 @@ fn builtin() -> Vec<ResourceType> {
             ["pc"],
             [],
             []
+        ),
+        resource!(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            "certificatesigningrequest",
+            false,
+            certificates::CertificateSigningRequest,
+            ["csr"],
+            [],
+            [STATUS, APPROVAL]
         ),
     ]
 }

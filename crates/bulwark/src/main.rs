@@ -451,6 +451,16 @@ fn start_components(
             only: Vec::new(),
             node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
             root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
+            csr_signer: Some({
+                let pki = running.pki.clone();
+                bulwark_controllers::CsrSigner(std::sync::Arc::new(
+                    move |csr: &str, usages: &[String], valid_for| {
+                        pki.sign_request(csr, usages, valid_for).map_err(|err| {
+                            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+                        })
+                    },
+                ))
+            }),
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
@@ -607,6 +617,16 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             cert_pem: &cert_pem,
             key_pem: &key_pem,
         },
+    )
+    .await?;
+    // The serving certificate is approved for the names the Node has.
+    bulwark_agent::register_node(
+        &client,
+        &name,
+        ip,
+        &args.data_dir.join("agent"),
+        args.node.agent_port,
+        args.node.max_pods,
     )
     .await?;
     let (serving_cert, serving_key) = match (creds.read("serving.crt"), creds.read("serving.key")) {

@@ -15,6 +15,7 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod certificates;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -43,6 +44,10 @@ use bulwark_client::leader::{self, LeaderElection};
 use bulwark_client::{Clock, ClusterAccess, Identity, events::Recorder};
 use futures::future::BoxFuture;
 
+pub use certificates::{
+    CLIENT_SIGNER, CsrSigner, KUBELET_CLIENT_SIGNER, MAX_SIGNING_DURATION, SignRequest,
+};
+
 /// How to run the controller manager.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -61,6 +66,10 @@ pub struct Options {
     /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
     /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
     pub root_ca_pem: Option<String>,
+    /// Signs approved CertificateSigningRequests with the cluster CA
+    /// (upstream's csrsigning controller); `None`: CSRs are approved but
+    /// never signed.
+    pub csr_signer: Option<CsrSigner>,
 }
 
 /// Upstream's `--node-monitor-grace-period` default.
@@ -127,6 +136,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
             root_ca_pem: options.root_ca_pem.clone(),
+            signer: options.csr_signer.clone(),
         };
         let name = controller.name;
         let run = controller.run;
@@ -158,6 +168,8 @@ struct Context {
     node_monitor_grace_period: std::time::Duration,
     /// See [`Options::root_ca_pem`].
     root_ca_pem: Option<String>,
+    /// See [`Options::csr_signer`].
+    signer: Option<CsrSigner>,
 }
 
 /// One controller: its service account name, the component its Events
@@ -169,6 +181,11 @@ struct Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "certificate-controller",
+        component: "certificate-controller",
+        run: |cx| Box::pin(certificates::run(cx)),
+    },
     Controller {
         name: "cronjob-controller",
         component: "cronjob-controller",

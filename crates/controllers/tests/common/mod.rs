@@ -82,6 +82,7 @@ fn spawn_manager(
         only: with_service_accounts(only),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
         root_ca_pem: Some(cluster.ca_cert_pem()),
+        csr_signer: None,
     };
     tokio::spawn(async move {
         if let Err(err) = bulwark_controllers::run(options).await {
