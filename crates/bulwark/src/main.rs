@@ -124,6 +124,10 @@ struct ServerArgs {
     /// without renewal before another server takes over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_elect_lease_duration: std::time::Duration,
+    /// How long a node may go without renewing its Lease before it is
+    /// marked NotReady/Unknown and tainted (upstream's 50 s).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
     /// Do not run a node agent in this server (a control-plane-only node).
     /// Without root the agent cannot run and is left out with a warning.
     #[arg(long)]
@@ -449,7 +453,7 @@ fn start_components(
             election: Some(election("kube-controller-manager")),
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
-            node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
+            node_monitor_grace_period: args.node_monitor_grace_period,
             root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
             csr_signer: Some({
                 let pki = running.pki.clone();
