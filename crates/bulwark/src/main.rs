@@ -387,6 +387,8 @@ fn start_components(
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
             node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
+            cluster_cidr: Some(bulwark_controllers::default_cluster_cidr()),
+            node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
