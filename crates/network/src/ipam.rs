@@ -143,6 +143,14 @@ impl IpamStore {
         self.ipam.get(pod_id)
     }
 
+    /// Every pod holding an address, with it.
+    pub(crate) fn allocations(&self) -> impl Iterator<Item = (&str, Ipv4Addr)> {
+        self.ipam
+            .allocations
+            .iter()
+            .map(|(pod, ip)| (pod.as_str(), *ip))
+    }
+
     /// Forgets every allocation and removes the file.
     pub(crate) fn remove(&mut self) -> Result<(), NetworkError> {
         match fs::remove_file(&self.path) {

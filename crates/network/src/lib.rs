@@ -9,8 +9,10 @@
 //!   bridge, the other end moved into the pod's namespace as `eth0` with the
 //!   pod's address and a default route via the gateway, and `lo` up;
 //! - IPAM over the pod CIDR, kept in `<state_dir>/ipam.json`;
-//! - `ip_forward`, and an nftables table `bulwark` that accepts forwarded
+//! - `ip_forward`, and an nftables table `ip bulwark` that accepts forwarded
 //!   cluster traffic and masquerades pod traffic leaving the cluster CIDR;
+//! - a table `bridge bulwark` that drops frames a pod sends with a MAC, IP
+//!   or ARP source address other than its own (no posing as another pod);
 //! - routes to other nodes' pod CIDRs via their node IPs (same L2), marked
 //!   with routing protocol [`ROUTE_PROTOCOL`].
 //!
@@ -60,9 +62,13 @@ pub use link::ROUTE_PROTOCOL;
 use ipam::{Ipam, IpamStore};
 use netns::Netns;
 
+/// How the host ends of pods' veth pairs begin (`bw<hash>`).
+pub(crate) const VETH_PREFIX: &str = "bw";
+
 /// The default bridge name.
 pub const DEFAULT_BRIDGE: &str = "bulwark0";
-/// The name of the nftables table the crate owns (`table ip bulwark`).
+/// The name of the nftables tables the crate owns (`table ip bulwark`,
+/// `table bridge bulwark`).
 pub const NFT_TABLE: &str = nft::TABLE;
 
 /// How the node's pod network is laid out.
@@ -107,6 +113,12 @@ impl NetworkConfig {
         if !name_ok {
             return bad(format!(
                 "bridge name {:?} is not a valid interface name (1-15 characters, no '/', ':' or spaces)",
+                self.bridge
+            ));
+        }
+        if self.bridge.starts_with(VETH_PREFIX) {
+            return bad(format!(
+                "bridge name {:?} may not start with {VETH_PREFIX:?}, which names pods' veth ends",
                 self.bridge
             ));
         }
@@ -202,8 +214,10 @@ impl PodNetwork {
             std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         })?
         .map_err(NetworkError::io("enabling net.ipv4.ip_forward"))?;
-        self.apply_nft(nft::render(self.pod_cidr, self.config.cluster_cidr))
-            .await?;
+        {
+            let ipam = self.ipam.lock().await;
+            self.apply_nft(self.ruleset(&ipam)).await?;
+        }
         info!(%bridge, pod_cidr = %self.pod_cidr, gateway = %self.gateway, "pod network ready");
         Ok(())
     }
@@ -216,8 +230,16 @@ impl PodNetwork {
         let pod_netns = Netns::open(netns)?;
         let (ip, new) = {
             let mut ipam = self.ipam.lock().await;
-            let had = ipam.get(pod_id);
-            (ipam.allocate(pod_id)?, had.is_none())
+            let new = ipam.get(pod_id).is_none();
+            let ip = ipam.allocate(pod_id)?;
+            // The pod's anti-spoofing entries exist before its veth does.
+            if let Err(e) = self.apply_nft(self.ruleset(&ipam)).await {
+                if new {
+                    ipam.release(pod_id)?;
+                }
+                return Err(e);
+            }
+            (ip, new)
         };
         let address = PodAddress {
             ip,
@@ -234,7 +256,9 @@ impl PodNetwork {
                     warn!(pod_id, error = %undo, "removing the veth of a failed attach");
                 }
                 if new {
-                    self.ipam.lock().await.release(pod_id)?;
+                    let mut ipam = self.ipam.lock().await;
+                    ipam.release(pod_id)?;
+                    self.apply_nft(self.ruleset(&ipam)).await?;
                 }
                 Err(e)
             }
@@ -285,7 +309,11 @@ impl PodNetwork {
     pub async fn detach(&self, pod_id: &str) -> Result<(), NetworkError> {
         link::delete(&self.netlink, &host_veth(pod_id)).await?;
         link::delete(&self.netlink, &peer_veth(pod_id)).await?;
-        let released = self.ipam.lock().await.release(pod_id)?;
+        let mut ipam = self.ipam.lock().await;
+        let released = ipam.release(pod_id)?;
+        if released.is_some() {
+            self.apply_nft(self.ruleset(&ipam)).await?;
+        }
         debug!(pod_id, ?released, "pod detached");
         Ok(())
     }
@@ -329,7 +357,7 @@ impl PodNetwork {
     }
 
     /// Removes everything this crate made: veth pairs, the bridge, peer
-    /// routes, the nftables table, and the IPAM state.
+    /// routes, the nftables tables, and the IPAM state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         for (_, (_, route)) in link::routes(&self.netlink).await? {
             link::delete_route(&self.netlink, route).await?;
@@ -357,6 +385,20 @@ impl PodNetwork {
         })
     }
 
+    /// The nftables text for the pods `ipam` knows. (Callers hold the IPAM
+    /// lock while applying it, so an older ruleset never replaces a newer.)
+    fn ruleset(&self, ipam: &IpamStore) -> String {
+        let pods: Vec<nft::PodPort> = ipam
+            .allocations()
+            .map(|(pod_id, ip)| nft::PodPort {
+                veth: host_veth(pod_id),
+                ip,
+                mac: link::pod_mac(ip),
+            })
+            .collect();
+        nft::render(self.pod_cidr, self.config.cluster_cidr, &pods)
+    }
+
     async fn apply_nft(&self, ruleset: String) -> Result<(), NetworkError> {
         // `nft` runs in a child process: keep the runtime's threads free.
         let nft = self.nft.clone();
@@ -373,7 +415,7 @@ impl PodNetwork {
 /// The host end of the pod's veth pair: `bw` + 11 hex digits of
 /// sha256(pod id), 13 characters (interface names stop at 15).
 pub fn host_veth(pod_id: &str) -> String {
-    format!("bw{}", short_hash(pod_id))
+    format!("{VETH_PREFIX}{}", short_hash(pod_id))
 }
 
 /// The pod end's name until it is moved and renamed `eth0`.

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -341,6 +341,63 @@ async fn bad_input_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, NetworkError::CidrChanged { .. }), "{err}");
+
+    network.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pod_cannot_pose_as_another_address_or_mac() {
+    if !is_root() {
+        return;
+    }
+    let (node, pod_a, pod_b) = (
+        TestNetns::new("node"),
+        TestNetns::new("a"),
+        TestNetns::new("b"),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let network = PodNetwork::new(config(&node, "10.42.5.0/24", state.path()))
+        .await
+        .unwrap();
+    let a = network.attach("a", &pod_a.path()).await.unwrap();
+    let b = network.attach("b", &pod_b.path()).await.unwrap();
+
+    let inbox = pod_b.run(|| UdpSocket::bind((b.ip, 0))).unwrap();
+    inbox
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let to = inbox.local_addr().unwrap();
+    let honest = pod_a.run(|| UdpSocket::bind((a.ip, 0))).unwrap();
+    let receive = || {
+        let mut buf = [0u8; 64];
+        let (n, from) = inbox.recv_from(&mut buf).unwrap();
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), from.ip())
+    };
+    honest.send_to(b"hello", to).unwrap();
+    assert_eq!(receive(), ("hello".to_owned(), a.ip.into()));
+
+    // Another source address (the gateway's, a free one): dropped at the
+    // bridge port. The datagram sent after it arrives first.
+    for forged in ["10.42.5.1", "10.42.5.99"] {
+        pod_a.exec(&["ip", "addr", "add", &format!("{forged}/32"), "dev", "eth0"]);
+        let liar = pod_a
+            .run(|| UdpSocket::bind((forged.parse::<Ipv4Addr>().unwrap(), 0)))
+            .unwrap();
+        liar.send_to(b"forged", to).unwrap();
+        honest.send_to(b"marker", to).unwrap();
+        assert_eq!(
+            receive(),
+            ("marker".to_owned(), a.ip.into()),
+            "sent from {forged}"
+        );
+    }
+
+    // Its own address from another MAC: dropped too.
+    pod_a.exec(&["ip", "link", "set", "eth0", "address", "0a:58:0a:2a:05:63"]);
+    honest.send_to(b"forged", to).unwrap();
+    pod_a.exec(&["ip", "link", "set", "eth0", "address", "0a:58:0a:2a:05:02"]);
+    honest.send_to(b"marker", to).unwrap();
+    assert_eq!(receive(), ("marker".to_owned(), a.ip.into()));
 
     network.cleanup().await.unwrap();
 }
