@@ -7,7 +7,7 @@ mod common;
 use common::{Harness, PATIENCE};
 use k8s_openapi::api::core::v1::{Event, Node};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 async fn create_node(nodes: &Api<Node>, name: &str) {
     let node: Node =
@@ -47,6 +47,22 @@ async fn every_node_gets_its_own_range_even_across_a_restart() {
             "{cidr}"
         );
     }
+
+    // Once given, a range stays: nobody (a node's own credentials
+    // included) can move a node onto another node's range.
+    let steal = serde_json::json!({"spec": {"podCIDR": n1, "podCIDRs": [n1]}});
+    let err = nodes
+        .patch("n2", &PatchParams::default(), &Patch::Merge(&steal))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        "Node \"n2\" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+    );
 
     // A restarted controller knows the ranges in use from the Nodes alone.
     harness.restart_manager();
