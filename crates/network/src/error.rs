@@ -37,6 +37,15 @@ pub enum NetworkError {
         #[source]
         source: io::Error,
     },
+    /// Another `PodNetwork` (in this process or another) uses the state dir.
+    #[error("IPAM state lock {} is held by another PodNetwork (is another agent running?): {source}", path.display())]
+    StateInUse {
+        /// The lock file.
+        path: PathBuf,
+        /// The `flock` error.
+        #[source]
+        source: io::Error,
+    },
     /// The IPAM state file exists but is not valid.
     #[error("IPAM state {} is damaged (move it away to start over): {source}", path.display())]
     StateCorrupt {

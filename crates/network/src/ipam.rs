@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::NetworkError;
@@ -77,15 +78,19 @@ impl Ipam {
     }
 }
 
-/// `Ipam` kept in `<state_dir>/ipam.json`.
+/// `Ipam` kept in `<state_dir>/ipam.json`, for one `PodNetwork` at a time
+/// (an exclusive `flock` on `<state_dir>/ipam.lock`: two agents sharing
+/// the file would hand out the same address twice).
 #[derive(Debug)]
 pub(crate) struct IpamStore {
     path: PathBuf,
     ipam: Ipam,
+    _lock: Flock<fs::File>,
 }
 
 impl IpamStore {
     const FILE: &'static str = "ipam.json";
+    const LOCK: &'static str = "ipam.lock";
 
     /// Loads the state (or starts empty), refusing a file of another CIDR.
     pub(crate) fn open(state_dir: &Path, cidr: Ipv4Net) -> Result<Self, NetworkError> {
@@ -95,6 +100,23 @@ impl IpamStore {
             source,
         };
         fs::create_dir_all(state_dir).map_err(state_error)?;
+        let lock_path = state_dir.join(Self::LOCK);
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| NetworkError::State {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                NetworkError::StateInUse {
+                    path: lock_path,
+                    source: errno.into(),
+                }
+            })?;
         let ipam = match fs::read(&path) {
             Ok(bytes) => {
                 let ipam: Ipam = serde_json::from_slice(&bytes).map_err(|source| {
@@ -115,7 +137,11 @@ impl IpamStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ipam::new(cidr),
             Err(e) => return Err(state_error(e)),
         };
-        Ok(Self { path, ipam })
+        Ok(Self {
+            path,
+            ipam,
+            _lock: lock,
+        })
     }
 
     pub(crate) fn allocate(&mut self, pod_id: &str) -> Result<Ipv4Addr, NetworkError> {
@@ -257,9 +283,24 @@ mod tests {
         let c = store.allocate("c").unwrap();
         assert_ne!(c, a, "the last position is persisted too");
         assert_ne!(c, b);
+        drop(store);
 
         let err = IpamStore::open(dir.path(), cidr("10.42.4.0/24")).unwrap_err();
         assert!(matches!(err, NetworkError::CidrChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn two_stores_cannot_share_a_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = IpamStore::open(dir.path(), cidr("10.42.3.0/24")).unwrap();
+        let err = IpamStore::open(dir.path(), cidr("10.42.3.0/24")).unwrap_err();
+        assert!(matches!(err, NetworkError::StateInUse { .. }), "{err}");
+        assert!(
+            err.to_string().contains("is held by another PodNetwork"),
+            "{err}"
+        );
+        drop(first);
+        IpamStore::open(dir.path(), cidr("10.42.3.0/24")).unwrap();
     }
 
     #[test]

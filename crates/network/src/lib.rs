@@ -322,35 +322,17 @@ impl PodNetwork {
     /// node IP. Routes to peers no longer listed are removed; a peer with
     /// this node's own pod CIDR is skipped.
     pub async fn sync_routes(&self, peers: &[Peer]) -> Result<(), NetworkError> {
-        let mut desired = BTreeMap::new();
-        for peer in peers {
-            let cidr = peer.pod_cidr.trunc();
-            if cidr == self.pod_cidr {
-                continue;
-            }
-            if cidr.contains(&self.pod_cidr) || self.pod_cidr.contains(&cidr) {
-                return Err(NetworkError::Config(format!(
-                    "peer {} has pod CIDR {cidr}, which overlaps this node's {}",
-                    peer.node_ip, self.pod_cidr
-                )));
-            }
-            if let Some(other) = desired.insert(cidr, peer.node_ip)
-                && other != peer.node_ip
-            {
-                return Err(NetworkError::Config(format!(
-                    "pod CIDR {cidr} is claimed by two nodes, {other} and {}",
-                    peer.node_ip
-                )));
-            }
-        }
+        let desired = desired_routes(self.pod_cidr, peers)?;
         let current = link::routes(&self.netlink).await?;
-        for (destination, (gateway, route)) in current {
-            if desired.get(&destination) != gateway.as_ref() {
-                link::delete_route(&self.netlink, route).await?;
+        for (destination, (gateway, route)) in &current {
+            if desired.get(destination) != gateway.as_ref() {
+                link::delete_route(&self.netlink, route.clone()).await?;
             }
         }
         for (destination, gateway) in &desired {
-            link::replace_route(&self.netlink, *destination, *gateway).await?;
+            if current.get(destination).and_then(|(g, _)| g.as_ref()) != Some(gateway) {
+                link::replace_route(&self.netlink, *destination, *gateway).await?;
+            }
         }
         debug!(routes = desired.len(), "peer routes synced");
         Ok(())
@@ -412,6 +394,37 @@ impl PodNetwork {
     }
 }
 
+/// The routes `sync_routes` keeps: each peer's pod CIDR via its node IP,
+/// except this node's own. Overlapping or doubly claimed ranges are refused
+/// rather than routed one way or the other.
+fn desired_routes(
+    own: Ipv4Net,
+    peers: &[Peer],
+) -> Result<BTreeMap<Ipv4Net, Ipv4Addr>, NetworkError> {
+    let mut desired = BTreeMap::new();
+    for peer in peers {
+        let cidr = peer.pod_cidr.trunc();
+        if cidr == own {
+            continue;
+        }
+        if cidr.contains(&own) || own.contains(&cidr) {
+            return Err(NetworkError::Config(format!(
+                "peer {} has pod CIDR {cidr}, which overlaps this node's {own}",
+                peer.node_ip
+            )));
+        }
+        if let Some(other) = desired.insert(cidr, peer.node_ip)
+            && other != peer.node_ip
+        {
+            return Err(NetworkError::Config(format!(
+                "pod CIDR {cidr} is claimed by two nodes, {other} and {}",
+                peer.node_ip
+            )));
+        }
+    }
+    Ok(desired)
+}
+
 /// The host end of the pod's veth pair: `bw` + 11 hex digits of
 /// sha256(pod id), 13 characters (interface names stop at 15).
 pub fn host_veth(pod_id: &str) -> String {
@@ -447,6 +460,55 @@ mod tests {
             cluster.parse().unwrap(),
             "/nonexistent".into(),
         )
+    }
+
+    fn peer(cidr: &str, ip: &str) -> Peer {
+        Peer {
+            pod_cidr: cidr.parse().unwrap(),
+            node_ip: ip.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn routes_go_to_every_peer_but_this_node() {
+        let own: Ipv4Net = "10.42.1.0/24".parse().unwrap();
+        let peers = [
+            peer("10.42.1.0/24", "192.168.0.1"),
+            peer("10.42.2.0/24", "192.168.0.2"),
+            peer("10.42.3.7/24", "192.168.0.3"),
+            peer("10.42.2.0/24", "192.168.0.2"),
+        ];
+        let routes: Vec<String> = desired_routes(own, &peers)
+            .unwrap()
+            .iter()
+            .map(|(cidr, via)| format!("{cidr} via {via}"))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "10.42.2.0/24 via 192.168.0.2",
+                "10.42.3.0/24 via 192.168.0.3"
+            ]
+        );
+    }
+
+    #[test]
+    fn ambiguous_routes_are_refused() {
+        let own: Ipv4Net = "10.42.1.0/24".parse().unwrap();
+        let err = desired_routes(own, &[peer("10.42.0.0/16", "192.168.0.9")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid network configuration: peer 192.168.0.9 has pod CIDR 10.42.0.0/16, which overlaps this node's 10.42.1.0/24"
+        );
+        let twice = [
+            peer("10.42.2.0/24", "192.168.0.2"),
+            peer("10.42.2.0/24", "192.168.0.3"),
+        ];
+        let err = desired_routes(own, &twice).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid network configuration: pod CIDR 10.42.2.0/24 is claimed by two nodes, 192.168.0.2 and 192.168.0.3"
+        );
     }
 
     #[test]

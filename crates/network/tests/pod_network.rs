@@ -337,11 +337,20 @@ async fn bad_input_is_a_clear_error() {
     );
     assert!(!node.exec(&["ip", "link"]).contains(&host_veth("b")));
 
+    // One PodNetwork per state dir; a restart with another pod CIDR is refused.
+    let err = PodNetwork::new(config(&node, "10.42.9.0/30", state.path()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::StateInUse { .. }), "{err}");
+    drop(network);
     let err = PodNetwork::new(config(&node, "10.42.10.0/24", state.path()))
         .await
         .unwrap_err();
     assert!(matches!(err, NetworkError::CidrChanged { .. }), "{err}");
 
+    let network = PodNetwork::new(config(&node, "10.42.9.0/30", state.path()))
+        .await
+        .unwrap();
     network.cleanup().await.unwrap();
 }
 
