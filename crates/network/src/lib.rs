@@ -249,6 +249,19 @@ mod tests {
         )
     }
 
+    /// The agent shares one `PodNetwork` between tasks: it and its futures
+    /// must be `Send` (and it `Sync`). Checked when this compiles.
+    #[allow(dead_code)]
+    fn can_be_shared_between_tasks(network: &PodNetwork) {
+        fn send<T: Send>(_: T) {}
+        fn sync<T: Sync>(_: &T) {}
+        sync(network);
+        send(network.attach("a", Path::new("/x")));
+        send(network.detach("a"));
+        send(network.sync_routes(&[]));
+        send(network.cleanup());
+    }
+
     #[test]
     fn veth_names_fit_and_are_stable() {
         let name = host_veth("0b6f5a3e-8f4c-4c1d-9a8e-3f2b1c0d9e8f");
