@@ -465,6 +465,8 @@ fn start_components(
                     },
                 ))
             }),
+            cluster_cidr: Some(bulwark_controllers::default_cluster_cidr()),
+            node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
