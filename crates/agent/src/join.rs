@@ -303,6 +303,7 @@ pub enum Auth<'a> {
 pub async fn request_certificate(
     client: &kube::Client,
     node: &str,
+    subject: Option<&str>,
     signer: &str,
     usages: &[&str],
     sans: &[String],
@@ -312,8 +313,13 @@ pub async fn request_certificate(
     let mut params = rcgen::CertificateParams::new(sans.to_vec())
         .map_err(|e| JoinError::Local(e.to_string()))?;
     let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
-    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+    match subject {
+        Some(user) => dn.push(rcgen::DnType::CommonName, user),
+        None => {
+            dn.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
+            dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+        }
+    }
     params.distinguished_name = dn;
     let csr = params
         .serialize_request(&key)
@@ -323,6 +329,8 @@ pub async fn request_certificate(
         "{}-{}-{}",
         if signer.ends_with("serving") {
             "node-serving"
+        } else if subject.is_some() {
+            "node-proxy"
         } else {
             "node-csr"
         },

@@ -46,6 +46,9 @@ pub use server::ServingConfig;
 pub struct AgentOptions {
     /// A client authenticated as `system:node:<node_name>`.
     pub client: kube::Client,
+    /// A client for the node's network part, as `system:kube-proxy`
+    /// (reads every Node for routes; a node may read only its own).
+    pub proxy_client: kube::Client,
     /// The node's name.
     pub node_name: String,
     /// The node's address.
@@ -74,6 +77,9 @@ pub struct AgentOptions {
     pub agent_port: u16,
     /// The agent's own API (logs, exec); `None` serves none.
     pub serving: Option<ServingConfig>,
+    /// The pod network: the cluster CIDR (this node's part of it comes from
+    /// its Node's `spec.podCIDR`); `None`: pods get only loopback.
+    pub cluster_cidr: Option<bulwark_network::Ipv4Net>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -161,10 +167,28 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
             }
         })
     });
+    let network = match options.cluster_cidr {
+        Some(cluster_cidr) => match pod_network(&options, cluster_cidr).await {
+            Ok(network) => Some(network),
+            Err(err) => {
+                tracing::error!(error = %err, "the pod network is not available: pods get only loopback");
+                None
+            }
+        },
+        None => None,
+    };
+    let routes = network.clone().map(|network| {
+        tokio::spawn(peer_routes(
+            options.proxy_client.clone(),
+            options.node_name.clone(),
+            network,
+        ))
+    });
     let _guards = (
         AbortOnDrop(lease),
         AbortOnDrop(status),
         api.map(AbortOnDrop),
+        routes.map(AbortOnDrop),
     );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),
@@ -185,9 +209,94 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         recorder: bulwark_client::events::Recorder::new(options.client.clone(), "kubelet")
             .with_host(&options.node_name),
         pod_pids_limit: options.pod_pids_limit,
+        network,
     });
     watch_pods(ctx, &options).await;
     Ok(())
+}
+
+/// Waits for the node's `spec.podCIDR` (the node IPAM controller's), then
+/// sets up the node's side of the pod network.
+async fn pod_network(
+    options: &AgentOptions,
+    cluster_cidr: bulwark_network::Ipv4Net,
+) -> Result<Arc<bulwark_network::PodNetwork>, String> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(options.client.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let pod_cidr = loop {
+        let cidr = nodes
+            .get(&options.node_name)
+            .await
+            .ok()
+            .and_then(|n| n.spec.and_then(|s| s.pod_cidr));
+        if let Some(cidr) = cidr {
+            break cidr
+                .parse::<bulwark_network::Ipv4Net>()
+                .map_err(|e| format!("the node's podCIDR {cidr:?}: {e}"))?;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(
+                "the node got no spec.podCIDR within 60 s (is the controller manager running?)"
+                    .into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let config =
+        bulwark_network::NetworkConfig::new(pod_cidr, cluster_cidr, options.root.join("network"));
+    let network = bulwark_network::PodNetwork::new(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(%pod_cidr, "pod network ready");
+    Ok(Arc::new(network))
+}
+
+/// Keeps a route to every other node's pod CIDR via its address.
+async fn peer_routes(
+    client: kube::Client,
+    node_name: String,
+    network: Arc<bulwark_network::PodNetwork>,
+) {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+    let mut last: Option<Vec<bulwark_network::Peer>> = None;
+    loop {
+        let listed = nodes.list(&Default::default()).await;
+        if let Err(err) = &listed {
+            tracing::warn!(error = %err, "listing nodes for routes to their pods");
+        }
+        if let Ok(list) = listed {
+            let mut peers: Vec<bulwark_network::Peer> = list
+                .items
+                .iter()
+                .filter(|n| n.metadata.name.as_deref() != Some(node_name.as_str()))
+                .filter_map(|n| {
+                    let cidr = n.spec.as_ref()?.pod_cidr.as_ref()?.parse().ok()?;
+                    let ip = n
+                        .status
+                        .as_ref()?
+                        .addresses
+                        .as_ref()?
+                        .iter()
+                        .find(|a| a.type_ == "InternalIP")?
+                        .address
+                        .parse()
+                        .ok()?;
+                    Some(bulwark_network::Peer {
+                        pod_cidr: cidr,
+                        node_ip: ip,
+                    })
+                })
+                .collect();
+            peers.sort();
+            if last.as_ref() != Some(&peers) {
+                match network.sync_routes(&peers).await {
+                    Ok(()) => last = Some(peers),
+                    Err(err) => tracing::warn!(error = %err, "routes to other nodes' pods"),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// A pod worker: its feed of the pod's latest object, and its task.

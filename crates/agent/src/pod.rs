@@ -58,6 +58,8 @@ pub(crate) struct Ctx {
     pub(crate) recorder: Recorder,
     /// Pod-level pids limit (`podPidsLimit`).
     pub(crate) pod_pids_limit: Option<i64>,
+    /// The pod network, if the node has one.
+    pub(crate) network: Option<Arc<bulwark_network::PodNetwork>>,
 }
 
 /// The agent's memory of one pod, kept in `<pod dir>/record.json`.
@@ -367,6 +369,12 @@ async fn sync(ctx: &Ctx, pod: &Pod, dir: &Path, live: &mut Live) -> Result<Durat
     };
     let pod_ip = if host_network {
         Some(ctx.node_ip.clone())
+    } else if let (Some(network), Some(netns)) = (&ctx.network, sandbox.network()) {
+        let address = network
+            .attach(&uid, netns)
+            .await
+            .map_err(|e| format!("connecting the pod to the network: {e}"))?;
+        Some(address.ip.to_string())
     } else {
         None
     };
@@ -1156,6 +1164,11 @@ async fn teardown(ctx: &Ctx, uid: &str, dir: &Path, pod: Option<&Pod>, live: &mu
                 .await;
             }
         }
+    }
+    if let Some(network) = &ctx.network
+        && let Err(err) = network.detach(uid).await
+    {
+        tracing::warn!(pod = uid, error = %err, "disconnecting the pod from the network");
     }
     let ids: Vec<String> = record
         .containers

@@ -31,6 +31,16 @@ pub(crate) struct Sandbox {
     pub(crate) namespaces: Vec<(NamespaceKind, PathBuf)>,
 }
 
+impl Sandbox {
+    /// The pinned network namespace, if the pod has its own.
+    pub(crate) fn network(&self) -> Option<&Path> {
+        self.namespaces
+            .iter()
+            .find(|(kind, _)| *kind == NamespaceKind::Network)
+            .map(|(_, path)| path.as_path())
+    }
+}
+
 const KINDS: [(NamespaceKind, &str, CloneFlags); 3] = [
     (NamespaceKind::Network, "net", CloneFlags::CLONE_NEWNET),
     (NamespaceKind::Uts, "uts", CloneFlags::CLONE_NEWUTS),

@@ -154,6 +154,15 @@ struct AgentArgs {
     node: NodeArgs,
 }
 
+/// How pods are networked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodNetworkMode {
+    /// A bridge and a veth pair per pod; routes to other nodes' pods.
+    Bridge,
+    /// Only loopback in each pod.
+    None,
+}
+
 /// How the node agent presents its node.
 #[derive(Debug, clap::Args)]
 struct NodeArgs {
@@ -166,6 +175,13 @@ struct NodeArgs {
     /// Registry mirrors, credentials and TLS for image pulls.
     #[arg(long, default_value = "/etc/bulwark/registries.yaml")]
     registries: std::path::PathBuf,
+    /// The cluster's pod CIDR; each node gets a /24 of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: bulwark_network::Ipv4Net,
+    /// The pod network: `bridge` (a bridge and veth pair per pod, routes
+    /// between nodes) or `none` (each pod only has loopback).
+    #[arg(long, value_enum, default_value_t = PodNetworkMode::Bridge)]
+    pod_network: PodNetworkMode,
     /// The port of the agent's own API (logs, exec for the API server).
     #[arg(long, default_value_t = bulwark_agent::AGENT_PORT)]
     agent_port: u16,
@@ -465,7 +481,7 @@ fn start_components(
                     },
                 ))
             }),
-            cluster_cidr: Some(bulwark_controllers::default_cluster_cidr()),
+            cluster_cidr: Some(args.node.cluster_cidr),
             node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
         };
         tasks.spawn(async move {
@@ -525,7 +541,15 @@ fn start_components(
                 key_pem,
                 ca_pem: running.pki.ca_cert_pem.clone(),
             };
-            let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+            let proxy_client =
+                access.client(&bulwark_client::Identity::user("system:kube-proxy", &[]))?;
+            let agent = start_agent(
+                &args.data_dir,
+                client,
+                proxy_client,
+                &args.node,
+                Some(serving),
+            )?;
             tasks.spawn(async move {
                 if let Err(err) = agent.await {
                     tracing::error!(error = %format!("{err:#}"), "node agent");
@@ -603,6 +627,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             let (cert, key) = join::request_certificate(
                 &bootstrap,
                 &name,
+                None,
                 "kubernetes.io/kube-apiserver-client-kubelet",
                 &["digital signature", "client auth"],
                 &[],
@@ -641,6 +666,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             let (cert, key) = join::request_certificate(
                 &client,
                 &name,
+                None,
                 "kubernetes.io/kubelet-serving",
                 &["digital signature", "server auth"],
                 &[name.clone(), ip.to_string()],
@@ -658,7 +684,41 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         key_pem: serving_key,
         ca_pem,
     };
-    let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+    // The network part runs as system:kube-proxy, as on upstream nodes.
+    let (proxy_cert, proxy_key) = match (creds.read("proxy.crt"), creds.read("proxy.key")) {
+        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
+        _ => {
+            let (cert, key) = join::request_certificate(
+                &client,
+                &name,
+                Some("system:kube-proxy"),
+                "kubernetes.io/kube-apiserver-client",
+                &["digital signature", "client auth"],
+                &[],
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write("proxy.key", &key, 0o600)?;
+            creds.write("proxy.crt", &cert, 0o644)?;
+            (cert, key)
+        }
+    };
+    let proxy_client = join::client(
+        &args.server,
+        &serving.ca_pem,
+        join::Auth::Certificate {
+            cert_pem: &proxy_cert,
+            key_pem: &proxy_key,
+        },
+    )
+    .await?;
+    let agent = start_agent(
+        &args.data_dir,
+        client,
+        proxy_client,
+        &args.node,
+        Some(serving),
+    )?;
     tokio::select! {
         result = agent => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
@@ -673,6 +733,7 @@ const SHIM_NAME: &str = "bulwark-runtime-shim";
 fn start_agent(
     data_dir: &std::path::Path,
     client: kube::Client,
+    proxy_client: kube::Client,
     node: &NodeArgs,
     serving: Option<bulwark_agent::ServingConfig>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
@@ -690,6 +751,7 @@ fn start_agent(
     };
     let options = bulwark_agent::AgentOptions {
         client,
+        proxy_client,
         node_name: node_name(node),
         node_ip: node.node_ip.unwrap_or_else(bulwark_agent::default_node_ip),
         root: data_dir.join("agent"),
@@ -704,6 +766,7 @@ fn start_agent(
         status_interval: std::time::Duration::from_secs(10),
         agent_port: node.agent_port,
         serving,
+        cluster_cidr: (node.pod_network == PodNetworkMode::Bridge).then_some(node.cluster_cidr),
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }

@@ -91,6 +91,8 @@ impl Node {
             .arg(self.data())
             .args(["--node-name", &self.name])
             .args(["--agent-port", &self.agent_port.to_string()])
+            // The host's own network is not the test's to change.
+            .args(["--pod-network", "none"])
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -237,7 +237,9 @@ fn import_busybox(scratch: &Path, data: &Path) {
     if !root.join("bin/busybox").exists() {
         std::fs::copy("/bin/busybox", root.join("bin/busybox"))
             .expect("busybox-static is installed");
-        for applet in ["sh", "sleep", "echo", "hostname", "cat"] {
+        for applet in [
+            "sh", "sleep", "echo", "hostname", "cat", "httpd", "nc", "printf", "mkdir",
+        ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
     }
@@ -357,7 +359,7 @@ fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
     cluster.ok(&[
         "run", "remote", "--image", IMAGE, "--restart=Never",
         "--overrides", r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"node-b"},"terminationGracePeriodSeconds":1}}"#,
-        "--", "sh", "-c", "echo from-b; sleep 600",
+        "--", "sh", "-c", "echo from-b; mkdir -p /tmp/www && echo across > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
     ]);
     cluster.eventually("the pod Running on node-b", 90, || {
         let phase = cluster.jsonpath(&["pod", "remote"], "{.status.phase}");
@@ -389,6 +391,42 @@ fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
         cluster.ok(&["exec", "remote", "--", "hostname"]),
         "remote\n"
     );
+
+    // The pod network: each node hands out addresses from its own podCIDR,
+    // and a pod on one node reaches a pod on the other through the routes
+    // the agents keep between them.
+    let cidr_b = cluster.jsonpath(&["node", "node-b"], "{.spec.podCIDR}");
+    let cidr_a = cluster.jsonpath(&["node", "node-a"], "{.spec.podCIDR}");
+    assert!(
+        cidr_a.starts_with("10.42.") && cidr_b.starts_with("10.42.") && cidr_a != cidr_b,
+        "{cidr_a} {cidr_b}"
+    );
+    let ip_b = cluster.jsonpath(&["pod", "remote"], "{.status.podIP}");
+    let prefix_b = cidr_b.rsplit_once('.').unwrap().0;
+    assert!(ip_b.starts_with(prefix_b), "pod IP {ip_b} not in {cidr_b}");
+    cluster.ok(&[
+        "run", "local", "--image", IMAGE, "--restart=Never",
+        "--overrides", r#"{"spec":{"nodeSelector":{"kubernetes.io/hostname":"node-a"},"terminationGracePeriodSeconds":1}}"#,
+        "--", "sleep", "600",
+    ]);
+    cluster.eventually("the pod Running on node-a", 90, || {
+        let phase = cluster.jsonpath(&["pod", "local"], "{.status.phase}");
+        if phase == "Running" {
+            Ok(())
+        } else {
+            Err(phase)
+        }
+    });
+    let request = format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip_b} 8080");
+    cluster.eventually("a pod on node-a reaching a pod on node-b", 30, || {
+        let out = cluster.kubectl(&["exec", "local", "--", "sh", "-c", &request]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("200 OK") && text.ends_with("across\n") {
+            Ok(())
+        } else {
+            Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
 
     // A Deployment tolerating unreachability briefly: when node-b's agent
     // stops, the node goes NotReady and its pods come back on node-a.

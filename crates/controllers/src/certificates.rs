@@ -321,6 +321,28 @@ pub(crate) fn serving_request_is_own(
             .all(|ip| addresses.contains(&ip.to_string().as_str()))
 }
 
+/// The node's network part (routes, service proxy) runs as
+/// `system:kube-proxy`, as k3s hands every agent that identity: a node may
+/// have a client certificate for exactly that user (no groups, no names).
+pub(crate) fn proxy_request_from_node(csr: &CertificateSigningRequest, subject: &Subject) -> bool {
+    let from_node = csr
+        .spec
+        .groups
+        .as_ref()
+        .is_some_and(|g| g.iter().any(|g| g == "system:nodes"))
+        && csr
+            .spec
+            .username
+            .as_deref()
+            .is_some_and(|u| u.starts_with("system:node:"));
+    from_node
+        && csr.spec.signer_name == CLIENT_SIGNER
+        && subject.common_name == "system:kube-proxy"
+        && subject.organizations.is_empty()
+        && subject.alt_names == 0
+        && api_client_profile(&usages(csr)).is_ok()
+}
+
 /// Upstream's check for `kube-apiserver-client`: a client certificate
 /// (client auth required; digital signature and key encipherment allowed).
 pub(crate) fn api_client_profile(usages: &[String]) -> Result<(), String> {
@@ -404,6 +426,23 @@ async fn approve(
                 "Auto approving the serving certificate of a node for its own name and addresses.",
             ));
         tracing::info!(csr = %csr.name_any(), node = %node_name, "auto-approving a node's serving certificate");
+        return replace(api, "approval", &approved)
+            .await
+            .map(|()| Pending::Settled);
+    }
+    if proxy_request_from_node(csr, &subject) {
+        let mut approved = csr.clone();
+        approved
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .get_or_insert_with(Vec::new)
+            .push(condition(
+                "Approved",
+                "AutoApproved",
+                "Auto approving the kube-proxy client certificate of a node.",
+            ));
+        tracing::info!(csr = %csr.name_any(), "auto-approving a node's kube-proxy certificate");
         return replace(api, "approval", &approved)
             .await
             .map(|()| Pending::Settled);

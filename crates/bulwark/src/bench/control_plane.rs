@@ -40,6 +40,8 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<(Child, kube::Cli
             .args([
                 "server",
                 "--disable-agent",
+                "--cluster-cidr",
+                "10.0.0.0/8",
                 "--port",
                 &port.to_string(),
                 "--data-dir",

@@ -44,6 +44,7 @@ pub(super) fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
                 ),
                 // Bulwark also approves a node's own serving certificate.
                 r(&["approve"], &["certificates.k8s.io"], &["signers"]).names(&[
+                    "kubernetes.io/kube-apiserver-client",
                     "kubernetes.io/kube-apiserver-client-kubelet",
                     "kubernetes.io/kubelet-serving",
                 ]),
