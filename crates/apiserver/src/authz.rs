@@ -7,7 +7,7 @@
 use std::sync::{Arc, RwLock};
 
 use bulwark_rbac::bootstrap::{Reconcile, reconcile_defaults};
-use bulwark_rbac::{Attributes, Decision, NodeGraph, PodReferences, RbacKind, RbacSnapshot};
+use bulwark_rbac::{Attributes, Decision, RbacKind, RbacSnapshot};
 use bulwark_store::{Range, Store, Write};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -23,9 +23,11 @@ const PREFIXES: [&str; 4] = [
     "/registry/clusterrolebindings/",
 ];
 
-/// The authorizer: a snapshot of RBAC objects, kept current.
+/// The authorizer: a snapshot of RBAC objects and the Node authorizer's
+/// graph, both kept current.
 pub(crate) struct Authorizer {
     snapshot: RwLock<Arc<RbacSnapshot>>,
+    nodes: Arc<crate::nodegraph::Graph>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -34,25 +36,12 @@ impl std::fmt::Debug for Authorizer {
     }
 }
 
-/// No node graph yet (the node agent is not written): nodes get no
-/// relationship-based access, only what RBAC grants `system:nodes`.
-struct NoNodes;
-
-impl NodeGraph for NoNodes {
-    fn pods_on_node(&self, _node: &str) -> Vec<PodReferences> {
-        Vec::new()
-    }
-
-    fn volume_of_claim(&self, _namespace: &str, _claim: &str) -> Option<String> {
-        None
-    }
-}
-
 fn rbac_user(user: &UserInfo) -> bulwark_rbac::UserInfo {
     bulwark_rbac::UserInfo {
         name: user.username.clone(),
         groups: user.groups.clone(),
-        ..bulwark_rbac::UserInfo::default()
+        uid: user.uid.clone(),
+        extra: user.extra.clone(),
     }
 }
 
@@ -143,6 +132,7 @@ impl Authorizer {
         reconcile(&*store).await?;
         let authorizer = Arc::new(Authorizer {
             snapshot: RwLock::new(Arc::new(build(&*store).await?)),
+            nodes: crate::nodegraph::Graph::start(store.clone()).await?,
         });
         let changed = Arc::new(Notify::new());
         let (revision, _) = store.revisions().await?;
@@ -179,7 +169,7 @@ impl Authorizer {
 
     /// Decides `attrs`.
     pub(crate) fn decide(&self, attrs: &Attributes) -> Decision {
-        bulwark_rbac::authorize(&NoNodes, &self.snapshot(), attrs)
+        bulwark_rbac::authorize(&*self.nodes, &self.snapshot(), attrs)
     }
 
     /// Refuses the request (403, upstream's wording) unless authorized.
@@ -354,14 +344,18 @@ pub(crate) fn resource_attributes(req: &ResourceRequest, user: &UserInfo) -> Att
     {
         name = value.to_owned();
     }
-    Attributes::resource(
+    let mut attrs = Attributes::resource(
         rbac_user(user),
         req.verb.as_str(),
         req.resource.group,
         &resource,
         req.namespace.as_deref().unwrap_or(""),
         &name,
-    )
+    );
+    if let Some(selector) = req.query.get("fieldSelector") {
+        attrs.field_selector = selector.clone();
+    }
+    attrs
 }
 
 /// What RBAC checks for a request that is not a stored resource: the review
@@ -476,8 +470,8 @@ pub(crate) fn impersonate(
         impersonated_groups.push("system:authenticated".to_owned());
     }
     tracing::debug!(from = %user.username, to = %target_user, "impersonating");
-    Ok(UserInfo {
-        username: target_user,
-        groups: impersonated_groups,
-    })
+    let mut impersonated = UserInfo::new(target_user, impersonated_groups);
+    impersonated.uid = uid.unwrap_or_default();
+    impersonated.extra = extras.into_iter().collect();
+    Ok(impersonated)
 }

@@ -101,6 +101,8 @@ pub(crate) struct Api {
     pub(crate) store: Arc<dyn Store>,
     /// The watch caches (also serving lists at resourceVersion 0).
     pub(crate) caches: crate::watchcache::Caches,
+    /// The service-account token signing key.
+    pub(crate) tokens: Arc<crate::tokens::SigningKey>,
 }
 
 /// Runs a resource request (everything but watch).
@@ -111,12 +113,13 @@ pub(crate) async fn handle(
     body: &Bytes,
 ) -> ApiResult<Reply> {
     match (req.verb, req.subresource.as_deref()) {
-        (Verb::Get, None | Some("status")) => get(api, req).await.map(Reply::ok),
+        (Verb::Get, None | Some("status" | "approval")) => get(api, req).await.map(Reply::ok),
         (Verb::Get, Some("scale")) => to_scale(&req.resource, &get(api, req).await?).map(Reply::ok),
         (Verb::List, _) => list(api, req).await.map(Reply::listed),
         (Verb::Create, None) => create(api, req, headers, body).await,
         (Verb::Create, Some("binding")) => bind(api, req, headers, body).await,
         (Verb::Create, Some("eviction")) => evict(api, req).await,
+        (Verb::Create, Some("token")) => crate::tokenrequest::create(api, req, headers, body).await,
         (Verb::Update, _) => update(api, req, headers, body).await,
         (Verb::Patch, _) => patch(api, req, headers, body).await,
         (Verb::Delete, None) => delete(api, req, headers, body).await.map(Reply::ok),
@@ -419,6 +422,8 @@ pub(crate) async fn create_object(
     // Mutating admission, before validation as upstream orders it.
     crate::admission::default_toleration_seconds(req, &mut object);
     crate::admission::pod_priority(api, req, &mut object).await?;
+    crate::sa_admission::admit(api, req, &mut object).await?;
+    crate::csr::prepare_create(req, &mut object);
     let causes = crate::validation::validate(resource, &object);
     if !causes.is_empty() {
         return Err(ApiError::invalid(
@@ -430,6 +435,13 @@ pub(crate) async fn create_object(
     }
     warnings.extend(crate::admission::pod_security(req, None, &object)?);
     crate::admission::deny_external_ips(req, None, &object)?;
+    crate::noderestriction::admit(
+        req,
+        crate::noderestriction::Operation::Create,
+        None,
+        Some(&object),
+    )?;
+    crate::csr::admit(req, None, &object)?;
     if let Some(authorizer) = &req.authorizer {
         authorizer.check_rbac_write(req, &object, None)?;
     }
@@ -609,6 +621,7 @@ pub(crate) fn merge_update(
         }
     }
     warnings.extend(objects::check_type(resource, &mut new, validation)?);
+    let csr_body = (resource.kind == "CertificateSigningRequest").then(|| new.clone());
     let mut merged = match req.subresource.as_deref() {
         Some("status") => {
             let mut merged = current.clone();
@@ -644,6 +657,9 @@ pub(crate) fn merge_update(
             new
         }
     };
+    if let Some(body) = &csr_body {
+        crate::csr::prepare_update(req.subresource.as_deref(), current, body, &mut merged);
+    }
     let causes = objects::validate_metadata(resource, &merged);
     if !causes.is_empty() {
         return Err(ApiError::invalid(
@@ -655,7 +671,10 @@ pub(crate) fn merge_update(
     }
     objects::check_immutable(resource, current, &merged)?;
     defaults::apply(resource, &mut merged);
-    let causes = crate::validation::validate(resource, &merged);
+    let mut causes = crate::validation::validate(resource, &merged);
+    if csr_body.is_some() {
+        causes.extend(crate::csr::validate_update(current, &merged));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             resource.kind,
@@ -666,6 +685,13 @@ pub(crate) fn merge_update(
     }
     warnings.extend(crate::admission::pod_security(req, Some(current), &merged)?);
     crate::admission::deny_external_ips(req, Some(current), &merged)?;
+    crate::noderestriction::admit(
+        req,
+        crate::noderestriction::Operation::Update,
+        Some(current),
+        Some(&merged),
+    )?;
+    crate::csr::admit(req, Some(current), &merged)?;
     if let Some(authorizer) = &req.authorizer {
         authorizer.check_rbac_write(req, &merged, Some(current))?;
     }
@@ -885,6 +911,12 @@ async fn delete(
     };
     let mut deleted_now = false;
     let result = guaranteed_update(api, req, opts.resource_version.clone(), |mut current| {
+        crate::noderestriction::admit(
+            req,
+            crate::noderestriction::Operation::Delete,
+            Some(&current),
+            None,
+        )?;
         if let Some(uid) = &opts.uid
             && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
         {
@@ -1128,6 +1160,12 @@ async fn evict(api: &Api, req: &ResourceRequest) -> ApiResult<Reply> {
         .await?
         .ok_or_else(|| not_found(&one))?;
     let pod: Value = serde_json::from_slice(&pod.value).map_err(ApiError::internal)?;
+    crate::noderestriction::admit(
+        req,
+        crate::noderestriction::Operation::Delete,
+        Some(&pod),
+        None,
+    )?;
     let phase = pod.pointer("/status/phase").and_then(Value::as_str);
     // As upstream's canIgnorePDB: a pod already going, finished, or not yet
     // running disrupts nothing.

@@ -118,6 +118,69 @@ impl Pki {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Issues a serving certificate for a node's agent (CN `system:node:<node>`,
+    /// O `system:nodes`, as upstream's kubelet-serving signer) covering its
+    /// name and addresses. Returns (cert, key) PEM.
+    pub fn issue_node_serving(
+        &self,
+        node: &str,
+        sans: &[String],
+    ) -> Result<(String, String), PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let key = KeyPair::generate().map_err(cert_err("serving key"))?;
+        let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err("node serving"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("system:node:{node}"));
+        dn.push(DnType::OrganizationName, "system:nodes");
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(cert_err("node serving"))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Signs a PEM certificate signing request with the cluster CA, as
+    /// upstream's csrsigning controller does: the subject and names come
+    /// from the request, the key usages from `usages` (upstream's names:
+    /// `digital signature`, `client auth`, …), valid from five minutes ago
+    /// (clock skew) for `valid_for`. Returns the certificate PEM.
+    pub fn sign_request(
+        &self,
+        csr_pem: &str,
+        usages: &[String],
+        valid_for: std::time::Duration,
+    ) -> Result<String, PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let mut request = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(cert_err("signing request"))?;
+        let params = &mut request.params;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = usages.iter().filter_map(|u| key_usage(u)).collect();
+        params.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| extended_key_usage(u))
+            .collect();
+        params.use_authority_key_identifier_extension = true;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        // Never past the CA's own expiry, as upstream caps it.
+        params.not_after = match ca_not_after(&self.ca_cert_pem) {
+            Some(ca_end) => (now + valid_for).min(ca_end),
+            None => now + valid_for,
+        };
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(
+            &rand::random::<[u8; 16]>()[..],
+        ));
+        let cert = request.signed_by(&issuer).map_err(cert_err("signed"))?;
+        Ok(cert.pem())
+    }
+
     /// A kubeconfig for `server` authenticating with the given client
     /// certificate.
     pub fn kubeconfig(&self, server: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
@@ -159,6 +222,41 @@ current-context: {user}@bulwark
         );
         write_file(path, &config, 0o600)
     }
+}
+
+/// When the CA certificate expires.
+fn ca_not_after(ca_cert_pem: &str) -> Option<time::OffsetDateTime> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+}
+
+fn key_usage(usage: &str) -> Option<KeyUsagePurpose> {
+    Some(match usage {
+        "digital signature" | "signing" => KeyUsagePurpose::DigitalSignature,
+        "content commitment" => KeyUsagePurpose::ContentCommitment,
+        "key encipherment" => KeyUsagePurpose::KeyEncipherment,
+        "key agreement" => KeyUsagePurpose::KeyAgreement,
+        "data encipherment" => KeyUsagePurpose::DataEncipherment,
+        "cert sign" => KeyUsagePurpose::KeyCertSign,
+        "crl sign" => KeyUsagePurpose::CrlSign,
+        "encipher only" => KeyUsagePurpose::EncipherOnly,
+        "decipher only" => KeyUsagePurpose::DecipherOnly,
+        _ => return None,
+    })
+}
+
+fn extended_key_usage(usage: &str) -> Option<ExtendedKeyUsagePurpose> {
+    Some(match usage {
+        "any" => ExtendedKeyUsagePurpose::Any,
+        "server auth" => ExtendedKeyUsagePurpose::ServerAuth,
+        "client auth" => ExtendedKeyUsagePurpose::ClientAuth,
+        "code signing" => ExtendedKeyUsagePurpose::CodeSigning,
+        "email protection" => ExtendedKeyUsagePurpose::EmailProtection,
+        "timestamping" => ExtendedKeyUsagePurpose::TimeStamping,
+        "ocsp signing" => ExtendedKeyUsagePurpose::OcspSigning,
+        _ => return None,
+    })
 }
 
 fn new_ca() -> Result<(String, String), PkiError> {
@@ -249,7 +347,7 @@ fn read(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     fs::create_dir_all(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
@@ -260,7 +358,7 @@ fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     })
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.to_owned(),
         source,
@@ -274,4 +372,61 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
         .map_err(io)?;
     file.write_all(contents.as_bytes()).map_err(io)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_requests_keep_their_subject_get_the_usages_asked_and_never_outlive_the_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = Pki::load_or_create(dir.path(), &[]).expect("pki");
+        let key = KeyPair::generate().expect("key");
+        let request = client_params("system:node:n1", &["system:nodes"])
+            .expect("params")
+            .serialize_request(&key)
+            .expect("request")
+            .pem()
+            .expect("pem");
+        let usages = ["digital signature".to_owned(), "client auth".to_owned()];
+        let parse = |pem: &str| {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+            let cert = pem.parse_x509().expect("certificate").to_owned();
+            (
+                cert.subject().to_string(),
+                cert.issuer().to_string(),
+                cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp(),
+                cert.extended_key_usage()
+                    .expect("eku")
+                    .map(|e| e.value.client_auth),
+            )
+        };
+        let hour = pki
+            .sign_request(&request, &usages, std::time::Duration::from_secs(3600))
+            .expect("signed");
+        let (subject, issuer, lifetime, client_auth) = parse(&hour);
+        assert_eq!(subject, "O=system:nodes, CN=system:node:n1");
+        assert_eq!(issuer, "CN=bulwark-ca");
+        assert_eq!(lifetime, 3600 + 300, "an hour, backdated five minutes");
+        assert_eq!(client_auth, Some(true));
+
+        let century = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        let capped = pki
+            .sign_request(&request, &usages, century)
+            .expect("signed");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(capped.as_bytes()).expect("pem");
+        let end = pem
+            .parse_x509()
+            .expect("cert")
+            .validity()
+            .not_after
+            .timestamp();
+        assert_eq!(
+            end,
+            ca_not_after(&pki.ca_cert_pem)
+                .expect("ca end")
+                .unix_timestamp()
+        );
+    }
 }

@@ -275,6 +275,42 @@ const FINALIZE: Subresource = Subresource {
     verbs: &["update"],
 };
 
+/// `pods/log`: the container's log, from the node's agent.
+const LOG: Subresource = Subresource {
+    name: "log",
+    kind: None,
+    verbs: &["get"],
+};
+/// `pods/exec`, `pods/attach`, `pods/portforward`: streams through the
+/// node's agent.
+const EXEC: Subresource = Subresource {
+    name: "exec",
+    kind: Some(("", "v1", "PodExecOptions")),
+    verbs: &["create", "get"],
+};
+const ATTACH: Subresource = Subresource {
+    name: "attach",
+    kind: Some(("", "v1", "PodAttachOptions")),
+    verbs: &["create", "get"],
+};
+const PORTFORWARD: Subresource = Subresource {
+    name: "portforward",
+    kind: Some(("", "v1", "PodPortForwardOptions")),
+    verbs: &["create", "get"],
+};
+const TOKEN: Subresource = Subresource {
+    name: "token",
+    kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+    verbs: &["create"],
+};
+/// `certificatesigningrequests/approval`: where Approved and Denied
+/// conditions are written (by whoever may `approve` for the signer).
+const APPROVAL: Subresource = Subresource {
+    name: "approval",
+    kind: None,
+    verbs: &["get", "patch", "update"],
+};
+
 const EVICTION: Subresource = Subresource {
     name: "eviction",
     kind: Some(("policy", "v1", "Eviction")),
@@ -301,9 +337,10 @@ macro_rules! resource {
 
 fn builtin() -> Vec<ResourceType> {
     use k8s_openapi::api::{
-        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-        discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-        policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
+        apps::v1 as apps, batch::v1 as batch, certificates::v1 as certificates,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as scheduling,
     };
     vec![
         resource!(
@@ -328,7 +365,7 @@ fn builtin() -> Vec<ResourceType> {
             core::Pod,
             ["po"],
             ["all"],
-            [STATUS, BINDING, EVICTION]
+            [STATUS, BINDING, EVICTION, LOG, EXEC, ATTACH, PORTFORWARD]
         ),
         resource!(
             "",
@@ -400,7 +437,7 @@ fn builtin() -> Vec<ResourceType> {
             core::ServiceAccount,
             ["sa"],
             [],
-            []
+            [TOKEN]
         ),
         resource!(
             "",
@@ -665,6 +702,18 @@ fn builtin() -> Vec<ResourceType> {
             ["pc"],
             [],
             []
+        ),
+        resource!(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            "certificatesigningrequest",
+            false,
+            certificates::CertificateSigningRequest,
+            ["csr"],
+            [],
+            [STATUS, APPROVAL]
         ),
     ]
 }

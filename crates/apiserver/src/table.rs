@@ -129,6 +129,14 @@ fn columns(kind: &str) -> Vec<Column> {
             col("Last Schedule", "string"),
             col("Age", "string"),
         ],
+        "CertificateSigningRequest" => vec![
+            col("Name", "string"),
+            col("Age", "string"),
+            col("SignerName", "string"),
+            col("Requestor", "string"),
+            col("RequestedDuration", "string"),
+            col("Condition", "string"),
+        ],
         "Lease" => vec![
             col("Name", "string"),
             col("Holder", "string"),
@@ -477,6 +485,15 @@ fn cell(kind: &str, column: &str, o: &Value, now: jiff::Timestamp) -> Value {
                 json!(age(last, now))
             }
         }
+        ("CertificateSigningRequest", "SignerName") => json!(str_at(o, "/spec/signerName")),
+        ("CertificateSigningRequest", "Requestor") => json!(str_at(o, "/spec/username")),
+        ("CertificateSigningRequest", "RequestedDuration") => {
+            match o.pointer("/spec/expirationSeconds").and_then(Value::as_i64) {
+                Some(seconds) => json!(human_duration(seconds)),
+                None => json!("<none>"),
+            }
+        }
+        ("CertificateSigningRequest", "Condition") => json!(crate::csr::condition_summary(o)),
         ("Lease", "Holder") => json!(str_at(o, "/spec/holderIdentity")),
         ("Event", "Last Seen") => {
             let last = [

@@ -77,6 +77,9 @@ pub(crate) fn validate(resource: &ResourceType, object: &Value) -> Vec<Cause> {
             );
         }
         ("", "Service") => service(object, &mut causes),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            causes.extend(crate::csr::validate(object));
+        }
         ("", "ConfigMap") => from_api(
             bulwark_api::validation::validate_config_map(object),
             &mut causes,

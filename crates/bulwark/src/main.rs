@@ -47,6 +47,8 @@ enum Command {
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Join a cluster as a node: run the node agent for this machine.
+    Agent(AgentArgs),
     /// Register kwok-style fake nodes that heartbeat and run the pods bound
     /// to them on paper (for trying the scheduler and controllers at scale
     /// without machines). Runs until interrupted; the Node objects stay.
@@ -122,6 +124,53 @@ struct ServerArgs {
     /// without renewal before another server takes over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_elect_lease_duration: std::time::Duration,
+    /// Do not run a node agent in this server (a control-plane-only node).
+    /// Without root the agent cannot run and is left out with a warning.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "BULWARK_SERVER")]
+    server: String,
+    /// The node token `bulwark server` wrote to <data-dir>/node-token.
+    #[arg(long, env = "BULWARK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the node token.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Where the agent keeps its credentials, images, containers and pods.
+    #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// How the node agent presents its node.
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's address (default: the address of the default route).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// Registry mirrors, credentials and TLS for image pulls.
+    #[arg(long, default_value = "/etc/bulwark/registries.yaml")]
+    registries: std::path::PathBuf,
+    /// The port of the agent's own API (logs, exec for the API server).
+    #[arg(long, default_value_t = bulwark_agent::AGENT_PORT)]
+    agent_port: u16,
+    /// Maximum pods on the node.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Maximum processes per pod.
+    #[arg(long, default_value_t = 4096)]
+    pod_pids_limit: i64,
 }
 
 /// `15s`, `500ms`, `2m`.
@@ -192,6 +241,14 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The runtime starts each container's shim as this very binary (from a
+    // sealed copy) under the name `bulwark-runtime-shim`. It must be
+    // dispatched before anything starts a thread: the shim clones.
+    let mut args = std::env::args();
+    if args.next().as_deref() == Some(SHIM_NAME) {
+        let args: Vec<String> = args.collect();
+        std::process::exit(bulwark_runtime::shim_main(&args));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -206,6 +263,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Agent(args) => runtime()?.block_on(agent(args)),
         Command::Kubeconfig {
             data_dir,
             user,
@@ -319,10 +377,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         },
     })
     .await?;
+    let node_token = ensure_node_token(&running, &args.data_dir).await?;
     let components = start_components(&running, &args)?;
     println!("Bulwark API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!("  export KUBECONFIG={}", running.kubeconfig.display());
+    println!(
+        "node token (for `bulwark agent --token-file`): {}",
+        node_token.display()
+    );
     tokio::select! {
         result = running.wait() => result,
         name = components => Err(anyhow::anyhow!("the {name} stopped")),
@@ -389,6 +452,17 @@ fn start_components(
             node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
             cluster_cidr: Some(bulwark_controllers::default_cluster_cidr()),
             node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
+            root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
+            csr_signer: Some({
+                let pki = running.pki.clone();
+                bulwark_controllers::CsrSigner(std::sync::Arc::new(
+                    move |csr: &str, usages: &[String], valid_for| {
+                        pki.sign_request(csr, usages, valid_for).map_err(|err| {
+                            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+                        })
+                    },
+                ))
+            }),
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
@@ -427,6 +501,39 @@ fn start_components(
             "scheduler"
         });
     }
+    if !args.disable_agent {
+        if nix_is_root() {
+            let name = node_name(&args.node);
+            let client = access.client(&bulwark_client::Identity::user(
+                format!("system:node:{name}"),
+                &["system:nodes"],
+            ))?;
+            let ip = args
+                .node
+                .node_ip
+                .unwrap_or_else(bulwark_agent::default_node_ip);
+            let (cert_pem, key_pem) = running
+                .pki
+                .issue_node_serving(&name, &[name.clone(), ip.to_string()])?;
+            let serving = bulwark_agent::ServingConfig {
+                listen: std::net::SocketAddr::new(ip, args.node.agent_port),
+                cert_pem,
+                key_pem,
+                ca_pem: running.pki.ca_cert_pem.clone(),
+            };
+            let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+            tasks.spawn(async move {
+                if let Err(err) = agent.await {
+                    tracing::error!(error = %format!("{err:#}"), "node agent");
+                }
+                "node agent"
+            });
+        } else {
+            eprintln!(
+                "WARNING: not running as root: this server runs no node agent, so pods stay Pending (run as root, or add nodes with `bulwark agent`)"
+            );
+        }
+    }
     Ok(async move {
         match tasks.join_next().await {
             Some(Ok(name)) => name,
@@ -434,6 +541,177 @@ fn start_components(
             None => std::future::pending().await,
         }
     })
+}
+
+/// The node token at `<data-dir>/node-token` (0600): created with a
+/// bootstrap token at first start, reused after. Deleting the bootstrap
+/// token's Secret revokes it; deleting the file makes a new one.
+async fn ensure_node_token(
+    running: &bulwark_apiserver::Running,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("node-token");
+    if path.exists() {
+        return Ok(path);
+    }
+    let bootstrap = running
+        .create_bootstrap_token(None, &[], "the node token of bulwark server")
+        .await?;
+    let token = bulwark_agent::join::node_token(&running.pki.ca_cert_pem, &bootstrap)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    Ok(path)
+}
+
+/// `bulwark agent`: joins with the node token (or reuses the credentials
+/// of an earlier join), then runs the node agent.
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    use bulwark_agent::join;
+    let creds = join::Credentials::at(&args.data_dir.join("agent"));
+    let name = node_name(&args.node);
+    let ip = args
+        .node
+        .node_ip
+        .unwrap_or_else(bulwark_agent::default_node_ip);
+    let margin = std::time::Duration::from_secs(3600);
+    let (ca_pem, cert_pem, key_pem) = match (
+        creds.read("ca.crt"),
+        creds.read("client.crt"),
+        creds.read("client.key"),
+    ) {
+        (Some(ca), Some(cert), Some(key)) if join::valid_for(&cert, margin) => (ca, cert, key),
+        _ => {
+            let token = match (&args.token, &args.token_file) {
+                (Some(token), _) => token.clone(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+                (None, None) => anyhow::bail!("--token or --token-file is needed to join"),
+            };
+            let token: join::NodeToken = token.parse()?;
+            let ca = join::fetch_pinned_ca(&args.server, &token).await?;
+            let bootstrap =
+                join::client(&args.server, &ca, join::Auth::Token(&token.bootstrap)).await?;
+            let (cert, key) = join::request_certificate(
+                &bootstrap,
+                &name,
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                &["digital signature", "client auth"],
+                &[],
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write("ca.crt", &ca, 0o644)?;
+            creds.write("client.key", &key, 0o600)?;
+            creds.write("client.crt", &cert, 0o644)?;
+            println!("joined {} as system:node:{name}", args.server);
+            (ca, cert, key)
+        }
+    };
+    let client = join::client(
+        &args.server,
+        &ca_pem,
+        join::Auth::Certificate {
+            cert_pem: &cert_pem,
+            key_pem: &key_pem,
+        },
+    )
+    .await?;
+    // The serving certificate is approved for the names the Node has.
+    bulwark_agent::register_node(
+        &client,
+        &name,
+        ip,
+        &args.data_dir.join("agent"),
+        args.node.agent_port,
+        args.node.max_pods,
+    )
+    .await?;
+    let (serving_cert, serving_key) = match (creds.read("serving.crt"), creds.read("serving.key")) {
+        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
+        _ => {
+            let (cert, key) = join::request_certificate(
+                &client,
+                &name,
+                "kubernetes.io/kubelet-serving",
+                &["digital signature", "server auth"],
+                &[name.clone(), ip.to_string()],
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write("serving.key", &key, 0o600)?;
+            creds.write("serving.crt", &cert, 0o644)?;
+            (cert, key)
+        }
+    };
+    let serving = bulwark_agent::ServingConfig {
+        listen: std::net::SocketAddr::new(ip, args.node.agent_port),
+        cert_pem: serving_cert,
+        key_pem: serving_key,
+        ca_pem,
+    };
+    let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+    tokio::select! {
+        result = agent => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// The name the runtime gives its shim processes (`argv[0]`).
+const SHIM_NAME: &str = "bulwark-runtime-shim";
+
+/// Starts the node agent for `data_dir` with `client` (as
+/// `system:node:<name>`); resolves when it stops.
+fn start_agent(
+    data_dir: &std::path::Path,
+    client: kube::Client,
+    node: &NodeArgs,
+    serving: Option<bulwark_agent::ServingConfig>,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
+    let images = std::sync::Arc::new(bulwark_runtime::ImageStore::open(data_dir.join("images"))?);
+    let shim = std::env::current_exe()?;
+    let runtime = std::sync::Arc::new(bulwark_runtime::Runtime::new(
+        data_dir.join("runtime"),
+        images.clone(),
+        shim,
+    )?);
+    let registries = if node.registries.exists() {
+        bulwark_runtime::RegistryConfig::load(&node.registries)?
+    } else {
+        bulwark_runtime::RegistryConfig::default()
+    };
+    let options = bulwark_agent::AgentOptions {
+        client,
+        node_name: node_name(node),
+        node_ip: node.node_ip.unwrap_or_else(bulwark_agent::default_node_ip),
+        root: data_dir.join("agent"),
+        runtime,
+        images,
+        registries,
+        labels: Default::default(),
+        taints: Vec::new(),
+        max_pods: node.max_pods,
+        pod_pids_limit: Some(node.pod_pids_limit).filter(|l| *l > 0),
+        lease_interval: std::time::Duration::from_secs(10),
+        status_interval: std::time::Duration::from_secs(10),
+        agent_port: node.agent_port,
+        serving,
+    };
+    Ok(async move { Ok(bulwark_agent::run(options).await?) })
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+fn node_name(node: &NodeArgs) -> String {
+    node.node_name
+        .clone()
+        .unwrap_or_else(bulwark_agent::default_node_name)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

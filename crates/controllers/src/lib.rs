@@ -15,6 +15,7 @@
 //! `kube-system/kube-controller-manager` Lease and runs the controllers only
 //! while it leads.
 
+mod certificates;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -33,6 +34,7 @@ mod ownership;
 mod pods;
 mod queue;
 mod replicaset;
+mod rootca;
 mod serviceaccount;
 mod statefulset;
 mod ttl;
@@ -43,6 +45,10 @@ use bulwark_client::leader::{self, LeaderElection};
 use bulwark_client::{Clock, ClusterAccess, Identity, events::Recorder};
 use futures::future::BoxFuture;
 pub use ipnet::Ipv4Net;
+
+pub use certificates::{
+    CLIENT_SIGNER, CsrSigner, KUBELET_CLIENT_SIGNER, MAX_SIGNING_DURATION, SignRequest,
+};
 
 /// How to run the controller manager.
 #[derive(Clone, Debug)]
@@ -66,6 +72,13 @@ pub struct Options {
     /// The prefix length of each node's range (upstream's
     /// `--node-cidr-mask-size`, 24 for IPv4).
     pub node_cidr_mask_size: u8,
+    /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
+    /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
+    pub root_ca_pem: Option<String>,
+    /// Signs approved CertificateSigningRequests with the cluster CA
+    /// (upstream's csrsigning controller); `None`: CSRs are approved but
+    /// never signed.
+    pub csr_signer: Option<CsrSigner>,
 }
 
 /// Bulwark's default cluster CIDR (k3s's): `10.42.0.0/16`.
@@ -148,6 +161,8 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             node_monitor_grace_period: options.node_monitor_grace_period,
             cluster_cidr: options.cluster_cidr,
             node_cidr_mask_size: options.node_cidr_mask_size,
+            root_ca_pem: options.root_ca_pem.clone(),
+            signer: options.csr_signer.clone(),
         };
         let name = controller.name;
         let run = controller.run;
@@ -181,6 +196,10 @@ struct Context {
     cluster_cidr: Option<Ipv4Net>,
     /// See [`Options::node_cidr_mask_size`].
     node_cidr_mask_size: u8,
+    /// See [`Options::root_ca_pem`].
+    root_ca_pem: Option<String>,
+    /// See [`Options::csr_signer`].
+    signer: Option<CsrSigner>,
 }
 
 /// One controller: its service account name, the component its Events
@@ -203,6 +222,11 @@ impl Controller {
 }
 
 const CONTROLLERS: &[Controller] = &[
+    Controller {
+        name: "certificate-controller",
+        component: "certificate-controller",
+        run: |cx| Box::pin(certificates::run(cx)),
+    },
     Controller {
         name: "cronjob-controller",
         component: "cronjob-controller",
@@ -262,6 +286,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "root-ca-cert-publisher",
+        component: "root-ca-cert-publisher",
+        run: |cx| Box::pin(rootca::run(cx)),
     },
     Controller {
         name: "service-account-controller",

@@ -78,6 +78,9 @@ pub struct Attributes {
     /// selector, as upstream's `RequestInfoFactory` does, so rules limited by
     /// resourceNames can allow watching one object.
     pub name: String,
+    /// The request's field selector (`spec.nodeName=n1`), as given; the
+    /// Node authorizer lets a node list only its own pods with it.
+    pub field_selector: String,
     /// The URL path of a non-resource request (`/healthz`).
     pub path: String,
     /// True for requests on API resources, false for non-resource URLs.
@@ -104,6 +107,7 @@ impl Attributes {
             resource: resource.to_owned(),
             subresource: subresource.to_owned(),
             name: name.to_owned(),
+            field_selector: String::new(),
             path: String::new(),
             resource_request: true,
         }

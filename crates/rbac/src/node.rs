@@ -31,6 +31,8 @@ pub trait NodeGraph {
 pub struct PodReferences {
     /// The pod's namespace; every reference below is in it.
     pub namespace: String,
+    /// The pod's name.
+    pub name: String,
     /// The pod's service account.
     pub service_account: String,
     /// Secrets: volumes, projected sources, env, envFrom, imagePullSecrets.
@@ -53,6 +55,7 @@ impl PodReferences {
         };
         let mut refs = PodReferences {
             namespace: text(pod, "/metadata/namespace").unwrap_or_default(),
+            name: text(pod, "/metadata/name").unwrap_or_default(),
             service_account: text(pod, "/spec/serviceAccountName")
                 .unwrap_or_else(|| "default".into()),
             ..PodReferences::default()
@@ -139,6 +142,8 @@ pub fn authorize_node(graph: &dyn NodeGraph, attrs: &Attributes) -> Decision {
             ("", "serviceaccounts") => return check.create_token(),
             ("coordination.k8s.io", "leases") => return check.lease(),
             ("storage.k8s.io", "csinodes") => return check.csi_node(),
+            ("", "nodes") => return check.node(),
+            ("", "pods") => return check.pod(),
             _ => {}
         }
     }
@@ -159,6 +164,7 @@ enum Kind {
     Claim,
     Volume,
     ServiceAccount,
+    Pod,
 }
 
 struct NodeCheck<'a> {
@@ -223,10 +229,7 @@ impl NodeCheck<'_> {
             return self.no("can only get, create, update, patch, or delete a node lease");
         }
         if self.attrs.namespace != "kube-node-lease" {
-            return self.no("can only access leases in the kube-node-lease namespace");
-        }
-        if !self.attrs.subresource.is_empty() {
-            return self.no("cannot access lease subresources");
+            return self.no("can only access leases in the \"kube-node-lease\" system namespace");
         }
         if verb != "create" && self.attrs.name != self.node {
             return self.no("can only access node lease with the same name as the requesting node");
@@ -240,12 +243,66 @@ impl NodeCheck<'_> {
             return self.no("can only get, create, update, patch, or delete a CSINode");
         }
         if !self.attrs.subresource.is_empty() {
-            return self.no("cannot access CSINode subresources");
+            return self.no("cannot authorize CSINode subresources");
         }
         if verb != "create" && self.attrs.name != self.node {
             return self.no("can only access CSINode with the same name as the requesting node");
         }
         Decision::Allow(String::new())
+    }
+
+    /// Nodes (upstream's `AuthorizeNodeWithSelectors`, on by default since
+    /// 1.32): a node reads only its own Node; creating and updating any Node
+    /// is left to NodeRestriction admission.
+    fn node(&self) -> Decision {
+        let verb = self.attrs.verb.as_str();
+        match (self.attrs.subresource.as_str(), verb) {
+            ("", "create" | "update" | "patch") | ("status", "update" | "patch") => {
+                Decision::Allow(String::new())
+            }
+            ("", "get" | "list" | "watch") => match self.attrs.name.as_str() {
+                name if name == self.node => Decision::Allow(String::new()),
+                "" => self.no(&format!(
+                    "node '{}' cannot read all nodes, only its own Node object",
+                    self.node
+                )),
+                other => self.no(&format!(
+                    "node '{}' cannot read '{other}', only its own Node object",
+                    self.node
+                )),
+            },
+            _ => self.no(""),
+        }
+    }
+
+    /// Pods: get one of its pods, list/watch with `spec.nodeName=<node>`;
+    /// create/delete (mirror pods), status and eviction are left to
+    /// NodeRestriction admission.
+    fn pod(&self) -> Decision {
+        let verb = self.attrs.verb.as_str();
+        match (self.attrs.subresource.as_str(), verb) {
+            ("", "get") => self.related(Kind::Pod),
+            ("", "list" | "watch") => {
+                let scoped = self.attrs.field_selector.split(',').any(|term| {
+                    let term = term.trim();
+                    let value = term
+                        .strip_prefix("spec.nodeName==")
+                        .or_else(|| term.strip_prefix("spec.nodeName="));
+                    value == Some(self.node)
+                });
+                if scoped {
+                    Decision::Allow(String::new())
+                } else if !self.attrs.name.is_empty() {
+                    self.related(Kind::Pod)
+                } else {
+                    self.no("can only list/watch pods with spec.nodeName field selector")
+                }
+            }
+            ("", "create" | "delete") | ("status", "update" | "patch") | ("eviction", "create") => {
+                Decision::Allow(String::new())
+            }
+            _ => self.no(""),
+        }
     }
 
     /// Allows when a pod on this node references the named object.
@@ -263,6 +320,7 @@ impl NodeCheck<'_> {
                 Kind::ConfigMap => same_ns && has(&pod.config_maps),
                 Kind::Claim => same_ns && has(&pod.claims),
                 Kind::ServiceAccount => same_ns && pod.service_account == name,
+                Kind::Pod => same_ns && pod.name == name,
                 Kind::Volume => pod.claims.iter().any(|claim| {
                     self.graph.volume_of_claim(&pod.namespace, claim).as_deref() == Some(name)
                 }),

@@ -67,6 +67,13 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-view (10 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
+        ClusterRole system:certificates.k8s.io:certificatesigningrequests:nodeclient (1 rules)
+        ClusterRole system:certificates.k8s.io:certificatesigningrequests:selfnodeclient (1 rules)
+        ClusterRole system:certificates.k8s.io:kube-apiserver-client-approver (1 rules)
+        ClusterRole system:certificates.k8s.io:kube-apiserver-client-kubelet-approver (1 rules)
+        ClusterRole system:certificates.k8s.io:kubelet-serving-approver (1 rules)
+        ClusterRole system:certificates.k8s.io:legacy-unknown-approver (1 rules)
+        ClusterRole system:controller:certificate-controller (6 rules)
         ClusterRole system:controller:clusterrole-aggregation-controller (1 rules)
         ClusterRole system:controller:cronjob-controller (6 rules)
         ClusterRole system:controller:daemon-set-controller (8 rules)
@@ -100,17 +107,22 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole view (0 rules)
         ClusterRoleBinding cluster-admin -> cluster-admin Group:system:masters
         ClusterRoleBinding system:basic-user -> system:basic-user Group:system:authenticated
+        ClusterRoleBinding system:certificates.k8s.io:certificatesigningrequests:nodeclient -> system:certificates.k8s.io:certificatesigningrequests:nodeclient Group:system:bootstrappers
+        ClusterRoleBinding system:certificates.k8s.io:certificatesigningrequests:selfnodeclient -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient Group:system:nodes
         ClusterRoleBinding system:discovery -> system:discovery Group:system:authenticated
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
+        ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client
         ClusterRoleBinding system:monitoring -> system:monitoring Group:system:monitoring
         ClusterRoleBinding system:node -> system:node
+        ClusterRoleBinding system:node-bootstrapper -> system:node-bootstrapper Group:system:bootstrappers
         ClusterRoleBinding system:node-proxier -> system:node-proxier User:system:kube-proxy
         ClusterRoleBinding system:public-info-viewer -> system:public-info-viewer Group:system:authenticated,Group:system:unauthenticated
         ClusterRoleBinding system:service-account-issuer-discovery -> system:service-account-issuer-discovery Group:system:serviceaccounts
         ClusterRoleBinding system:volume-scheduler -> system:volume-scheduler User:system:kube-scheduler
         ClusterRoleBinding system:controller:clusterrole-aggregation-controller -> system:controller:clusterrole-aggregation-controller ServiceAccount:clusterrole-aggregation-controller
+        ClusterRoleBinding system:controller:certificate-controller -> system:controller:certificate-controller ServiceAccount:certificate-controller
         ClusterRoleBinding system:controller:cronjob-controller -> system:controller:cronjob-controller ServiceAccount:cronjob-controller
         ClusterRoleBinding system:controller:daemon-set-controller -> system:controller:daemon-set-controller ServiceAccount:daemon-set-controller
         ClusterRoleBinding system:controller:deployment-controller -> system:controller:deployment-controller ServiceAccount:deployment-controller
@@ -341,8 +353,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=69 unchanged=0 []
-        created=0 unchanged=69 []
-        created=1 unchanged=68 []"#]]
+        created=81 unchanged=0 []
+        created=0 unchanged=81 []
+        created=1 unchanged=80 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

@@ -141,6 +141,19 @@ fn node_rules_leases_and_others() {
         n1 update csinodes.storage.k8s.io - n2
         n1 create certificatesigningrequests.certificates.k8s.io -
         n1 delete deployments.apps shop web
+        n1 get nodes - n1
+        n1 get nodes - n2
+        n1 list nodes - -
+        n1 watch nodes - n1
+        n1 update nodes - n2
+        n1 delete nodes - n1
+        n1 get pods shop other
+        n1 list pods - - ?spec.nodeName=n1
+        n1 watch pods - - ?spec.nodeName=n2
+        n1 list pods shop -
+        n1 create pods shop -
+        n1 create pods/eviction shop web
+        n1 update pods shop web
         alice get secrets shop web-tls
         ",
         expect![[r#"
@@ -150,11 +163,24 @@ fn node_rules_leases_and_others() {
             n1 patch nodes/status - n1                              allow
             n1 get leases.coordination.k8s.io kube-node-lease n1    allow
             n1 update leases.coordination.k8s.io kube-node-lease n2 no opinion: can only access node lease with the same name as the requesting node
-            n1 get leases.coordination.k8s.io kube-system n1        no opinion: can only access leases in the kube-node-lease namespace
+            n1 get leases.coordination.k8s.io kube-system n1        no opinion: can only access leases in the "kube-node-lease" system namespace
             n1 update csinodes.storage.k8s.io - n1                  allow
             n1 update csinodes.storage.k8s.io - n2                  no opinion: can only access CSINode with the same name as the requesting node
             n1 create certificatesigningrequests.certificates.k8s.io - allow
             n1 delete deployments.apps shop web                     no opinion
+            n1 get nodes - n1                                       allow
+            n1 get nodes - n2                                       no opinion: node 'n1' cannot read 'n2', only its own Node object
+            n1 list nodes - -                                       no opinion: node 'n1' cannot read all nodes, only its own Node object
+            n1 watch nodes - n1                                     allow
+            n1 update nodes - n2                                    allow
+            n1 delete nodes - n1                                    no opinion
+            n1 get pods shop other                                  no opinion: no relationship found between node 'n1' and this object
+            n1 list pods - - ?spec.nodeName=n1                      allow
+            n1 watch pods - - ?spec.nodeName=n2                     no opinion: can only list/watch pods with spec.nodeName field selector
+            n1 list pods shop -                                     no opinion: can only list/watch pods with spec.nodeName field selector
+            n1 create pods shop -                                   allow
+            n1 create pods/eviction shop web                        allow
+            n1 update pods shop web                                 no opinion
             alice get secrets shop web-tls                          no opinion
         "#]],
     );
@@ -189,7 +215,7 @@ fn chain_masters_node_rbac() {
         node:n2 get secrets shop web-tls
             403 secrets "web-tls" is forbidden: User "system:node:n2" cannot get resource "secrets" in API group "" in the namespace "shop": no relationship found between node 'n2' and this object
         node:n2 get nodes - n1
-            allow
+            403 nodes "n1" is forbidden: User "system:node:n2" cannot get resource "nodes" in API group "" at the cluster scope: node 'n2' cannot read 'n1', only its own Node object
         masters:admin delete secrets shop web-tls
             allow
         eddie get secrets dev db

@@ -27,6 +27,37 @@ pub(super) fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             )],
         ),
         (
+            "certificate-controller",
+            vec![
+                r(
+                    &["delete", "get", "list", "watch"],
+                    &["certificates.k8s.io"],
+                    &["certificatesigningrequests"],
+                ),
+                r(
+                    &["update"],
+                    &["certificates.k8s.io"],
+                    &[
+                        "certificatesigningrequests/approval",
+                        "certificatesigningrequests/status",
+                    ],
+                ),
+                r(&["approve"], &["certificates.k8s.io"], &["signers"])
+                    .names(&["kubernetes.io/kube-apiserver-client-kubelet"]),
+                r(&["sign"], &["certificates.k8s.io"], &["signers"]).names(&[
+                    "kubernetes.io/kube-apiserver-client",
+                    "kubernetes.io/kube-apiserver-client-kubelet",
+                    "kubernetes.io/kubelet-serving",
+                    "kubernetes.io/legacy-unknown",
+                ]),
+                r(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
+            ],
+        ),
+        (
             "cronjob-controller",
             vec![
                 r(OWN, &["batch"], &["cronjobs"]),

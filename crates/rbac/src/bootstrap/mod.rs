@@ -106,6 +106,28 @@ pub fn cluster_roles() -> Vec<Value> {
             None,
         ),
         role(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[r(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/nodeclient"],
+            )],
+            None,
+        ),
+        role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[r(
+                &["create"],
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/selfnodeclient"],
+            )],
+            None,
+        ),
+        signer_approver("kube-apiserver-client"),
+        signer_approver("kube-apiserver-client-kubelet"),
+        signer_approver("kubelet-serving"),
+        signer_approver("legacy-unknown"),
+        role(
             "system:discovery",
             &[urls(
                 &["get"],
@@ -256,6 +278,20 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:basic-user",
             vec![group("system:authenticated")],
         ),
+        // Kubelet TLS bootstrap, bound as kubeadm binds it: bootstrap
+        // tokens (group system:bootstrappers) may ask for node client
+        // certificates, which the approver then approves; nodes may renew
+        // their own.
+        binding(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            vec![group("system:bootstrappers")],
+        ),
+        binding(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![group("system:nodes")],
+        ),
         binding(
             "system:discovery",
             "system:discovery",
@@ -276,12 +312,24 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:kube-scheduler",
             vec![user("system:kube-scheduler")],
         ),
+        // The API server's identity towards agents (`pods/log`, `exec`):
+        // kubeadm binds its apiserver-kubelet-client the same way.
+        binding(
+            "system:kube-apiserver-kubelet-client",
+            "system:kubelet-api-admin",
+            vec![user("kube-apiserver-kubelet-client")],
+        ),
         binding(
             "system:monitoring",
             "system:monitoring",
             vec![group("system:monitoring")],
         ),
         binding("system:node", "system:node", Vec::new()),
+        binding(
+            "system:node-bootstrapper",
+            "system:node-bootstrapper",
+            vec![group("system:bootstrappers")],
+        ),
         binding(
             "system:node-proxier",
             "system:node-proxier",
@@ -331,6 +379,17 @@ fn metadata(name: &str, aggregate_to: Option<&str>) -> Value {
         "labels": labels,
         "annotations": {AUTOUPDATE_ANNOTATION: "true"},
     })
+}
+
+/// `system:certificates.k8s.io:<signer>-approver`: `approve` for one of
+/// the `kubernetes.io/<signer>` signers.
+fn signer_approver(signer: &str) -> Value {
+    let name = format!("kubernetes.io/{signer}");
+    role(
+        &format!("system:certificates.k8s.io:{signer}-approver"),
+        &[r(&["approve"], &["certificates.k8s.io"], &["signers"]).names(&[name.as_str()])],
+        None,
+    )
 }
 
 fn role(name: &str, rules: &[PolicyRule], aggregate_to: Option<&str>) -> Value {

@@ -222,8 +222,8 @@ pub(crate) fn user(spec: &str) -> UserInfo {
     UserInfo::new(spec, &["system:authenticated"])
 }
 
-/// One request, kubectl-like: `user verb resource[.group][/sub] [ns|-] [name|-]`,
-/// or `user verb /path` for a non-resource URL.
+/// One request, kubectl-like: `user verb resource[.group][/sub] [ns|-] [name|-]
+/// [?fieldSelector]`, or `user verb /path` for a non-resource URL.
 pub(crate) fn request(line: &str) -> Attributes {
     let words: Vec<&str> = line.split_whitespace().collect();
     let (who, verb, what) = (words[0], words[1], words[2]);
@@ -240,5 +240,9 @@ pub(crate) fn request(line: &str) -> Attributes {
     } else {
         format!("{resource}/{sub}")
     };
-    Attributes::resource(user(who), verb, group, &resource, arg(3), arg(4))
+    let mut attrs = Attributes::resource(user(who), verb, group, &resource, arg(3), arg(4));
+    if let Some(selector) = words.get(5).and_then(|w| w.strip_prefix('?')) {
+        attrs.field_selector = selector.to_owned();
+    }
+    attrs
 }
