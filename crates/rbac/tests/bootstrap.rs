@@ -67,6 +67,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-view (10 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
+        ClusterRole system:bulwark-dns (2 rules)
         ClusterRole system:controller:clusterrole-aggregation-controller (1 rules)
         ClusterRole system:controller:cronjob-controller (6 rules)
         ClusterRole system:controller:daemon-set-controller (8 rules)
@@ -102,6 +103,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:basic-user -> system:basic-user Group:system:authenticated
         ClusterRoleBinding system:discovery -> system:discovery Group:system:authenticated
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
+        ClusterRoleBinding system:bulwark-dns -> system:bulwark-dns User:system:bulwark-dns
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
         ClusterRoleBinding system:monitoring -> system:monitoring Group:system:monitoring
@@ -341,8 +343,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=69 unchanged=0 []
-        created=0 unchanged=69 []
-        created=1 unchanged=68 []"#]]
+        created=71 unchanged=0 []
+        created=0 unchanged=71 []
+        created=1 unchanged=70 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }
