@@ -267,7 +267,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     services::bootstrap(&*store, &allocators, advertised)
         .await
         .context("creating the built-in Services")?;
-    let repair = tokio::spawn(allocators.clone().repair_loop());
+    let repair = tokio::spawn(services::reconcile_loop(
+        store.clone(),
+        allocators.clone(),
+        advertised,
+    ));
     let server = Arc::new(Server {
         authz,
         audit,

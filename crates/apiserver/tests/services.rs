@@ -401,3 +401,24 @@ async fn kubectl_expose_and_get_show_the_cluster_ip() {
     let np: u16 = np.trim().parse().expect("a node port");
     assert!((30000..=32767).contains(&np));
 }
+
+#[tokio::test]
+async fn a_deleted_kubernetes_service_comes_back() {
+    let cluster = TestCluster::start().await.unwrap();
+    let api: Api<Service> = Api::default_namespaced(cluster.admin());
+    api.delete("kubernetes", &DeleteParams::default())
+        .await
+        .unwrap();
+    let back = bulwark_testkit::wait_for("the kubernetes Service", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            match api.get_opt("kubernetes").await {
+                Ok(Some(svc)) => Ok(svc),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ip_of(&back), "10.43.0.1");
+}

@@ -56,6 +56,41 @@ pub(crate) async fn bootstrap(
         .repair()
         .await
         .map_err(|err| anyhow::anyhow!("repairing Service allocations: {}", err.message))?;
+    ensure_built_ins(store, allocators, advertised).await
+}
+
+/// How often the built-in Services and the `kubernetes` endpoints are
+/// checked (upstream's endpoint reconciler interval).
+const RECONCILE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps the built-ins as [`bootstrap`] made them (a deleted one comes
+/// back, as upstream's controller recreates it) and runs the repair pass
+/// every [`super::REPAIR_INTERVAL`]; forever.
+pub(crate) async fn reconcile_loop(
+    store: std::sync::Arc<dyn Store>,
+    allocators: std::sync::Arc<Allocators>,
+    advertised: Advertised,
+) {
+    let mut last_repair = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(RECONCILE_INTERVAL).await;
+        if last_repair.elapsed() >= super::REPAIR_INTERVAL {
+            last_repair = tokio::time::Instant::now();
+            if let Err(err) = allocators.repair().await {
+                tracing::warn!(error = %err.message, "repairing the Service IP and port bitmaps");
+            }
+        }
+        if let Err(err) = ensure_built_ins(&*store, &allocators, advertised).await {
+            tracing::warn!(error = %format!("{err:#}"), "reconciling the built-in Services");
+        }
+    }
+}
+
+async fn ensure_built_ins(
+    store: &dyn Store,
+    allocators: &Allocators,
+    advertised: Advertised,
+) -> anyhow::Result<()> {
     let range = allocators.ranges().cluster_ip_range;
     let https =
         json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertised.port}]);

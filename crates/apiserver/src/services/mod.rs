@@ -26,7 +26,7 @@ use bulwark_store::{Range, Store, StoreExt as _, Write, WriteOutcome};
 use serde_json::Value;
 
 pub use alloc::Ipv4Cidr;
-pub(crate) use bootstrap::{Advertised, bootstrap};
+pub(crate) use bootstrap::{Advertised, bootstrap, reconcile_loop};
 pub(crate) use spec::{held, on_create, on_update, prepare_update, validate};
 
 use crate::status::{ApiError, ApiResult, Cause};
@@ -401,16 +401,6 @@ impl Allocators {
             }
         }
         Ok(())
-    }
-
-    /// Repairs every [`REPAIR_INTERVAL`], forever.
-    pub(crate) async fn repair_loop(self: Arc<Self>) {
-        loop {
-            tokio::time::sleep(REPAIR_INTERVAL).await;
-            if let Err(err) = self.repair().await {
-                tracing::warn!(error = %err.message, "repairing the Service IP and port bitmaps");
-            }
-        }
     }
 }
 
