@@ -422,3 +422,61 @@ async fn a_deleted_kubernetes_service_comes_back() {
     .unwrap();
     assert_eq!(ip_of(&back), "10.43.0.1");
 }
+
+/// Two API servers sharing one etcd (the HA layout): concurrent creates on
+/// both never get the same cluster IP or NodePort.
+#[tokio::test]
+async fn two_servers_on_one_etcd_never_hand_out_the_same_ip() {
+    let etcd = match bulwark_testkit::EtcdServer::start() {
+        Ok(etcd) => etcd,
+        Err(err) => {
+            eprintln!("skipped: {err}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for name in ["a", "b"] {
+        let running = bulwark_apiserver::start(bulwark_apiserver::Config {
+            data_dir: dir.path().join(name),
+            port: 0,
+            store: bulwark_apiserver::StoreChoice::Etcd(bulwark_store::EtcdConfig::new(vec![
+                etcd.endpoint(),
+            ])),
+            audit_log: bulwark_apiserver::AuditLog::Off,
+            ..bulwark_apiserver::Config::default()
+        })
+        .await
+        .unwrap();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        clients.push(kube::Client::try_from(config).unwrap());
+        servers.push(running);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let api: Api<Service> = Api::default_namespaced(clients[i % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            let svc = service(
+                &format!("svc-{i}"),
+                json!({"type": "NodePort", "ports": [{"port": 80}]}),
+            );
+            create(&api, &svc).await.unwrap()
+        }));
+    }
+    let mut ips = HashSet::new();
+    let mut ports = HashSet::new();
+    for task in tasks {
+        let created = task.await.unwrap();
+        let spec = created.spec.unwrap();
+        assert!(ips.insert(spec.cluster_ip.clone().unwrap()), "{spec:?}");
+        let port = spec.ports.unwrap()[0].node_port.unwrap();
+        assert!(ports.insert(port), "node port {port} handed out twice");
+    }
+    for server in servers {
+        server.stop();
+    }
+}

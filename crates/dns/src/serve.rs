@@ -249,10 +249,17 @@ async fn forward_udp(upstream: SocketAddr, query: &[u8]) -> std::io::Result<Vec<
     // Connected: datagrams from anyone but the upstream are dropped.
     socket.connect(upstream).await?;
     socket.send(query).await?;
+    // Datagrams with another ID (a blind spoofing attempt that guessed
+    // the port) are dropped; the wait goes on until the caller's deadline.
     let mut buffer = vec![0u8; 65535];
-    let n = socket.recv(&mut buffer).await?;
-    buffer.truncate(n);
-    Ok(buffer)
+    loop {
+        let n = socket.recv(&mut buffer).await?;
+        if n >= 12 && buffer[..2] == query[..2] {
+            buffer.truncate(n);
+            return Ok(buffer);
+        }
+        tracing::debug!(%upstream, "dropped an upstream datagram with the wrong ID");
+    }
 }
 
 async fn forward_tcp(upstream: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -416,9 +416,17 @@ async fn malformed_packets_do_not_stop_it() {
 /// A resolver that answers every question with `A 192.0.2.7`, TTL 60,
 /// over UDP and TCP on one loopback port.
 async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // One port for both (the kernel's free UDP port may be taken for TCP).
+    let mut attempts = 0;
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        match TcpListener::bind(udp.local_addr().unwrap()).await {
+            Ok(tcp) => break (udp, tcp),
+            Err(_) if attempts < 16 => attempts += 1,
+            Err(err) => panic!("no port free for UDP and TCP: {err}"),
+        }
+    };
     let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     fn reply(packet: &[u8]) -> Option<Vec<u8>> {
         let request = Message::from_vec(packet).ok()?;
         let mut response = Message::response(request.metadata.id, OpCode::Query);
@@ -461,4 +469,103 @@ async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         tokio::join!(udp_loop, tcp_loop);
     });
     (addr, task)
+}
+
+/// An upstream whose first reply carries the wrong ID (what a blind
+/// spoofing attempt looks like) and whose second is genuine: the client
+/// gets the genuine one.
+#[tokio::test]
+async fn forwarded_answers_with_the_wrong_id_are_ignored() {
+    let cluster = TestCluster::start().await.unwrap();
+    let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let responder = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 65535];
+        loop {
+            let Ok((n, peer)) = upstream.recv_from(&mut buffer).await else {
+                return;
+            };
+            let Ok(request) = Message::from_vec(&buffer[..n]) else {
+                continue;
+            };
+            for (id, ip) in [
+                (
+                    request.metadata.id.wrapping_add(1),
+                    Ipv4Addr::new(6, 6, 6, 6),
+                ),
+                (request.metadata.id, Ipv4Addr::new(192, 0, 2, 7)),
+            ] {
+                let mut response = Message::response(id, OpCode::Query);
+                let query = request.queries[0].clone();
+                response.add_query(query.clone());
+                response.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    60,
+                    RData::A(A(ip)),
+                ));
+                let _ = upstream.send_to(&response.to_vec().unwrap(), peer).await;
+            }
+        }
+    });
+    let config = DnsConfig {
+        listen: vec![(Ipv4Addr::LOCALHOST, 0).into()],
+        domain: "cluster.local".into(),
+        upstreams: vec![upstream_addr],
+        ttl: 5,
+    };
+    let dns = DnsServer::bind(config, cluster.admin()).await.unwrap();
+    let answer = ask_udp(dns.local_addrs()[0], "example.org.", RecordType::A).await;
+    assert_eq!(answers(&answer), vec!["example.org. 60 192.0.2.7"]);
+    responder.abort();
+}
+
+/// A DNS response sent to the server (QR set, e.g. with a forged source to
+/// make it a reflector) gets no reply.
+#[tokio::test]
+async fn responses_sent_to_it_are_not_answered() {
+    let s = setup().await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut response = question("kubernetes.default.svc.cluster.local.", RecordType::A);
+    response.metadata.message_type = MessageType::Response;
+    socket
+        .send_to(&response.to_vec().unwrap(), s.addr)
+        .await
+        .unwrap();
+    let real = question("kubernetes.default.svc.cluster.local.", RecordType::A);
+    socket
+        .send_to(&real.to_vec().unwrap(), s.addr)
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 65535];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buffer))
+        .await
+        .expect("the real question is answered")
+        .unwrap();
+    assert_eq!(
+        Message::from_vec(&buffer[..n]).unwrap().metadata.id,
+        real.metadata.id
+    );
+    // Anything sent for the first would have been sent before this answer
+    // (one socket, questions handled in arrival order up to the spawn).
+    assert!(matches!(
+        socket.try_recv(&mut buffer),
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock
+    ));
+}
+
+/// Its identity reads what DNS needs and nothing else.
+#[tokio::test]
+async fn its_identity_cannot_read_secrets() {
+    let cluster = TestCluster::start().await.unwrap();
+    let client = cluster
+        .access()
+        .client(&Identity::user("system:bulwark-dns", &[]))
+        .unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403),
+        other => panic!("listing secrets as system:bulwark-dns: {other:?}"),
+    }
+    let services: Api<Service> = Api::all(client);
+    assert!(services.list(&Default::default()).await.is_ok());
 }
