@@ -400,6 +400,54 @@ async fn kubectl_expose_and_get_show_the_cluster_ip() {
     .await;
     let np: u16 = np.trim().parse().expect("a node port");
     assert!((30000..=32767).contains(&np));
+    // Applied twice (client-side, then server-side) with a changed port:
+    // the address stays.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("svc.yaml");
+    let write = |port: u16| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: applied\nspec:\n  selector:\n    app: web\n  ports:\n  - port: {port}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let file = manifest.to_str().unwrap();
+    write(80);
+    kubectl(&binary, &config, &["apply", "-f", file]).await;
+    let first = kubectl(
+        &binary,
+        &config,
+        &["get", "svc", "applied", "-o", "jsonpath={.spec.clusterIP}"],
+    )
+    .await;
+    write(81);
+    kubectl(&binary, &config, &["apply", "-f", file]).await;
+    write(82);
+    kubectl(
+        &binary,
+        &config,
+        &["apply", "--server-side", "--force-conflicts", "-f", file],
+    )
+    .await;
+    let after = kubectl(
+        &binary,
+        &config,
+        &[
+            "get",
+            "svc",
+            "applied",
+            "-o",
+            "jsonpath={.spec.clusterIP} {.spec.ports[*].port}",
+        ],
+    )
+    .await;
+    // Server-side apply adds port 82 (port 81 stays while the client-side
+    // manager owns it, as upstream merges keyed lists).
+    let mut words = after.split(' ');
+    assert_eq!(words.next(), Some(first.as_str()), "{after}");
+    assert!(words.any(|p| p == "82"), "{after}");
 }
 
 #[tokio::test]
