@@ -528,3 +528,45 @@ async fn two_servers_on_one_etcd_never_hand_out_the_same_ip() {
         server.stop();
     }
 }
+
+#[tokio::test]
+async fn local_load_balancers_get_a_health_check_port() {
+    let cluster = TestCluster::start().await.unwrap();
+    let api: Api<Service> = Api::default_namespaced(cluster.admin());
+    let lb = |name: &str, extra: Value| {
+        let mut spec = json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        service(name, spec)
+    };
+    let created = create(&api, &lb("lb", json!({})))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let health = created.health_check_node_port.unwrap();
+    let node_port = created.ports.unwrap()[0].node_port.unwrap();
+    assert!((30000..=32767).contains(&health));
+    assert_ne!(health, node_port);
+    let taken = create(&api, &lb("lb2", json!({"healthCheckNodePort": health})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        taken.message,
+        format!(
+            "Internal error occurred: failed to allocate requested HealthCheck NodePort {health}: provided port is already allocated"
+        )
+    );
+    // Cluster policy: the health check port is given back.
+    let patch = json!({"spec": {"externalTrafficPolicy": "Cluster"}});
+    let changed = api
+        .patch("lb", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(changed.spec.unwrap().health_check_node_port, None);
+    let reused = create(&api, &lb("lb2", json!({"healthCheckNodePort": health})))
+        .await
+        .unwrap();
+    assert_eq!(reused.spec.unwrap().health_check_node_port, Some(health));
+}

@@ -36,6 +36,23 @@ fn needs_node_ports(service: &Value) -> bool {
     }
 }
 
+/// LoadBalancer with `externalTrafficPolicy: Local`: a health check port.
+fn needs_health_check_port(service: &Value) -> bool {
+    type_of(service) == "LoadBalancer"
+        && service
+            .pointer("/spec/externalTrafficPolicy")
+            .and_then(Value::as_str)
+            == Some("Local")
+}
+
+fn health_check_port(service: &Value) -> Option<u16> {
+    service
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_u64)
+        .filter(|p| *p != 0)
+        .and_then(|p| u16::try_from(p).ok())
+}
+
 fn cluster_ip(service: &Value) -> &str {
     service
         .pointer("/spec/clusterIP")
@@ -94,7 +111,8 @@ pub(crate) fn held(service: &Value) -> Held {
     } else {
         Vec::new()
     };
-    let ports: BTreeSet<u16> = ports(service).filter_map(node_port).collect();
+    let mut ports: BTreeSet<u16> = ports(service).filter_map(node_port).collect();
+    ports.extend(health_check_port(service));
     Held {
         ips,
         ports: ports.into_iter().collect(),
@@ -151,7 +169,20 @@ pub(crate) fn prepare_update(old: &Value, new: &mut Value) {
             }
         }
     }
+    if needs_health_check_port(old)
+        && needs_health_check_port(new)
+        && health_check_port(new).is_none()
+        && let Some(port) = health_check_port(old)
+    {
+        new["spec"]["healthCheckNodePort"] = json!(port);
+    }
     // dropTypeDependentFields.
+    if needs_health_check_port(old)
+        && !needs_health_check_port(new)
+        && health_check_port(old) == health_check_port(new)
+    {
+        remove(new, "healthCheckNodePort");
+    }
     if needs_cluster_ip(old) && !needs_cluster_ip(new) {
         if cluster_ips(old) == cluster_ips(new) && cluster_ip(old) == cluster_ip(new) {
             remove(new, "clusterIP");
@@ -249,6 +280,15 @@ pub(crate) fn validate(old: Option<&Value>, new: &Value) -> Vec<Cause> {
                 ));
             }
         }
+    }
+    if let Some(port) = health_check_port(new)
+        && !needs_health_check_port(new)
+    {
+        causes.push(invalid(
+            "spec.healthCheckNodePort",
+            port,
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+        ));
     }
     if let Some(old) = old {
         causes.extend(immutable_cluster_ips(old, new));
@@ -453,6 +493,34 @@ async fn take_for(
             mine.push(port);
             service["spec"]["ports"][i]["nodePort"] = json!(port);
         }
+    }
+    if needs_health_check_port(service) {
+        let port = match health_check_port(service) {
+            Some(port) if before.ports.contains(&port) => port,
+            Some(port) => allocators
+                .take_port(Some(port), dry_run)
+                .await?
+                .map_err(|err| {
+                    let detail = match err {
+                        AllocError::Taken => "provided port is already allocated".to_owned(),
+                        _ => format!(
+                            "provided port is not in the valid range. The range of valid ports is {}-{}",
+                            allocators.ranges().node_ports.0,
+                            allocators.ranges().node_ports.1
+                        ),
+                    };
+                    ApiError::internal(format!(
+                        "failed to allocate requested HealthCheck NodePort {port}: {detail}"
+                    ))
+                })?,
+            None => allocators.take_port(None, dry_run).await?.map_err(|_| {
+                ApiError::internal("failed to allocate a HealthCheck NodePort 0: range is full")
+            })?,
+        };
+        if !before.ports.contains(&port) {
+            taken.ports.push(port);
+        }
+        service["spec"]["healthCheckNodePort"] = json!(port);
     }
     Ok(())
 }
