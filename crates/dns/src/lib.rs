@@ -15,6 +15,8 @@
 //! - `_<port>._<proto>.<svc>.<ns>.svc.<domain>` SRV (and SRV on the Service
 //!   name: every port), targets in the additional section;
 //! - `<a-b-c-d>.<ns>.pod.<domain>` A (CoreDNS's `pods insecure`, k3s's default);
+//! - `d.c.b.a.in-addr.arpa` PTR for Service and headless endpoint addresses
+//!   (other addresses go upstream, as k3s's `fallthrough in-addr.arpa`);
 //! - anything else in the domain: NXDOMAIN, or NODATA for a name that exists
 //!   with other types, with the zone's SOA.
 //!

@@ -54,6 +54,7 @@ pub(crate) enum Rec {
         target: String,
     },
     Soa,
+    Ptr(String, String),
 }
 
 /// The answer to one question.
@@ -77,6 +78,7 @@ pub(crate) enum Want {
     Srv,
     Cname,
     Soa,
+    Ptr,
     Any,
     Other,
 }
@@ -94,6 +96,9 @@ impl Cluster {
     pub(crate) fn lookup(&self, domain: &str, name: &str, want: Want) -> Lookup {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(reversed) = name.strip_suffix(".in-addr.arpa") {
+            return self.reverse(&name, reversed, &domain, want);
+        }
         let rest = if name == domain {
             ""
         } else if let Some(rest) = name.strip_suffix(&format!(".{domain}")) {
@@ -282,6 +287,55 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// `d.c.b.a.in-addr.arpa`: the Service whose cluster IP, or the
+    /// headless Service whose endpoint, has that address; anything else
+    /// falls through to the upstreams (k3s's Corefile: `fallthrough
+    /// in-addr.arpa`).
+    fn reverse(&self, name: &str, reversed: &str, domain: &str, want: Want) -> Lookup {
+        let mut octets: Vec<&str> = reversed.split('.').collect();
+        if octets.len() != 4 {
+            return Lookup::Elsewhere;
+        }
+        octets.reverse();
+        let Ok(ip) = octets.join(".").parse::<Ipv4Addr>() else {
+            return Lookup::Elsewhere;
+        };
+        let ip = IpAddr::V4(ip);
+        let mut targets: BTreeSet<String> = BTreeSet::new();
+        for ((ns, svc), service) in &self.services {
+            match &service.kind {
+                ServiceKind::ClusterIp(ips) if ips.contains(&ip) => {
+                    targets.insert(format!("{svc}.{ns}.svc.{domain}"));
+                }
+                ServiceKind::Headless => {
+                    for endpoint in self.ready_endpoints(ns, svc) {
+                        if endpoint.addresses.contains(&ip)
+                            && let Some(label) = endpoint_label(endpoint)
+                        {
+                            targets.insert(format!("{label}.{svc}.{ns}.svc.{domain}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if targets.is_empty() {
+            return Lookup::Elsewhere;
+        }
+        if want != Want::Ptr && want != Want::Any {
+            return Lookup::NoData;
+        }
+        Lookup::Found(
+            targets
+                .into_iter()
+                .map(|t| Rec::Ptr(name.to_owned(), t))
+                .collect(),
+            Vec::new(),
+        )
+    }
+}
+
 /// The label an endpoint answers to: its hostname, or its first address
 /// dashed (`10-42-0-5`), as CoreDNS names endpoints without one.
 fn endpoint_label(endpoint: &EndpointEntry) -> Option<String> {
@@ -398,6 +452,7 @@ mod tests {
                         target,
                     } => format!("{name} SRV 0 {weight} {port} {target}"),
                     Rec::Soa => "SOA".into(),
+                    Rec::Ptr(n, t) => format!("{n} PTR {t}"),
                 };
                 let mut lines: Vec<String> = answers.iter().map(show).collect();
                 lines.extend(extra.iter().map(|r| format!("+ {}", show(r))));
@@ -468,6 +523,20 @@ mod tests {
             check("_http._tcp.web.default.svc.cluster.local", Want::A),
             "NoData"
         );
+    }
+
+    #[test]
+    fn reverse_names_of_services_and_endpoints() {
+        assert_eq!(
+            check("20.0.43.10.in-addr.arpa.", Want::Ptr),
+            "20.0.43.10.in-addr.arpa PTR web.default.svc.cluster.local"
+        );
+        assert_eq!(
+            check("6.0.42.10.in-addr.arpa", Want::Ptr),
+            "6.0.42.10.in-addr.arpa PTR db-0.db.default.svc.cluster.local"
+        );
+        assert_eq!(check("9.9.9.9.in-addr.arpa", Want::Ptr), "Elsewhere");
+        assert_eq!(check("20.0.43.10.in-addr.arpa", Want::A), "NoData");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -88,6 +88,7 @@ impl Handler {
             RecordType::SRV => Want::Srv,
             RecordType::CNAME => Want::Cname,
             RecordType::SOA => Want::Soa,
+            RecordType::PTR => Want::Ptr,
             RecordType::ANY => Want::Any,
             _ => Want::Other,
         };
@@ -169,6 +170,7 @@ impl Handler {
         let (name, data) = match rec {
             Rec::Addr(name, std::net::IpAddr::V4(ip)) => (owner(&name)?, RData::A(A(ip))),
             Rec::Addr(name, std::net::IpAddr::V6(ip)) => (owner(&name)?, RData::AAAA(AAAA(ip))),
+            Rec::Ptr(name, target) => (owner(&name)?, RData::PTR(PTR(self.name(&target)?))),
             Rec::Cname(name, target) => (owner(&name)?, RData::CNAME(CNAME(self.name(&target)?))),
             Rec::Srv {
                 name,

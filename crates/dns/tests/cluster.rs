@@ -110,6 +110,7 @@ fn show(record: &Record) -> String {
         RData::AAAA(a) => a.to_string(),
         RData::CNAME(c) => format!("CNAME {}", c.0),
         RData::SRV(s) => format!("SRV {} {} {} {}", s.priority, s.weight, s.port, s.target),
+        RData::PTR(p) => format!("PTR {}", p.0),
         RData::SOA(s) => format!("SOA {} {}", s.mname, s.rname),
         other => format!("{other:?}"),
     };
@@ -199,6 +200,14 @@ async fn cluster_ip_services_and_srv_records() {
     assert_eq!(
         srv.additionals.iter().map(show).collect::<Vec<_>>(),
         vec![format!("web.default.svc.cluster.local. 5 {ip}")]
+    );
+    // Its address, reversed.
+    let reversed: Vec<&str> = ip.split('.').rev().collect();
+    let ptr_name = format!("{}.in-addr.arpa.", reversed.join("."));
+    let ptr = ask_udp(s.addr, &ptr_name, RecordType::PTR).await;
+    assert_eq!(
+        answers(&ptr),
+        vec![format!("{ptr_name} 5 PTR web.default.svc.cluster.local.")]
     );
     // A name that exists with no record of this type: NODATA with the SOA.
     let aaaa = ask_udp(s.addr, "web.default.svc.cluster.local.", RecordType::AAAA).await;
