@@ -485,10 +485,11 @@ async fn two_servers_on_one_etcd_never_hand_out_the_same_ip() {
     let dir = tempfile::tempdir().unwrap();
     let mut clients = Vec::new();
     let mut servers = Vec::new();
-    for name in ["a", "b"] {
+    for (name, advertised) in [("a", [127, 0, 0, 2]), ("b", [127, 0, 0, 3])] {
         let running = bulwark_apiserver::start(bulwark_apiserver::Config {
             data_dir: dir.path().join(name),
             port: 0,
+            advertise_address: Some(std::net::IpAddr::from(advertised)),
             store: bulwark_apiserver::StoreChoice::Etcd(bulwark_store::EtcdConfig::new(vec![
                 etcd.endpoint(),
             ])),
@@ -524,6 +525,19 @@ async fn two_servers_on_one_etcd_never_hand_out_the_same_ip() {
         let port = spec.ports.unwrap()[0].node_port.unwrap();
         assert!(ports.insert(port), "node port {port} handed out twice");
     }
+    // Both servers are in the kubernetes endpoints (each renews a lease;
+    // neither overwrites the other).
+    let endpoints = Api::<Endpoints>::default_namespaced(clients[0].clone())
+        .get("kubernetes")
+        .await
+        .unwrap();
+    let addresses: Vec<String> = endpoints.subsets.unwrap()[0]
+        .addresses
+        .iter()
+        .flatten()
+        .map(|a| a.ip.clone())
+        .collect();
+    assert_eq!(addresses, vec!["127.0.0.2", "127.0.0.3"]);
     for server in servers {
         server.stop();
     }

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use bulwark_store::{Store, StoreExt as _, Write, WriteOutcome};
+use bulwark_store::{Range, Store, StoreExt as _, Write, WriteOutcome};
 use serde_json::{Value, json};
 
 use super::{AllocError, Allocators};
@@ -120,7 +120,15 @@ async fn ensure_built_ins(
         false,
     )
     .await?;
-    let ip = advertised.address.to_string();
+    let live = master_leases(store, advertised.address).await?;
+    let addresses: Vec<Value> = live
+        .iter()
+        .map(|ip| json!({"ip": ip.to_string()}))
+        .collect();
+    let endpoints: Vec<Value> = live
+        .iter()
+        .map(|ip| json!({"addresses": [ip.to_string()], "conditions": {"ready": true}}))
+        .collect();
     let port = json!([{"name": "https", "port": advertised.port, "protocol": "TCP"}]);
     put_desired(
         store,
@@ -132,7 +140,7 @@ async fn ensure_built_ins(
             "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": port}],
+            "subsets": [{"addresses": addresses, "ports": port}],
         }),
         &["subsets"],
     )
@@ -148,13 +156,54 @@ async fn ensure_built_ins(
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"kubernetes.io/service-name": "kubernetes"}},
             "addressType": if advertised.address.is_ipv4() { "IPv4" } else { "IPv6" },
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "endpoints": endpoints,
             "ports": port,
         }),
         &["addressType", "endpoints", "ports"],
     )
     .await?;
     Ok(())
+}
+
+/// How long a server's lease on a place in the `kubernetes` endpoints
+/// lasts without renewal (renewed every [`RECONCILE_INTERVAL`]; upstream's
+/// lease reconciler uses 15 s, a little more here for loaded machines).
+const MASTER_LEASE_SECS: i64 = 20;
+
+/// Where the servers' leases live (upstream's key prefix).
+const MASTER_LEASES: &str = "/registry/masterleases/";
+
+/// upstream's lease endpoint reconciler: renews this server's lease,
+/// drops expired ones, and returns the live servers' addresses (sorted),
+/// so servers sharing a store list each other instead of overwriting.
+async fn master_leases(store: &dyn Store, me: IpAddr) -> anyhow::Result<Vec<IpAddr>> {
+    let now = jiff::Timestamp::now().as_second();
+    let lease = json!({"address": me.to_string(), "expires": now + MASTER_LEASE_SECS});
+    store
+        .write(Write::put(
+            &format!("{MASTER_LEASES}{me}"),
+            serde_json::to_vec(&lease)?,
+        ))
+        .await?;
+    let mut live = vec![me];
+    for kv in store.range(Range::prefix(MASTER_LEASES)).await?.kvs {
+        let lease: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+        let address = lease["address"]
+            .as_str()
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        match (address, lease["expires"].as_i64()) {
+            (Some(address), Some(expires)) if expires >= now => live.push(address),
+            _ => {
+                // Expired (or unreadable): its server stopped renewing.
+                store
+                    .write(Write::delete(&kv.key).if_mod_revision(kv.mod_revision))
+                    .await?;
+            }
+        }
+    }
+    live.sort();
+    live.dedup();
+    Ok(live)
 }
 
 /// Creates the Service at `ip` unless it exists; `reconcile_ports` sets
