@@ -103,6 +103,13 @@ pub(crate) struct Api {
     pub(crate) caches: crate::watchcache::Caches,
     /// The service-account token signing key.
     pub(crate) tokens: Arc<crate::tokens::SigningKey>,
+    /// Service ClusterIP and NodePort allocation.
+    pub(crate) services: Arc<crate::services::Allocators>,
+}
+
+/// Whether `resource` is core/v1 Services (whose IPs and ports are allocated).
+fn is_service(resource: &ResourceType) -> bool {
+    resource.group.is_empty() && resource.kind == "Service"
 }
 
 /// Runs a resource request (everything but watch).
@@ -424,7 +431,10 @@ pub(crate) async fn create_object(
     crate::admission::pod_priority(api, req, &mut object).await?;
     crate::sa_admission::admit(api, req, &mut object).await?;
     crate::csr::prepare_create(req, &mut object);
-    let causes = crate::validation::validate(resource, &object);
+    let mut causes = crate::validation::validate(resource, &object);
+    if is_service(resource) {
+        causes.extend(crate::services::validate(None, &object));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             resource.kind,
@@ -455,7 +465,20 @@ pub(crate) async fn create_object(
         "",
     );
     let key = resource.key(req.namespace.as_deref(), &name);
-    if dry_run(req)? {
+    let dry_run = dry_run(req)?;
+    if dry_run && api.store.get(&key).await?.is_some() {
+        return Err(ApiError::already_exists(
+            resource.plural,
+            resource.group,
+            &name,
+        ));
+    }
+    let taken = if is_service(resource) {
+        crate::services::on_create(&api.services, &mut object, dry_run).await?
+    } else {
+        crate::services::Held::default()
+    };
+    if dry_run {
         if api.store.get(&key).await?.is_some() {
             return Err(ApiError::already_exists(
                 resource.plural,
@@ -484,11 +507,14 @@ pub(crate) async fn create_object(
                 list: None,
             })
         }
-        WriteOutcome::Failed { .. } => Err(ApiError::already_exists(
-            resource.plural,
-            resource.group,
-            &name,
-        )),
+        WriteOutcome::Failed { .. } => {
+            api.services.release_logged(&taken).await;
+            Err(ApiError::already_exists(
+                resource.plural,
+                resource.group,
+                &name,
+            ))
+        }
     }
 }
 
@@ -545,6 +571,13 @@ pub(crate) async fn guaranteed_update(
                 .is_none_or(Vec::is_empty)
             && !pod_awaits_node(&updated)
             && !namespace_awaits_finalizers(&updated);
+        let (taken, released) = if !is_service(resource) {
+            Default::default()
+        } else if finalized {
+            (Default::default(), crate::services::held(&current))
+        } else {
+            crate::services::on_update(&api.services, &current, &mut updated, dry_run(req)?).await?
+        };
         if dry_run(req)? {
             return Ok(updated);
         }
@@ -553,12 +586,21 @@ pub(crate) async fn guaranteed_update(
         } else {
             Write::put(&key, encode(&updated)?).if_mod_revision(kv.mod_revision)
         };
-        match api.store.write(write).await? {
+        let outcome = match api.store.write(write).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                api.services.release_logged(&taken).await;
+                return Err(err.into());
+            }
+        };
+        match outcome {
             WriteOutcome::Committed { revision, .. } => {
+                api.services.release_logged(&released).await;
                 objects::set_resource_version(&mut updated, revision);
                 return Ok(updated);
             }
             WriteOutcome::Failed { .. } if pinned.is_some() => {
+                api.services.release_logged(&taken).await;
                 return Err(ApiError::conflict(
                     resource.plural,
                     resource.group,
@@ -566,7 +608,10 @@ pub(crate) async fn guaranteed_update(
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
-            WriteOutcome::Failed { .. } => continue,
+            WriteOutcome::Failed { .. } => {
+                api.services.release_logged(&taken).await;
+                continue;
+            }
         }
     }
     Err(ApiError::conflict(
@@ -671,7 +716,14 @@ pub(crate) fn merge_update(
     }
     objects::check_immutable(resource, current, &merged)?;
     defaults::apply(resource, &mut merged);
+    let service = is_service(resource) && req.subresource.is_none();
+    if service {
+        crate::services::prepare_update(current, &mut merged);
+    }
     let mut causes = crate::validation::validate(resource, &merged);
+    if service {
+        causes.extend(crate::services::validate(Some(current), &merged));
+    }
     if csr_body.is_some() {
         causes.extend(crate::csr::validate_update(current, &merged));
     }
@@ -987,11 +1039,17 @@ async fn delete(
         // Nothing holds it: remove it now (unless a concurrent write just
         // changed it, in which case the marked object stands).
         let key = key_of(req)?;
-        if let Some(kv) = api.store.get(&key).await? {
-            let _ = api
+        if let Some(kv) = api.store.get(&key).await?
+            && let WriteOutcome::Committed { .. } = api
                 .store
                 .write(Write::delete(&key).if_mod_revision(kv.mod_revision))
-                .await?;
+                .await?
+            && is_service(&resource)
+        {
+            let deleted = decode_stored(&kv.value, kv.mod_revision)?;
+            api.services
+                .release_logged(&crate::services::held(&deleted))
+                .await;
         }
     }
     Ok(result)

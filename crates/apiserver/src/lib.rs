@@ -39,6 +39,7 @@ pub mod pki;
 mod registry;
 mod request;
 mod sa_admission;
+mod services;
 mod status;
 mod table;
 mod tls;
@@ -64,6 +65,7 @@ pub use auth::UserInfo;
 pub use pki::Pki;
 pub use registry::{Registry, ResourceType};
 use request::{Representation, Target, Verb};
+pub use services::{DEFAULT_SERVICE_CIDR, Ipv4Cidr, ServiceRanges};
 use status::{ApiError, ApiResult};
 
 /// Which store backs the cluster.
@@ -118,6 +120,15 @@ pub struct Config {
     /// An `EncryptionConfiguration` file; `None`: `<data-dir>/encryption-config.yaml`,
     /// created at first start with a random secretbox key for Secrets.
     pub encryption_config: Option<PathBuf>,
+    /// Where Services take their cluster IPs and NodePorts from
+    /// (`--service-cluster-ip-range`, default `10.43.0.0/16`;
+    /// `--service-node-port-range`, default 30000-32767).
+    pub service_ranges: ServiceRanges,
+    /// The address the `kubernetes` Service's endpoints name (other nodes
+    /// and pods reach the API server there). `None`: the bind address, or
+    /// when bound to every address, the source address of the default
+    /// route (loopback if there is none).
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Default for Config {
@@ -130,6 +141,8 @@ impl Default for Config {
             extra_sans: Vec::new(),
             encryption_config: None,
             audit_log: AuditLog::default(),
+            service_ranges: ServiceRanges::default(),
+            advertise_address: None,
         }
     }
 }
@@ -299,6 +312,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             anyhow::anyhow!("starting the {} cache: {}", resource.plural, err.message)
         })?;
     }
+    let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", config.bind_address, config.port))?;
+    let address = listener.local_addr()?;
+    let allocators = Arc::new(services::Allocators::new(
+        store.clone(),
+        config.service_ranges.clone(),
+    ));
+    let advertised =
+        services::Advertised::choose(config.advertise_address, address.ip(), address.port());
+    services::bootstrap(&*store, &allocators, advertised)
+        .await
+        .context("creating the built-in Services")?;
+    let repair = tokio::spawn(services::reconcile_loop(
+        store.clone(),
+        allocators.clone(),
+        advertised,
+    ));
     let server = Arc::new(Server {
         authz,
         audit,
@@ -306,16 +337,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: store.clone(),
             caches,
             tokens,
+            services: allocators,
         },
         registry,
         metrics,
         openapi: openapi::OpenApi::default(),
         kubelet: nodeproxy::KubeletClient::new(&pki)?,
     });
-    let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
-        .await
-        .with_context(|| format!("listening on {}:{}", config.bind_address, config.port))?;
-    let address = listener.local_addr()?;
     let host = match address.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
         IpAddr::V6(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
@@ -327,7 +355,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     pki.write_admin_kubeconfig(&kubeconfig, &url)?;
     let tls = tls::server_config(&pki)?;
     let app = axum::Router::new().fallback(dispatch).with_state(server);
-    let task = tokio::spawn(tls::serve(listener, tls, app));
+    let task = tokio::spawn(async move {
+        // The repair loop lives as long as the server.
+        let _repair = AbortOnDrop(repair);
+        tls::serve(listener, tls, app).await;
+    });
     tracing::info!(%address, kubeconfig = %kubeconfig.display(), "API server listening");
     Ok(Running {
         address,
@@ -337,6 +369,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         task,
     })
+}
+
+/// Aborts a task when dropped (the server's companions stop with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The namespaces every cluster has.

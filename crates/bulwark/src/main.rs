@@ -124,6 +124,18 @@ struct ServerArgs {
     /// without renewal before another server takes over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_elect_lease_duration: std::time::Duration,
+    /// The range Services take cluster IPs from; its first address is the
+    /// `kubernetes` Service's, its tenth the cluster DNS Service's.
+    #[arg(long, default_value = bulwark_apiserver::DEFAULT_SERVICE_CIDR)]
+    service_cluster_ip_range: bulwark_apiserver::Ipv4Cidr,
+    /// The NodePort range, `first-last`.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+    /// The address the `kubernetes` Service's endpoints name. Default: the
+    /// bind address, or when bound to 0.0.0.0 the source address of the
+    /// default route.
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// How long a node may go without renewing its Lease before it is
     /// marked NotReady/Unknown and tainted (upstream's 50 s).
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
@@ -191,6 +203,24 @@ struct NodeArgs {
     /// Maximum processes per pod.
     #[arg(long, default_value_t = 4096)]
     pod_pids_limit: i64,
+}
+
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (first, last) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?}: expected first-last, e.g. 30000-32767"))?;
+    let first: u16 = first
+        .trim()
+        .parse()
+        .map_err(|_| format!("{first:?} is not a port"))?;
+    let last: u16 = last
+        .trim()
+        .parse()
+        .map_err(|_| format!("{last:?} is not a port"))?;
+    if first == 0 || first > last {
+        return Err(format!("{text:?}: the range is empty"));
+    }
+    Ok((first, last))
 }
 
 /// `15s`, `500ms`, `2m`.
@@ -386,6 +416,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         store,
         extra_sans: args.tls_sans.clone(),
         encryption_config: args.encryption_provider_config.clone(),
+        service_ranges: bulwark_apiserver::ServiceRanges {
+            cluster_ip_range: args.service_cluster_ip_range,
+            node_ports: args.service_node_port_range,
+        },
+        advertise_address: args.advertise_address,
         audit_log: if args.insecure_no_audit_log {
             eprintln!("WARNING: --insecure-no-audit-log: API requests are not audited");
             bulwark_apiserver::AuditLog::Off

@@ -67,6 +67,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-view (10 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
+        ClusterRole system:bulwark-dns (2 rules)
         ClusterRole system:certificates.k8s.io:certificatesigningrequests:nodeclient (1 rules)
         ClusterRole system:certificates.k8s.io:certificatesigningrequests:selfnodeclient (1 rules)
         ClusterRole system:certificates.k8s.io:kube-apiserver-client-approver (1 rules)
@@ -111,6 +112,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:certificates.k8s.io:certificatesigningrequests:selfnodeclient -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient Group:system:nodes
         ClusterRoleBinding system:discovery -> system:discovery Group:system:authenticated
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
+        ClusterRoleBinding system:bulwark-dns -> system:bulwark-dns User:system:bulwark-dns
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
         ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client
@@ -353,8 +355,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=81 unchanged=0 []
-        created=0 unchanged=81 []
-        created=1 unchanged=80 []"#]]
+        created=83 unchanged=0 []
+        created=0 unchanged=83 []
+        created=1 unchanged=82 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

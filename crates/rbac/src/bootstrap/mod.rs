@@ -152,6 +152,21 @@ pub fn cluster_roles() -> Vec<Value> {
             &[r(&["list", "watch"], &[""], &["endpoints", "services"])],
             None,
         ),
+        // Bulwark's cluster DNS server (crates/dns), run by each node's
+        // agent: CoreDNS's own ClusterRole, less pods (it answers pod
+        // names without looking them up, as `pods insecure` does).
+        role(
+            "system:bulwark-dns",
+            &[
+                r(&["list", "watch"], &[""], &["services", "namespaces"]),
+                r(
+                    &["list", "watch"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+            None,
+        ),
         role(
             "system:kube-controller-manager",
             &kube_controller_manager(),
@@ -301,6 +316,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:kube-controller-manager",
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],
+        ),
+        binding(
+            "system:bulwark-dns",
+            "system:bulwark-dns",
+            vec![user("system:bulwark-dns")],
         ),
         binding(
             "system:kube-dns",
