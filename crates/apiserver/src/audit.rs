@@ -34,7 +34,8 @@ pub(crate) fn request_info(
         Some(user) => AuditUser {
             username: user.username.clone(),
             groups: user.groups.clone(),
-            ..AuditUser::default()
+            uid: user.uid.clone(),
+            extra: user.extra.clone(),
         },
         None => AuditUser {
             username: "system:anonymous".into(),

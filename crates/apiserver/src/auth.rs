@@ -1,10 +1,11 @@
 //! Who is asking: the identity of a request.
 //!
-//! Today: an x509 client certificate signed by the cluster CA, as upstream
-//! reads it (CN = user name, O = groups). Service-account and bootstrap
-//! tokens come with the security issue. A request without a verified
+//! In upstream's order: an x509 client certificate signed by the cluster CA
+//! (CN = user name, O = groups), else a bearer token — a service-account
+//! JWT or a bootstrap token (`authn.rs`). A request without a verified
 //! identity is refused with 401: anonymous access is off.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
@@ -16,6 +17,10 @@ pub struct UserInfo {
     pub username: String,
     /// Groups, always including `system:authenticated`.
     pub groups: Vec<String>,
+    /// A unique id (a service account's UID); empty if none.
+    pub uid: String,
+    /// Extra attributes (a token's pod, node and credential id).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The TCP peer of a request (for audit and logs).
@@ -37,11 +42,28 @@ impl UserInfo {
             .filter_map(|o| o.as_str().ok().map(str::to_owned))
             .collect();
         groups.push("system:authenticated".to_owned());
-        Some(UserInfo { username, groups })
+        Some(UserInfo::new(username, groups))
     }
 
-    /// `authentication.k8s.io/v1` `UserInfo`.
+    /// A user with a name and groups, no uid or extra.
+    pub fn new(username: String, groups: Vec<String>) -> Self {
+        UserInfo {
+            username,
+            groups,
+            uid: String::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// `authentication.k8s.io/v1` `UserInfo` (uid and extra only when set).
     pub fn to_json(&self) -> Value {
-        json!({"username": self.username, "groups": self.groups})
+        let mut info = json!({"username": self.username, "groups": self.groups});
+        if !self.uid.is_empty() {
+            info["uid"] = json!(self.uid);
+        }
+        if !self.extra.is_empty() {
+            info["extra"] = json!(self.extra);
+        }
+        info
     }
 }

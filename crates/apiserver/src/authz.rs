@@ -40,7 +40,8 @@ fn rbac_user(user: &UserInfo) -> bulwark_rbac::UserInfo {
     bulwark_rbac::UserInfo {
         name: user.username.clone(),
         groups: user.groups.clone(),
-        ..bulwark_rbac::UserInfo::default()
+        uid: user.uid.clone(),
+        extra: user.extra.clone(),
     }
 }
 
@@ -469,8 +470,8 @@ pub(crate) fn impersonate(
         impersonated_groups.push("system:authenticated".to_owned());
     }
     tracing::debug!(from = %user.username, to = %target_user, "impersonating");
-    Ok(UserInfo {
-        username: target_user,
-        groups: impersonated_groups,
-    })
+    let mut impersonated = UserInfo::new(target_user, impersonated_groups);
+    impersonated.uid = uid.unwrap_or_default();
+    impersonated.extra = extras.into_iter().collect();
+    Ok(impersonated)
 }

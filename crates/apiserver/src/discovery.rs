@@ -22,6 +22,7 @@ const REVIEWS: &[(&str, &str, &str, &str)] = &[
         "selfsubjectreviews",
         "SelfSubjectReview",
     ),
+    ("authentication.k8s.io", "v1", "tokenreviews", "TokenReview"),
     (
         "authorization.k8s.io",
         "v1",

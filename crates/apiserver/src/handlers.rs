@@ -101,6 +101,8 @@ pub(crate) struct Api {
     pub(crate) store: Arc<dyn Store>,
     /// The watch caches (also serving lists at resourceVersion 0).
     pub(crate) caches: crate::watchcache::Caches,
+    /// The service-account token signing key.
+    pub(crate) tokens: Arc<crate::tokens::SigningKey>,
 }
 
 /// Runs a resource request (everything but watch).
@@ -117,6 +119,7 @@ pub(crate) async fn handle(
         (Verb::Create, None) => create(api, req, headers, body).await,
         (Verb::Create, Some("binding")) => bind(api, req, headers, body).await,
         (Verb::Create, Some("eviction")) => evict(api, req).await,
+        (Verb::Create, Some("token")) => crate::tokenrequest::create(api, req, headers, body).await,
         (Verb::Update, _) => update(api, req, headers, body).await,
         (Verb::Patch, _) => patch(api, req, headers, body).await,
         (Verb::Delete, None) => delete(api, req, headers, body).await.map(Reply::ok),
@@ -419,6 +422,7 @@ pub(crate) async fn create_object(
     // Mutating admission, before validation as upstream orders it.
     crate::admission::default_toleration_seconds(req, &mut object);
     crate::admission::pod_priority(api, req, &mut object).await?;
+    crate::sa_admission::admit(api, req, &mut object).await?;
     crate::csr::prepare_create(req, &mut object);
     let causes = crate::validation::validate(resource, &object);
     if !causes.is_empty() {

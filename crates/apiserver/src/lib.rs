@@ -21,7 +21,9 @@ mod admission;
 mod apply;
 mod audit;
 mod auth;
+mod authn;
 mod authz;
+pub mod bootstrap_token;
 mod csr;
 mod defaults;
 mod discovery;
@@ -29,15 +31,19 @@ mod encryption;
 mod handlers;
 mod metrics;
 mod nodegraph;
+mod nodeproxy;
 mod noderestriction;
 mod objects;
 mod openapi;
 pub mod pki;
 mod registry;
 mod request;
+mod sa_admission;
 mod status;
 mod table;
 mod tls;
+mod tokenrequest;
+pub mod tokens;
 mod validation;
 mod watch;
 mod watchcache;
@@ -138,6 +144,9 @@ pub struct Running {
     pub pki: Pki,
     /// `https://host:port`.
     pub url: String,
+    /// The store behind the API (encrypting), for the few objects the
+    /// server writes itself.
+    store: Arc<dyn Store>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -145,6 +154,47 @@ impl Running {
     /// Stops serving (connections in flight end).
     pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Creates a bootstrap token (a `kube-system/bootstrap-token-<id>`
+    /// Secret) valid for `ttl` (`None`: until deleted), whose user is also
+    /// in `extra_groups` (each must start with `system:bootstrappers:`).
+    /// Returns the token, `<id>.<secret>`, for a joining node to present.
+    pub async fn create_bootstrap_token(
+        &self,
+        ttl: Option<std::time::Duration>,
+        extra_groups: &[&str],
+        description: &str,
+    ) -> anyhow::Result<String> {
+        let registry = Registry::builtin();
+        let resource = registry
+            .get("", "v1", "secrets")
+            .context("secrets are served")?;
+        for _ in 0..5 {
+            let (id, secret) = bootstrap_token::generate();
+            let mut object = bootstrap_token::secret_manifest(
+                &id,
+                &secret,
+                ttl,
+                authn::now(),
+                extra_groups,
+                description,
+            );
+            defaults::apply(&resource, &mut object);
+            objects::initialize(&resource, &mut object);
+            let key = resource.key(
+                Some(bootstrap_token::NAMESPACE),
+                &format!("bootstrap-token-{id}"),
+            );
+            let outcome = self
+                .store
+                .write(Write::put(&key, serde_json::to_vec(&object)?).if_absent())
+                .await?;
+            if matches!(outcome, bulwark_store::WriteOutcome::Committed { .. }) {
+                return Ok(format!("{id}.{secret}"));
+            }
+        }
+        anyhow::bail!("could not find a free bootstrap token id")
     }
 
     /// Waits until the server stops (it does not, unless it fails).
@@ -160,6 +210,7 @@ struct Server {
     registry: Registry,
     metrics: Arc<metrics::Metrics>,
     openapi: openapi::OpenApi,
+    kubelet: nodeproxy::KubeletClient,
 }
 
 /// Starts the API server: data dir and certificates, the store, default
@@ -167,6 +218,10 @@ struct Server {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let pki = Pki::load_or_create(&config.data_dir, &config.extra_sans)
         .with_context(|| format!("preparing certificates in {}", config.data_dir.display()))?;
+    let tokens = Arc::new(
+        tokens::SigningKey::load_or_create(&config.data_dir)
+            .context("preparing the service-account signing key")?,
+    );
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Embedded => {
             let dir = config.data_dir.join("db");
@@ -250,10 +305,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         api: handlers::Api {
             store: store.clone(),
             caches,
+            tokens,
         },
         registry,
         metrics,
         openapi: openapi::OpenApi::default(),
+        kubelet: nodeproxy::KubeletClient::new(&pki)?,
     });
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -277,6 +334,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         kubeconfig,
         pki,
         url,
+        store,
         task,
     })
 }
@@ -308,7 +366,20 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
-    let user = request.extensions().get::<UserInfo>().cloned();
+    // x509 first, then a bearer token, as upstream's union authenticator.
+    let user = match request.extensions().get::<UserInfo>() {
+        Some(user) => Some(user.clone()),
+        None => match authn::bearer_token(request.headers()) {
+            Some(token) => match authn::authenticate(&server.api, token, &[], authn::now()).await {
+                Ok(found) => Some(found.user),
+                Err(why) => {
+                    tracing::debug!(%why, %path, "bearer token refused");
+                    None
+                }
+            },
+            None => None,
+        },
+    };
     let peer = request.extensions().get::<auth::Peer>().map(|p| p.0);
     let span = tracing::info_span!(
         "request",
@@ -440,6 +511,22 @@ async fn route(
             }
             let verb = req.verb.as_str();
             let resource = req.resource.plural.to_owned();
+            if req.resource.plural == "pods"
+                && nodeproxy::is_node_stream(req.subresource.as_deref())
+            {
+                let response = match nodeproxy::forward(
+                    &server.kubelet,
+                    server.api.store.as_ref(),
+                    &req,
+                    parts,
+                )
+                .await
+                {
+                    Ok(response) => response,
+                    Err(err) => err.into_response(),
+                };
+                return (response, verb, resource);
+            }
             let response = match resource_request(server, &req, &parts.headers, &body).await {
                 Ok(response) => response,
                 Err(err) => err.into_response(),
@@ -622,6 +709,16 @@ async fn other(
                 Err(err) => err.into_response(),
             }
         }
+        ("POST", "/apis/authentication.k8s.io/v1/tokenreviews") => {
+            let review = match request::decode_body(&parts.headers, body) {
+                Ok(review) => review,
+                Err(err) => return err.into_response(),
+            };
+            match authn::token_review(&server.api, &review).await {
+                Ok(answer) => json_response(201, &answer, &[]),
+                Err(err) => err.into_response(),
+            }
+        }
         ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews") => {
             let _ = body;
             json_response(
@@ -716,7 +813,7 @@ fn subject_access_review(
         )
         .into_response();
     }
-    let subject = UserInfo { username, groups };
+    let subject = UserInfo::new(username, groups);
     json_response(
         201,
         &server

@@ -156,6 +156,31 @@ impl Pki {
         Ok(cert.pem())
     }
 
+    /// Issues a serving certificate for a node's agent (CN `system:node:<node>`,
+    /// O `system:nodes`, as upstream's kubelet-serving signer) covering its
+    /// name and addresses. Returns (cert, key) PEM.
+    pub fn issue_node_serving(
+        &self,
+        node: &str,
+        sans: &[String],
+    ) -> Result<(String, String), PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let key = KeyPair::generate().map_err(cert_err("serving key"))?;
+        let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err("node serving"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("system:node:{node}"));
+        dn.push(DnType::OrganizationName, "system:nodes");
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(cert_err("node serving"))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// A kubeconfig for `server` authenticating with the given client
     /// certificate.
     pub fn kubeconfig(&self, server: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
@@ -322,7 +347,7 @@ fn read(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     fs::create_dir_all(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
@@ -333,7 +358,7 @@ fn create_private_dir(path: &Path) -> Result<(), PkiError> {
     })
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.to_owned(),
         source,

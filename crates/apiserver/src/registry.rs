@@ -283,6 +283,35 @@ const APPROVAL: Subresource = Subresource {
     verbs: &["get", "patch", "update"],
 };
 
+/// `pods/log`: the container's log, from the node's agent.
+const LOG: Subresource = Subresource {
+    name: "log",
+    kind: None,
+    verbs: &["get"],
+};
+/// `pods/exec`, `pods/attach`, `pods/portforward`: streams through the
+/// node's agent.
+const EXEC: Subresource = Subresource {
+    name: "exec",
+    kind: Some(("", "v1", "PodExecOptions")),
+    verbs: &["create", "get"],
+};
+const ATTACH: Subresource = Subresource {
+    name: "attach",
+    kind: Some(("", "v1", "PodAttachOptions")),
+    verbs: &["create", "get"],
+};
+const PORTFORWARD: Subresource = Subresource {
+    name: "portforward",
+    kind: Some(("", "v1", "PodPortForwardOptions")),
+    verbs: &["create", "get"],
+};
+const TOKEN: Subresource = Subresource {
+    name: "token",
+    kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+    verbs: &["create"],
+};
+
 const EVICTION: Subresource = Subresource {
     name: "eviction",
     kind: Some(("policy", "v1", "Eviction")),
@@ -337,7 +366,7 @@ fn builtin() -> Vec<ResourceType> {
             core::Pod,
             ["po"],
             ["all"],
-            [STATUS, BINDING, EVICTION]
+            [STATUS, BINDING, EVICTION, LOG, EXEC, ATTACH, PORTFORWARD]
         ),
         resource!(
             "",
@@ -409,7 +438,7 @@ fn builtin() -> Vec<ResourceType> {
             core::ServiceAccount,
             ["sa"],
             [],
-            []
+            [TOKEN]
         ),
         resource!(
             "",

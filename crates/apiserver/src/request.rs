@@ -136,11 +136,14 @@ pub(crate) fn parse(
     }
     let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (method.as_str(), name.is_some(), subresource.as_deref()) {
+        // Streams are authorized as `create` however they arrive (a
+        // WebSocket exec is a GET), as upstream since 1.30.
+        (_, true, Some("exec" | "attach" | "portforward")) => Verb::Create,
         ("GET", false, _) if watch => Verb::Watch,
         ("GET", false, _) => Verb::List,
         ("GET", true, _) => Verb::Get,
         ("POST", false, _) => Verb::Create,
-        ("POST", true, Some("binding" | "eviction")) => Verb::Create,
+        ("POST", true, Some("binding" | "eviction" | "token")) => Verb::Create,
         ("PUT", true, _) => Verb::Update,
         ("PATCH", true, _) => Verb::Patch,
         ("DELETE", true, _) => Verb::Delete,

@@ -246,6 +246,22 @@ impl Caches {
         Some(cache.snapshot(prefix).0)
     }
 
+    /// One object by storage key (`/registry/<plural>/…`) from its
+    /// resource's cache: `None` if that cache is not started, `Some(None)`
+    /// if the cache holds no such object.
+    pub(crate) fn object(&self, key: &str) -> Option<Option<Arc<Value>>> {
+        let rest = key.strip_prefix("/registry/")?;
+        let prefix = format!("/registry/{}/", rest.split('/').next()?);
+        let cache = self
+            .caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&prefix)
+            .cloned()?;
+        let state = cache.state.read().unwrap_or_else(|p| p.into_inner());
+        Some(state.objects.get(key).map(|cached| cached.value.clone()))
+    }
+
     /// The cache of `resource`, starting it (list, then watch) if needed.
     pub(crate) async fn get(&self, resource: &Arc<ResourceType>) -> ApiResult<Arc<Cache>> {
         let prefix = resource.key_prefix();

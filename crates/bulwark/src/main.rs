@@ -122,6 +122,35 @@ struct ServerArgs {
     /// without renewal before another server takes over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_elect_lease_duration: std::time::Duration,
+    /// Do not run a node agent in this server (a control-plane-only node).
+    /// Without root the agent cannot run and is left out with a warning.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// How the node agent presents its node.
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's address (default: the address of the default route).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// Registry mirrors, credentials and TLS for image pulls.
+    #[arg(long, default_value = "/etc/bulwark/registries.yaml")]
+    registries: std::path::PathBuf,
+    /// The port of the agent's own API (logs, exec for the API server).
+    #[arg(long, default_value_t = bulwark_agent::AGENT_PORT)]
+    agent_port: u16,
+    /// Maximum pods on the node.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Maximum processes per pod.
+    #[arg(long, default_value_t = 4096)]
+    pod_pids_limit: i64,
 }
 
 /// `15s`, `500ms`, `2m`.
@@ -192,6 +221,14 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The runtime starts each container's shim as this very binary (from a
+    // sealed copy) under the name `bulwark-runtime-shim`. It must be
+    // dispatched before anything starts a thread: the shim clones.
+    let mut args = std::env::args();
+    if args.next().as_deref() == Some(SHIM_NAME) {
+        let args: Vec<String> = args.collect();
+        std::process::exit(bulwark_runtime::shim_main(&args));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -397,6 +434,7 @@ fn start_components(
                     },
                 ))
             }),
+            root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
@@ -435,6 +473,39 @@ fn start_components(
             "scheduler"
         });
     }
+    if !args.disable_agent {
+        if nix_is_root() {
+            let name = node_name(&args.node);
+            let client = access.client(&bulwark_client::Identity::user(
+                format!("system:node:{name}"),
+                &["system:nodes"],
+            ))?;
+            let ip = args
+                .node
+                .node_ip
+                .unwrap_or_else(bulwark_agent::default_node_ip);
+            let (cert_pem, key_pem) = running
+                .pki
+                .issue_node_serving(&name, &[name.clone(), ip.to_string()])?;
+            let serving = bulwark_agent::ServingConfig {
+                listen: std::net::SocketAddr::new(ip, args.node.agent_port),
+                cert_pem,
+                key_pem,
+                ca_pem: running.pki.ca_cert_pem.clone(),
+            };
+            let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+            tasks.spawn(async move {
+                if let Err(err) = agent.await {
+                    tracing::error!(error = %format!("{err:#}"), "node agent");
+                }
+                "node agent"
+            });
+        } else {
+            eprintln!(
+                "WARNING: not running as root: this server runs no node agent, so pods stay Pending (run as root, or add nodes with `bulwark agent`)"
+            );
+        }
+    }
     Ok(async move {
         match tasks.join_next().await {
             Some(Ok(name)) => name,
@@ -442,6 +513,59 @@ fn start_components(
             None => std::future::pending().await,
         }
     })
+}
+
+/// The name the runtime gives its shim processes (`argv[0]`).
+const SHIM_NAME: &str = "bulwark-runtime-shim";
+
+/// Starts the node agent for `data_dir` with `client` (as
+/// `system:node:<name>`); resolves when it stops.
+fn start_agent(
+    data_dir: &std::path::Path,
+    client: kube::Client,
+    node: &NodeArgs,
+    serving: Option<bulwark_agent::ServingConfig>,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
+    let images = std::sync::Arc::new(bulwark_runtime::ImageStore::open(data_dir.join("images"))?);
+    let shim = std::env::current_exe()?;
+    let runtime = std::sync::Arc::new(bulwark_runtime::Runtime::new(
+        data_dir.join("runtime"),
+        images.clone(),
+        shim,
+    )?);
+    let registries = if node.registries.exists() {
+        bulwark_runtime::RegistryConfig::load(&node.registries)?
+    } else {
+        bulwark_runtime::RegistryConfig::default()
+    };
+    let options = bulwark_agent::AgentOptions {
+        client,
+        node_name: node_name(node),
+        node_ip: node.node_ip.unwrap_or_else(bulwark_agent::default_node_ip),
+        root: data_dir.join("agent"),
+        runtime,
+        images,
+        registries,
+        labels: Default::default(),
+        taints: Vec::new(),
+        max_pods: node.max_pods,
+        pod_pids_limit: Some(node.pod_pids_limit).filter(|l| *l > 0),
+        lease_interval: std::time::Duration::from_secs(10),
+        status_interval: std::time::Duration::from_secs(10),
+        agent_port: node.agent_port,
+        serving,
+    };
+    Ok(async move { Ok(bulwark_agent::run(options).await?) })
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+fn node_name(node: &NodeArgs) -> String {
+    node.node_name
+        .clone()
+        .unwrap_or_else(bulwark_agent::default_node_name)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -26,7 +26,13 @@ impl Cluster {
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--disable-agent",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(&data)
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
@@ -267,7 +273,7 @@ fn get_in_every_output_format() {
         "cm",
         "-A",
         "--field-selector",
-        "metadata.namespace=other",
+        "metadata.namespace=other,metadata.name!=kube-root-ca.crt",
         "-o",
         "name",
     ]);

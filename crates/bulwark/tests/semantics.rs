@@ -277,7 +277,9 @@ async fn concurrent_watchers_see_the_same_order() {
 
 #[tokio::test]
 async fn malformed_requests_get_upstream_statuses() {
-    let server = Server::start();
+    // No controllers: the root CA publisher would write (and its informer
+    // watch) ConfigMaps too.
+    let server = Server::start_with(&["--disable-controller-manager"]);
     let client = server.client().await;
     let request = |method: &str, uri: &str, content_type: &str, body: Vec<u8>| {
         http::Request::builder()
@@ -414,7 +416,9 @@ async fn leases_and_events_live_and_die() {
 
 #[tokio::test]
 async fn metrics_count_requests_watches_and_store_calls() {
-    let server = Server::start();
+    // No controllers: the root CA publisher would write (and its informer
+    // watch) ConfigMaps too.
+    let server = Server::start_with(&["--disable-controller-manager"]);
     let client = server.client().await;
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let _watch = api

@@ -33,6 +33,7 @@ mod ownership;
 mod pods;
 mod queue;
 mod replicaset;
+mod rootca;
 mod serviceaccount;
 mod statefulset;
 mod ttl;
@@ -66,6 +67,9 @@ pub struct Options {
     /// (upstream's csrsigning controller); `None`: CSRs are approved but
     /// never signed.
     pub csr_signer: Option<CsrSigner>,
+    /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
+    /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
+    pub root_ca_pem: Option<String>,
 }
 
 /// Upstream's `--node-monitor-grace-period` default.
@@ -132,6 +136,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
             signer: options.csr_signer.clone(),
+            root_ca_pem: options.root_ca_pem.clone(),
         };
         let name = controller.name;
         let run = controller.run;
@@ -163,6 +168,8 @@ struct Context {
     node_monitor_grace_period: std::time::Duration,
     /// See [`Options::csr_signer`].
     signer: Option<CsrSigner>,
+    /// See [`Options::root_ca_pem`].
+    root_ca_pem: Option<String>,
 }
 
 /// One controller: its service account name, the component its Events
@@ -233,6 +240,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "root-ca-cert-publisher",
+        component: "root-ca-cert-publisher",
+        run: |cx| Box::pin(rootca::run(cx)),
     },
     Controller {
         name: "service-account-controller",

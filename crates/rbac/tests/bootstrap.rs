@@ -113,6 +113,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
+        ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client
         ClusterRoleBinding system:monitoring -> system:monitoring Group:system:monitoring
         ClusterRoleBinding system:node -> system:node
         ClusterRoleBinding system:node-bootstrapper -> system:node-bootstrapper Group:system:bootstrappers
@@ -352,8 +353,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=80 unchanged=0 []
-        created=0 unchanged=80 []
-        created=1 unchanged=79 []"#]]
+        created=81 unchanged=0 []
+        created=0 unchanged=81 []
+        created=1 unchanged=80 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

@@ -39,11 +39,63 @@ impl TestCluster {
                     .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
             }),
         )?;
-        Ok(TestCluster {
+        let cluster = TestCluster {
             running: Some(running),
             access,
             _dir: dir,
-        })
+        };
+        cluster.create_default_service_accounts().await?;
+        Ok(cluster)
+    }
+
+    /// What the ServiceAccount controller would do for the namespaces every
+    /// cluster starts with: component tests that run no controllers can then
+    /// create pods there (ServiceAccount admission refuses pods whose
+    /// ServiceAccount does not exist).
+    async fn create_default_service_accounts(
+        &self,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let admin = self.admin();
+        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let accounts: kube::Api<ServiceAccount> =
+                kube::Api::namespaced(admin.clone(), namespace);
+            let account: ServiceAccount =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}}))?;
+            match accounts.create(&Default::default(), &account).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_cert_pem(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| r.pki.ca_cert_pem.clone())
+            .unwrap_or_default()
+    }
+
+    /// The API server's URL, `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| r.url.clone())
+            .unwrap_or_default()
+    }
+
+    /// The running API server (for what only it can do, e.g. bootstrap
+    /// tokens).
+    pub fn server(&self) -> Option<&bulwark_apiserver::Running> {
+        self.running.as_ref()
+    }
+
+    /// The data dir (certificates, the service-account signing key).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     /// Access for components (clients for any identity).

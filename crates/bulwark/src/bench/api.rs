@@ -65,7 +65,13 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
     let port = bulwark_testkit::free_loopback_port()?;
     let server = Child(
         std::process::Command::new(std::env::current_exe()?)
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--disable-agent",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(dir.path())
             // The API server alone: no scheduler writing conditions on the
             // benchmark's unschedulable pods, no controllers.
@@ -90,6 +96,21 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "the server never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // No ServiceAccount controller runs: create what it would, or
+    // ServiceAccount admission refuses every pod.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::default_namespaced(client.clone());
+    match accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}}))?,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => return Err(err.into()),
+    }
     let rss_before = rss_kib(pid);
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let epoch = Instant::now();

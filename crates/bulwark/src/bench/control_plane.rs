@@ -37,7 +37,13 @@ async fn start_server(dir: &std::path::Path) -> anyhow::Result<(Child, kube::Cli
     let port = bulwark_testkit::free_loopback_port()?;
     let server = Child(
         std::process::Command::new(std::env::current_exe()?)
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--disable-agent",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())

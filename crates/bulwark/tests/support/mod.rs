@@ -48,7 +48,13 @@ impl Server {
             .open(self.dir.path().join("server.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["server", "--port", &self.port.to_string(), "--data-dir"])
+            .args([
+                "server",
+                "--disable-agent",
+                "--port",
+                &self.port.to_string(),
+                "--data-dir",
+            ])
             .arg(self.data())
             .args(&self.args)
             .env(

@@ -79,15 +79,27 @@ fn spawn_manager(
         access: cluster.access().clone(),
         election: None,
         clock,
-        only: only.to_vec(),
+        only: with_service_accounts(only),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
         csr_signer: None,
+        root_ca_pem: Some(cluster.ca_cert_pem()),
     };
     tokio::spawn(async move {
         if let Err(err) = bulwark_controllers::run(options).await {
             panic!("controller manager stopped: {err}");
         }
     })
+}
+
+/// The controllers to run: those asked for plus the ServiceAccount
+/// controller, without which ServiceAccount admission refuses every pod in a
+/// new namespace (as it would upstream).
+fn with_service_accounts(only: &[String]) -> Vec<String> {
+    let mut names = only.to_vec();
+    if !names.is_empty() && !names.iter().any(|n| n == "service-account-controller") {
+        names.push("service-account-controller".to_owned());
+    }
+    names
 }
 
 impl Drop for Harness {

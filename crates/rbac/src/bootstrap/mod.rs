@@ -312,6 +312,13 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:kube-scheduler",
             vec![user("system:kube-scheduler")],
         ),
+        // The API server's identity towards agents (`pods/log`, `exec`):
+        // kubeadm binds its apiserver-kubelet-client the same way.
+        binding(
+            "system:kube-apiserver-kubelet-client",
+            "system:kubelet-api-admin",
+            vec![user("kube-apiserver-kubelet-client")],
+        ),
         binding(
             "system:monitoring",
             "system:monitoring",

@@ -1,0 +1,271 @@
+//! The node agent — Bulwark's kubelet. It registers its Node, renews the
+//! node's Lease, and runs the pods bound to the node with Bulwark's runtime,
+//! reporting their status through the API server.
+//!
+//! - `node`: registration, status (capacity, allocatable, conditions,
+//!   `nodeInfo`) and the heartbeat Lease; `host`: the facts behind them.
+//! - `pod`: one level-triggered worker per pod; its memory of the pod is a
+//!   file, so a restarted agent re-adopts running containers.
+//! - `sandbox`: the namespaces a pod's containers share, pinned without an
+//!   infrastructure container.
+//! - `volumes`, `env`, `container`: a pod's volumes, environment and
+//!   container configuration in the runtime's terms; `probe`: probes and
+//!   lifecycle hooks; `status`: upstream's phase and condition rules.
+
+mod container;
+mod env;
+mod host;
+mod node;
+mod pod;
+mod probe;
+mod sandbox;
+mod server;
+mod status;
+mod volumes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark_runtime::{ImageStore, RegistryConfig, Runtime};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Pod, Taint};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt as _};
+use tokio::sync::watch;
+
+pub use host::{HostFacts, default_node_ip, default_node_name};
+pub use node::{AGENT_PORT, KUBELET_VERSION};
+pub use server::ServingConfig;
+
+/// How an agent runs.
+#[derive(Clone)]
+pub struct AgentOptions {
+    /// A client authenticated as `system:node:<node_name>`.
+    pub client: kube::Client,
+    /// The node's name.
+    pub node_name: String,
+    /// The node's address.
+    pub node_ip: IpAddr,
+    /// The agent's state directory (pods, seccomp profiles).
+    pub root: PathBuf,
+    /// The container runtime.
+    pub runtime: Arc<Runtime>,
+    /// Its image store.
+    pub images: Arc<ImageStore>,
+    /// Registry mirrors and credentials.
+    pub registries: RegistryConfig,
+    /// Extra node labels.
+    pub labels: BTreeMap<String, String>,
+    /// Taints to register with.
+    pub taints: Vec<Taint>,
+    /// `maxPods`.
+    pub max_pods: u32,
+    /// Pod-level pids limit (`podPidsLimit`).
+    pub pod_pids_limit: Option<i64>,
+    /// How often the Lease is renewed (10 s).
+    pub lease_interval: Duration,
+    /// How often node conditions are checked (10 s).
+    pub status_interval: Duration,
+    /// The port the agent's API is published at (`daemonEndpoints`).
+    pub agent_port: u16,
+    /// The agent's own API (logs, exec); `None` serves none.
+    pub serving: Option<ServingConfig>,
+}
+
+impl std::fmt::Debug for AgentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentOptions")
+            .field("node_name", &self.node_name)
+            .field("node_ip", &self.node_ip)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The API refused the node's registration.
+    #[error("registering node {node}: {source}")]
+    Register {
+        /// The node.
+        node: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until the returned future is dropped. Containers keep
+/// running when it stops; the next agent on the same root re-adopts them.
+pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
+    let pods_dir = options.root.join("pods");
+    let seccomp_dir = options.root.join("seccomp");
+    for dir in [&pods_dir, &seccomp_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+            context: format!("creating {}", dir.display()),
+            source,
+        })?;
+    }
+    let identity = node::NodeIdentity {
+        name: options.node_name.clone(),
+        ip: options.node_ip,
+        labels: options.labels.clone(),
+        taints: options.taints.clone(),
+        max_pods: options.max_pods,
+        state_dir: options.root.clone(),
+        port: options.agent_port,
+    };
+    let facts = HostFacts::read(&options.root);
+    let registered = node::register(&options.client, &identity, &facts)
+        .await
+        .map_err(|source| AgentError::Register {
+            node: options.node_name.clone(),
+            source,
+        })?;
+    tracing::info!(node = %options.node_name, ip = %options.node_ip, "node registered");
+    let lease = tokio::spawn(node::renew_lease(
+        options.client.clone(),
+        registered,
+        options.lease_interval,
+    ));
+    let status = tokio::spawn(node::report_status(
+        options.client.clone(),
+        identity,
+        facts.clone(),
+        options.status_interval,
+    ));
+    let api = options.serving.clone().map(|serving| {
+        let state = Arc::new(server::ApiState::new(
+            options.client.clone(),
+            options.node_name.clone(),
+            options.runtime.clone(),
+            pods_dir.clone(),
+        ));
+        tokio::spawn(async move {
+            if let Err(err) = server::serve(serving, state).await {
+                tracing::error!(error = %err, "agent API");
+            }
+        })
+    });
+    let _guards = (
+        AbortOnDrop(lease),
+        AbortOnDrop(status),
+        api.map(AbortOnDrop),
+    );
+    let ctx = Arc::new(pod::Ctx {
+        client: options.client.clone(),
+        runtime: options.runtime.clone(),
+        images: options.images.clone(),
+        registries: options.registries.clone(),
+        node_name: options.node_name.clone(),
+        node_ip: options.node_ip.to_string(),
+        allocatable: env::NodeAllocatable {
+            cpu_millis: facts.cpus as i64 * 1000,
+            memory_bytes: facts
+                .memory_bytes
+                .saturating_sub(node::EVICTION_MEMORY_BYTES) as i64,
+            ephemeral_storage_bytes: facts.ephemeral_storage_bytes as i64,
+        },
+        pods_dir: pods_dir.clone(),
+        seccomp_dir,
+        recorder: bulwark_client::events::Recorder::new(options.client.clone(), "kubelet")
+            .with_host(&options.node_name),
+        pod_pids_limit: options.pod_pids_limit,
+    });
+    watch_pods(ctx, &options).await;
+    Ok(())
+}
+
+/// A pod worker: its feed of the pod's latest object, and its task.
+type Worker = (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Feeds each pod bound to this node to its worker; pods found on disk but
+/// not in the API (deleted while the agent was away) are torn down.
+async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
+    let api: Api<Pod> = Api::all(options.client.clone());
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={}", options.node_name));
+    let mut stream = watcher(api, config).boxed();
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut seen_in_listing: Vec<String> = Vec::new();
+    let spawn = |workers: &mut HashMap<_, _>, uid: String, pod: Option<Arc<Pod>>| {
+        let (tx, rx) = watch::channel(pod);
+        let handle = tokio::spawn(pod::worker(ctx.clone(), uid.clone(), rx));
+        workers.insert(uid, (tx, handle));
+    };
+    while let Some(event) = stream.next().await {
+        workers.retain(|_, (_, handle)| !handle.is_finished());
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(error = %err, "watching pods");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => seen_in_listing.clear(),
+            watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                let Some(uid) = pod.metadata.uid.clone() else {
+                    continue;
+                };
+                seen_in_listing.push(uid.clone());
+                let pod = Arc::new(pod);
+                match workers.get(&uid) {
+                    Some((tx, _)) => {
+                        let _ = tx.send(Some(pod));
+                    }
+                    None => spawn(&mut workers, uid, Some(pod)),
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let Some(uid) = pod.metadata.uid.clone()
+                    && let Some((tx, _)) = workers.get(&uid)
+                {
+                    let _ = tx.send(None);
+                }
+                tracing::debug!(pod = %pod.name_any(), "pod gone");
+            }
+            watcher::Event::InitDone => {
+                // Pods the API no longer has: tear them down.
+                let listed: std::collections::HashSet<&String> = seen_in_listing.iter().collect();
+                for (uid, (tx, _)) in &workers {
+                    if !listed.contains(uid) {
+                        let _ = tx.send(None);
+                    }
+                }
+                let on_disk: Vec<String> = std::fs::read_dir(&ctx.pods_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                for uid in on_disk {
+                    if !listed.contains(&uid) && !workers.contains_key(&uid) {
+                        spawn(&mut workers, uid, None);
+                    }
+                }
+            }
+        }
+    }
+}

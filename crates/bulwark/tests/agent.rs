@@ -1,0 +1,827 @@
+//! End-to-end: real pods. `bulwark server` with its node agent (root only),
+//! driven by the real kubectl; images come from a busybox rootfs imported
+//! into the node's image store before the server starts.
+//!
+//! Each test runs its own server with a node of its own name; the agent's
+//! containers, cgroups and pinned namespaces live under the test's temporary
+//! data dir and are torn down when the pods are deleted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // harness code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The test image's name in the node's store.
+const IMAGE: &str = "bulwark.test/busybox:e2e";
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: the node agent needs root");
+            return;
+        }
+    };
+}
+
+struct Node {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    agent_port: u16,
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Node {
+    fn start(tag: &str) -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-agent-e2e-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        import_busybox(dir.path(), &data);
+        let port = bulwark_testkit::free_loopback_port().unwrap();
+        let agent_port = bulwark_testkit::free_loopback_port().unwrap();
+        let name = format!("e2e-{tag}-{}", std::process::id());
+        let mut node = Node {
+            child: None,
+            kubeconfig: data.join("admin.kubeconfig"),
+            dir,
+            port,
+            agent_port,
+            name,
+        };
+        node.spawn();
+        node.eventually("the node to be Ready", || {
+            let out = node.kubectl(&[
+                "get",
+                "node",
+                &node.name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            match String::from_utf8_lossy(&out.stdout).as_ref() {
+                "True" => Ok(()),
+                other => Err(format!(
+                    "Ready={other:?} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )),
+            }
+        });
+        node
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["server", "--port", &self.port.to_string(), "--data-dir"])
+            .arg(self.data())
+            .args(["--node-name", &self.name])
+            .args(["--agent-port", &self.agent_port.to_string()])
+            .env(
+                "RUST_LOG",
+                std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL of the server and its agent, as a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        // Flags before the arguments: after `--` they would be the command's.
+        Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn apply(&self, manifest: &str) {
+        let path = self.dir.path().join(format!("m-{}.yaml", unique()));
+        std::fs::write(&path, manifest).unwrap();
+        self.ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    fn jsonpath(&self, what: &[&str], path: &str) -> String {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        let expr = format!("jsonpath={path}");
+        args.extend(["-o", &expr]);
+        let out = self.kubectl(&args);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match check() {
+                Ok(value) => return value,
+                Err(why) => last = why,
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "timed out waiting for {what}: {last}\n--- server log ---\n{}",
+            self.log()
+        );
+    }
+
+    fn wait_phase(&self, pod: &str, phase: &str) {
+        self.eventually(&format!("pod {pod} to be {phase}"), || {
+            let got = self.jsonpath(&["pod", pod], "{.status.phase}");
+            if got == phase {
+                Ok(())
+            } else {
+                Err(format!(
+                    "phase {got:?}; status {}",
+                    self.jsonpath(&["pod", pod], "{.status}")
+                ))
+            }
+        });
+    }
+
+    /// The runtime's containers directory (to check nothing is left).
+    fn containers(&self) -> Vec<String> {
+        std::fs::read_dir(self.data().join("runtime/containers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Pods go first, so their containers, mounts and cgroups do too.
+        if self.child.is_some() {
+            let _ = self.kubectl(&[
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
+            ]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && !self.containers().is_empty() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+        self.kill();
+        // Anything still running (a failed test) is killed by its shim's pid.
+        for id in self.containers() {
+            let dir = self.data().join("runtime/containers").join(&id);
+            for file in ["pid", "shim.pid"] {
+                if let Ok(pid) = std::fs::read_to_string(dir.join(file)) {
+                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                }
+            }
+        }
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(self.data().join("agent"))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Builds a busybox root filesystem tarball from Debian's busybox-static
+/// and imports it as [`IMAGE`] into the data dir's image store.
+fn import_busybox(scratch: &Path, data: &Path) {
+    let root = scratch.join("rootfs");
+    for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "www"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is installed (apt-get install busybox-static)");
+    for applet in [
+        "sh", "cat", "echo", "sleep", "ls", "test", "true", "false", "env", "id", "hostname",
+        "httpd", "wget", "touch", "grep", "kill", "ps", "mkdir", "head", "dd", "nc",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n").unwrap();
+    let tarball = scratch.join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["image", "--data-dir"])
+        .arg(data)
+        .args(["import", "--rootfs", "--name", IMAGE])
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pod(name: &str, restart: &str, command: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sh, -c, {command:?}]
+{extra}"
+    )
+}
+
+#[test]
+fn a_pod_runs_reports_its_status_and_is_torn_down_on_delete() {
+    require_root!();
+    let node = Node::start("run");
+    node.ok(&[
+        "run",
+        "hello",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; sleep 600",
+    ]);
+    node.wait_phase("hello", "Running");
+    assert_eq!(
+        node.jsonpath(&["pod", "hello"], "{.spec.nodeName}"),
+        node.name
+    );
+    let ready = node.jsonpath(
+        &["pod", "hello"],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+    );
+    assert_eq!(ready, "True");
+    let id = node.jsonpath(
+        &["pod", "hello"],
+        "{.status.containerStatuses[0].containerID}",
+    );
+    assert!(id.starts_with("bulwark://"), "{id}");
+    assert!(
+        node.jsonpath(&["pod", "hello"], "{.status.containerStatuses[0].imageID}")
+            .contains("@sha256:")
+    );
+    assert_eq!(
+        node.jsonpath(&["pod", "hello"], "{.status.qosClass}"),
+        "BestEffort"
+    );
+    let events = node.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=hello",
+    ]);
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "no {reason} event in\n{events}");
+    }
+    // The process runs in the pod's own namespaces, under its cgroup.
+    assert_eq!(node.containers().len(), 1);
+    node.ok(&["delete", "pod", "hello", "--grace-period=1"]);
+    node.eventually(
+        "the containers and the pod's directory to be removed",
+        || {
+            let pods = std::fs::read_dir(node.data().join("agent/pods"))
+                .unwrap()
+                .count();
+            if node.containers().is_empty() && pods == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "containers {:?}, pod directories {pods}",
+                    node.containers()
+                ))
+            }
+        },
+    );
+    let gone = node.kubectl(&["get", "pod", "hello"]);
+    assert!(!gone.status.success(), "the pod is deleted from the API");
+}
+
+#[test]
+fn restart_policies_back_off_and_jobs_complete() {
+    require_root!();
+    let node = Node::start("restart");
+    node.apply(&pod("crash", "Always", "echo boom; exit 3", ""));
+    node.eventually("restarts into CrashLoopBackOff", || {
+        let count: i32 = node
+            .jsonpath(
+                &["pod", "crash"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse()
+            .unwrap_or(0);
+        let reason = node.jsonpath(
+            &["pod", "crash"],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
+        let last = node.jsonpath(
+            &["pod", "crash"],
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+        );
+        if count >= 1 && reason == "CrashLoopBackOff" && last == "3" {
+            Ok(())
+        } else {
+            Err(format!(
+                "restartCount {count}, waiting {reason:?}, last exit {last:?}"
+            ))
+        }
+    });
+    assert_eq!(
+        node.jsonpath(&["pod", "crash"], "{.status.phase}"),
+        "Running"
+    );
+
+    node.apply(&pod("fails", "Never", "exit 7", ""));
+    node.wait_phase("fails", "Failed");
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "fails"],
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "7"
+    );
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "fails"],
+            "{.status.containerStatuses[0].state.terminated.reason}"
+        ),
+        "Error"
+    );
+
+    node.ok(&[
+        "create",
+        "job",
+        "once",
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "echo done",
+    ]);
+    node.eventually("the job to complete", || {
+        let c = node.jsonpath(
+            &["job", "once"],
+            "{.status.conditions[?(@.type==\"Complete\")].status}",
+        );
+        if c == "True" {
+            Ok(())
+        } else {
+            Err(node.jsonpath(&["job", "once"], "{.status}"))
+        }
+    });
+}
+
+#[test]
+fn init_containers_env_and_probes() {
+    require_root!();
+    let node = Node::start("init");
+    node.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: staged
+  labels: {{app: staged}}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: prepare
+    image: {IMAGE}
+    command: [sh, -c, 'echo prepared > /work/ready']
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sh, -c, 'test -f /work/ready && sleep 600']
+    env:
+    - {{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: GREETING, value: 'hello $(POD)'}}
+    volumeMounts: [{{name: work, mountPath: /work}}]
+    readinessProbe:
+      exec: {{command: [sh, -c, 'test \"$GREETING\" = \"hello staged\"']}}
+      periodSeconds: 1
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+"
+    ));
+    node.wait_phase("staged", "Running");
+    node.eventually("readiness through the probe", || {
+        let ready = node.jsonpath(&["pod", "staged"], "{.status.containerStatuses[0].ready}");
+        if ready == "true" {
+            Ok(())
+        } else {
+            Err(node.jsonpath(&["pod", "staged"], "{.status}"))
+        }
+    });
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "staged"],
+            "{.status.initContainerStatuses[0].state.terminated.reason}"
+        ),
+        "Completed"
+    );
+
+    // A liveness probe that fails restarts the container.
+    node.apply(&pod(
+        "unwell",
+        "Always",
+        "sleep 600",
+        "    livenessProbe:
+      exec: {command: [sh, -c, 'exit 1']}
+      periodSeconds: 1
+      failureThreshold: 1
+",
+    ));
+    node.eventually("a liveness restart", || {
+        let count: i32 = node
+            .jsonpath(
+                &["pod", "unwell"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse()
+            .unwrap_or(0);
+        if count >= 1 {
+            Ok(())
+        } else {
+            Err(node.jsonpath(&["pod", "unwell"], "{.status}"))
+        }
+    });
+    let events = node.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=unwell",
+    ]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+}
+
+#[test]
+fn a_restarted_agent_re_adopts_running_containers() {
+    require_root!();
+    let mut node = Node::start("adopt");
+    node.apply(&pod("steady", "Always", "sleep 600", ""));
+    node.wait_phase("steady", "Running");
+    let before = node.jsonpath(
+        &["pod", "steady"],
+        "{.status.containerStatuses[0].containerID}",
+    );
+    node.kill();
+    node.spawn();
+    // Let the new agent look at the pod a few times, then compare.
+    node.eventually("the restarted agent to report the node Ready", || {
+        let t = node.jsonpath(
+            &["lease", "-n", "kube-node-lease", &node.name],
+            "{.spec.renewTime}",
+        );
+        if t.is_empty() {
+            Err("no lease".into())
+        } else {
+            Ok(())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let after = node.jsonpath(
+        &["pod", "steady"],
+        "{.status.containerStatuses[0].containerID}",
+    );
+    let restarts = node.jsonpath(
+        &["pod", "steady"],
+        "{.status.containerStatuses[0].restartCount}",
+    );
+    assert_eq!(before, after, "the same container still runs");
+    assert_eq!(restarts, "0");
+    assert_eq!(node.containers().len(), 1);
+}
+
+#[test]
+fn config_maps_and_secrets_reach_pods_as_env_and_volumes() {
+    require_root!();
+    let node = Node::start("volumes");
+    node.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=color=blue",
+    ]);
+    node.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=hunter2",
+    ]);
+    node.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sh, -c, 'sleep 600']
+    env:
+    - {{name: COLOR, valueFrom: {{configMapKeyRef: {{name: settings, key: color}}}}}}
+    readinessProbe:
+      exec: {{command: [sh, -c, 'test \"$COLOR\" = blue && test \"$(cat /etc/creds/password)\" = hunter2 && test \"$(cat /etc/settings/color)\" = green']}}
+      periodSeconds: 1
+    volumeMounts:
+    - {{name: creds, mountPath: /etc/creds, readOnly: true}}
+    - {{name: settings, mountPath: /etc/settings}}
+  volumes:
+  - {{name: creds, secret: {{secretName: creds}}}}
+  - {{name: settings, configMap: {{name: settings}}}}
+"
+    ));
+    node.wait_phase("reader", "Running");
+    // The file says blue until the ConfigMap changes: then the update
+    // reaches the running pod and the probe passes.
+    node.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-p",
+        "{\"data\":{\"color\":\"green\"}}",
+    ]);
+    node.eventually("the updated ConfigMap in the volume", || {
+        let ready = node.jsonpath(&["pod", "reader"], "{.status.containerStatuses[0].ready}");
+        if ready == "true" {
+            Ok(())
+        } else {
+            Err(node.jsonpath(&["pod", "reader"], "{.status}"))
+        }
+    });
+    // The Secret's volume is a tmpfs: its data never reaches the disk.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let secret_mount = mounts
+        .lines()
+        .find(|l| l.contains("/volumes/creds"))
+        .expect("the secret volume is a mount");
+    assert!(secret_mount.contains(" - tmpfs "), "{secret_mount}");
+}
+
+#[test]
+fn kubectl_logs_and_exec_reach_the_container_through_the_agent() {
+    require_root!();
+    let node = Node::start("streams");
+    node.ok(&[
+        "run",
+        "talker",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo line-1; sleep 1; echo line-2 >&2; sleep 600",
+    ]);
+    node.wait_phase("talker", "Running");
+    node.eventually("both lines in kubectl logs", || {
+        let out = node.kubectl(&["logs", "talker"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text == "line-1\nline-2\n" {
+            Ok(())
+        } else {
+            Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    assert_eq!(node.ok(&["logs", "talker", "--tail=1"]), "line-2\n");
+    let stamped = node.ok(&["logs", "talker", "--timestamps"]);
+    assert!(
+        stamped
+            .lines()
+            .all(|l| l.split_once(' ').is_some_and(|(t, _)| t.contains('T'))),
+        "{stamped}"
+    );
+    let previous = node.kubectl(&["logs", "talker", "--previous"]);
+    assert!(!previous.status.success(), "no previous run yet");
+
+    // exec: output, exit code, and the pod's own hostname namespace.
+    let out = node.kubectl(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    assert_eq!(node.ok(&["exec", "talker", "--", "hostname"]), "talker\n");
+
+    // A user who may read logs may not exec (pods/exec needs create).
+    let reader = node.user_kubeconfig("log-reader");
+    node.ok(&[
+        "create",
+        "role",
+        "log-reader",
+        "--verb=get",
+        "--resource=pods,pods/log",
+    ]);
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "log-reader",
+        "--role=log-reader",
+        "--user=log-reader",
+    ]);
+    node.eventually("the reader to read logs", || {
+        let out = node.as_user(&reader, &["logs", "talker"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    let denied = node.as_user(&reader, &["exec", "talker", "--", "true"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
+
+#[test]
+fn the_agent_api_refuses_anonymous_and_unauthorized_callers() {
+    require_root!();
+    let node = Node::start("agentapi");
+    let ip = node.jsonpath(
+        &["node", &node.name],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let url = format!("https://{ip}:{}/healthz", node.agent_port);
+    let ca = node.data().join("pki/ca.crt");
+    // No client certificate: the TLS handshake itself is refused.
+    let anonymous = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        !anonymous.status.success(),
+        "anonymous request answered: {}",
+        String::from_utf8_lossy(&anonymous.stdout)
+    );
+    // A valid certificate of a user without nodes/proxy: 403.
+    let (cert, key) = node.user_certificate("nobody-special");
+    let unauthorized = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/stderr",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&unauthorized.stdout), "403");
+    assert!(
+        String::from_utf8_lossy(&unauthorized.stderr).contains("nodes"),
+        "{}",
+        String::from_utf8_lossy(&unauthorized.stderr)
+    );
+}
+
+impl Node {
+    fn user_kubeconfig(&self, user: &str) -> PathBuf {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["kubeconfig", "--data-dir"])
+            .arg(self.data())
+            .args(["--user", user])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    }
+
+    fn as_user(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache-user"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// A client certificate and key (files) for `user`, from its kubeconfig.
+    fn user_certificate(&self, user: &str) -> (PathBuf, PathBuf) {
+        use base64::Engine as _;
+        let kubeconfig = std::fs::read_to_string(self.user_kubeconfig(user)).unwrap();
+        let field = |name: &str| {
+            let line = kubeconfig
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap();
+            let data = line.split_once(':').unwrap().1.trim();
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap()
+        };
+        let cert = self.dir.path().join(format!("{user}.crt"));
+        let key = self.dir.path().join(format!("{user}.key"));
+        std::fs::write(&cert, field("client-certificate-data:")).unwrap();
+        std::fs::write(&key, field("client-key-data:")).unwrap();
+        (cert, key)
+    }
+}
