@@ -15,6 +15,7 @@
 mod container;
 mod env;
 mod host;
+pub mod join;
 mod node;
 mod pod;
 mod probe;
@@ -191,6 +192,39 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
 
 /// A pod worker: its feed of the pod's latest object, and its task.
 type Worker = (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>);
+
+/// Registers (or updates) the Node for this host — what [`run`] does first;
+/// a joining agent does it early, so its serving certificate request can
+/// be checked against the Node's addresses.
+pub async fn register_node(
+    client: &kube::Client,
+    name: &str,
+    ip: IpAddr,
+    root: &std::path::Path,
+    port: u16,
+    max_pods: u32,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(root).map_err(|source| AgentError::Io {
+        context: format!("creating {}", root.display()),
+        source,
+    })?;
+    let identity = node::NodeIdentity {
+        name: name.to_owned(),
+        ip,
+        labels: BTreeMap::new(),
+        taints: Vec::new(),
+        max_pods,
+        state_dir: root.to_path_buf(),
+        port,
+    };
+    node::register(client, &identity, &HostFacts::read(root))
+        .await
+        .map(drop)
+        .map_err(|source| AgentError::Register {
+            node: name.to_owned(),
+            source,
+        })
+}
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 

@@ -145,6 +145,16 @@ pub(crate) async fn worker(ctx: Arc<Ctx>, uid: String, mut rx: watch::Receiver<O
                 Ok(wait) => wait,
                 Err(err) => {
                     tracing::warn!(pod = %pod.name_any(), error = %err, "pod sync");
+                    let message = format!("Failed to create pod sandbox: {err}");
+                    event(
+                        &ctx,
+                        &pod,
+                        None,
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        &message,
+                    )
+                    .await;
                     Duration::from_secs(2)
                 }
             },

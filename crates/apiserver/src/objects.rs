@@ -280,10 +280,16 @@ pub(crate) fn set_resource_version(object: &mut Value, revision: i64) {
     metadata(object).insert("resourceVersion".into(), json!(revision.to_string()));
 }
 
-/// ConfigMaps and Secrets marked `immutable: true` keep their data.
+/// ConfigMaps and Secrets marked `immutable: true` keep their data; Jobs
+/// their selector and completion mode; Nodes their pod CIDRs.
 pub(crate) fn check_immutable(resource: &ResourceType, old: &Value, new: &Value) -> ApiResult<()> {
-    if (resource.group, resource.kind) == ("batch", "Job") {
-        let causes = job_immutable(old, new);
+    let kind_rules = match (resource.group, resource.kind) {
+        ("batch", "Job") => Some(job_immutable as fn(&Value, &Value) -> Vec<Cause>),
+        ("", "Node") => Some(node_immutable as fn(&Value, &Value) -> Vec<Cause>),
+        _ => None,
+    };
+    if let Some(rules) = kind_rules {
+        let causes = rules(old, new);
         if causes.is_empty() {
             return Ok(());
         }
@@ -387,9 +393,63 @@ fn job_immutable(old: &Value, new: &Value) -> Vec<Cause> {
     causes
 }
 
+/// A Node's pod CIDRs, once set, stay (upstream's `ValidateNodeUpdate`:
+/// the node IPAM controller may assign them to a node that has none). The
+/// pod network routes a range to the node holding it: a node that could
+/// change its own range could take over another node's pods' traffic.
+fn node_immutable(old: &Value, new: &Value) -> Vec<Cause> {
+    // podCIDRs, or the single podCIDR a client that predates it sent.
+    let cidrs = |node: &Value| -> Vec<Value> {
+        match node.pointer("/spec/podCIDRs").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => list.clone(),
+            _ => node
+                .pointer("/spec/podCIDR")
+                .filter(|c| c.as_str().is_some_and(|c| !c.is_empty()))
+                .cloned()
+                .into_iter()
+                .collect(),
+        }
+    };
+    let before = cidrs(old);
+    if before.is_empty() || before == cidrs(new) {
+        return Vec::new();
+    }
+    vec![Cause {
+        reason: "FieldValueForbidden".into(),
+        message: "Forbidden: node updates may not change podCIDR except from \"\" to valid".into(),
+        field: "spec.podCIDRs".into(),
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_keeps_its_pod_cidrs_once_set() {
+        let node = |spec: Value| json!({"metadata": {"name": "n1"}, "spec": spec});
+        let unset = node(json!({}));
+        let set = node(json!({"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24"]}));
+        assert!(
+            node_immutable(&unset, &set).is_empty(),
+            "from none to one is the IPAM controller's job"
+        );
+        assert!(node_immutable(&set, &set).is_empty());
+        assert!(node_immutable(&set, &node(json!({"podCIDR": "10.42.1.0/24"}))).is_empty());
+        for changed in [
+            node(json!({"podCIDR": "10.42.2.0/24", "podCIDRs": ["10.42.2.0/24"]})),
+            node(json!({})),
+            node(json!({"podCIDRs": ["10.42.1.0/24", "fd00::/64"]})),
+        ] {
+            let causes = node_immutable(&set, &changed);
+            assert_eq!(causes.len(), 1, "{changed}");
+            assert_eq!(causes[0].field, "spec.podCIDRs");
+            assert_eq!(
+                causes[0].message,
+                "Forbidden: node updates may not change podCIDR except from \"\" to valid"
+            );
+        }
+    }
 
     #[test]
     fn list_items_are_stamped_and_untyped_without_full_decoding() {

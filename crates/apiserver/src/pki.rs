@@ -118,6 +118,31 @@ impl Pki {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Issues a serving certificate for a node's agent (CN `system:node:<node>`,
+    /// O `system:nodes`, as upstream's kubelet-serving signer) covering its
+    /// name and addresses. Returns (cert, key) PEM.
+    pub fn issue_node_serving(
+        &self,
+        node: &str,
+        sans: &[String],
+    ) -> Result<(String, String), PkiError> {
+        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
+        let key = KeyPair::generate().map_err(cert_err("serving key"))?;
+        let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err("node serving"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("system:node:{node}"));
+        dn.push(DnType::OrganizationName, "system:nodes");
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(cert_err("node serving"))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// Signs a PEM certificate signing request with the cluster CA, as
     /// upstream's csrsigning controller does: the subject and names come
     /// from the request, the key usages from `usages` (upstream's names:
@@ -154,31 +179,6 @@ impl Pki {
         ));
         let cert = request.signed_by(&issuer).map_err(cert_err("signed"))?;
         Ok(cert.pem())
-    }
-
-    /// Issues a serving certificate for a node's agent (CN `system:node:<node>`,
-    /// O `system:nodes`, as upstream's kubelet-serving signer) covering its
-    /// name and addresses. Returns (cert, key) PEM.
-    pub fn issue_node_serving(
-        &self,
-        node: &str,
-        sans: &[String],
-    ) -> Result<(String, String), PkiError> {
-        let issuer_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("ca key"))?;
-        let issuer =
-            Issuer::from_ca_cert_pem(&self.ca_cert_pem, issuer_key).map_err(cert_err("ca"))?;
-        let key = KeyPair::generate().map_err(cert_err("serving key"))?;
-        let mut params = CertificateParams::new(sans.to_vec()).map_err(cert_err("node serving"))?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("system:node:{node}"));
-        dn.push(DnType::OrganizationName, "system:nodes");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(cert_err("node serving"))?;
-        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// A kubeconfig for `server` authenticating with the given client

@@ -275,14 +275,6 @@ const FINALIZE: Subresource = Subresource {
     verbs: &["update"],
 };
 
-/// `certificatesigningrequests/approval`: where Approved and Denied
-/// conditions are written (by whoever may `approve` for the signer).
-const APPROVAL: Subresource = Subresource {
-    name: "approval",
-    kind: None,
-    verbs: &["get", "patch", "update"],
-};
-
 /// `pods/log`: the container's log, from the node's agent.
 const LOG: Subresource = Subresource {
     name: "log",
@@ -310,6 +302,13 @@ const TOKEN: Subresource = Subresource {
     name: "token",
     kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
     verbs: &["create"],
+};
+/// `certificatesigningrequests/approval`: where Approved and Denied
+/// conditions are written (by whoever may `approve` for the signer).
+const APPROVAL: Subresource = Subresource {
+    name: "approval",
+    kind: None,
+    verbs: &["get", "patch", "update"],
 };
 
 const EVICTION: Subresource = Subresource {

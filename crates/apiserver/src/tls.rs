@@ -38,7 +38,15 @@ pub(crate) fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsE
         .with_safe_default_protocol_versions()
         .map_err(|err| TlsError(err.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(pem_certs(&pki.server_cert_pem)?, key)
+        // The CA goes along in the chain: a joining agent pins it by hash.
+        .with_single_cert(
+            [
+                pem_certs(&pki.server_cert_pem)?,
+                pem_certs(&pki.ca_cert_pem)?,
+            ]
+            .concat(),
+            key,
+        )
         .map_err(|err| TlsError(err.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

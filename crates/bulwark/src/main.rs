@@ -47,6 +47,8 @@ enum Command {
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Join a cluster as a node: run the node agent for this machine.
+    Agent(AgentArgs),
     /// Register kwok-style fake nodes that heartbeat and run the pods bound
     /// to them on paper (for trying the scheduler and controllers at scale
     /// without machines). Runs until interrupted; the Node objects stay.
@@ -122,10 +124,32 @@ struct ServerArgs {
     /// without renewal before another server takes over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_elect_lease_duration: std::time::Duration,
+    /// How long a node may go without renewing its Lease before it is
+    /// marked NotReady/Unknown and tainted (upstream's 50 s).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
     /// Do not run a node agent in this server (a control-plane-only node).
     /// Without root the agent cannot run and is left out with a warning.
     #[arg(long)]
     disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "BULWARK_SERVER")]
+    server: String,
+    /// The node token `bulwark server` wrote to <data-dir>/node-token.
+    #[arg(long, env = "BULWARK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the node token.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Where the agent keeps its credentials, images, containers and pods.
+    #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+    data_dir: std::path::PathBuf,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -243,6 +267,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Agent(args) => runtime()?.block_on(agent(args)),
         Command::Kubeconfig {
             data_dir,
             user,
@@ -356,10 +381,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         },
     })
     .await?;
+    let node_token = ensure_node_token(&running, &args.data_dir).await?;
     let components = start_components(&running, &args)?;
     println!("Bulwark API server listening on {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!("  export KUBECONFIG={}", running.kubeconfig.display());
+    println!(
+        "node token (for `bulwark agent --token-file`): {}",
+        node_token.display()
+    );
     tokio::select! {
         result = running.wait() => result,
         name = components => Err(anyhow::anyhow!("the {name} stopped")),
@@ -423,7 +453,8 @@ fn start_components(
             election: Some(election("kube-controller-manager")),
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
-            node_monitor_grace_period: bulwark_controllers::NODE_MONITOR_GRACE_PERIOD,
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
             csr_signer: Some({
                 let pki = running.pki.clone();
                 bulwark_controllers::CsrSigner(std::sync::Arc::new(
@@ -434,7 +465,8 @@ fn start_components(
                     },
                 ))
             }),
-            root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
+            cluster_cidr: Some(bulwark_controllers::default_cluster_cidr()),
+            node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
         };
         tasks.spawn(async move {
             if let Err(err) = bulwark_controllers::run(options).await {
@@ -513,6 +545,124 @@ fn start_components(
             None => std::future::pending().await,
         }
     })
+}
+
+/// The node token at `<data-dir>/node-token` (0600): created with a
+/// bootstrap token at first start, reused after. Deleting the bootstrap
+/// token's Secret revokes it; deleting the file makes a new one.
+async fn ensure_node_token(
+    running: &bulwark_apiserver::Running,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("node-token");
+    if path.exists() {
+        return Ok(path);
+    }
+    let bootstrap = running
+        .create_bootstrap_token(None, &[], "the node token of bulwark server")
+        .await?;
+    let token = bulwark_agent::join::node_token(&running.pki.ca_cert_pem, &bootstrap)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    Ok(path)
+}
+
+/// `bulwark agent`: joins with the node token (or reuses the credentials
+/// of an earlier join), then runs the node agent.
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    use bulwark_agent::join;
+    let creds = join::Credentials::at(&args.data_dir.join("agent"));
+    let name = node_name(&args.node);
+    let ip = args
+        .node
+        .node_ip
+        .unwrap_or_else(bulwark_agent::default_node_ip);
+    let margin = std::time::Duration::from_secs(3600);
+    let (ca_pem, cert_pem, key_pem) = match (
+        creds.read("ca.crt"),
+        creds.read("client.crt"),
+        creds.read("client.key"),
+    ) {
+        (Some(ca), Some(cert), Some(key)) if join::valid_for(&cert, margin) => (ca, cert, key),
+        _ => {
+            let token = match (&args.token, &args.token_file) {
+                (Some(token), _) => token.clone(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+                (None, None) => anyhow::bail!("--token or --token-file is needed to join"),
+            };
+            let token: join::NodeToken = token.parse()?;
+            let ca = join::fetch_pinned_ca(&args.server, &token).await?;
+            let bootstrap =
+                join::client(&args.server, &ca, join::Auth::Token(&token.bootstrap)).await?;
+            let (cert, key) = join::request_certificate(
+                &bootstrap,
+                &name,
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                &["digital signature", "client auth"],
+                &[],
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write("ca.crt", &ca, 0o644)?;
+            creds.write("client.key", &key, 0o600)?;
+            creds.write("client.crt", &cert, 0o644)?;
+            println!("joined {} as system:node:{name}", args.server);
+            (ca, cert, key)
+        }
+    };
+    let client = join::client(
+        &args.server,
+        &ca_pem,
+        join::Auth::Certificate {
+            cert_pem: &cert_pem,
+            key_pem: &key_pem,
+        },
+    )
+    .await?;
+    // The serving certificate is approved for the names the Node has.
+    bulwark_agent::register_node(
+        &client,
+        &name,
+        ip,
+        &args.data_dir.join("agent"),
+        args.node.agent_port,
+        args.node.max_pods,
+    )
+    .await?;
+    let (serving_cert, serving_key) = match (creds.read("serving.crt"), creds.read("serving.key")) {
+        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
+        _ => {
+            let (cert, key) = join::request_certificate(
+                &client,
+                &name,
+                "kubernetes.io/kubelet-serving",
+                &["digital signature", "server auth"],
+                &[name.clone(), ip.to_string()],
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write("serving.key", &key, 0o600)?;
+            creds.write("serving.crt", &cert, 0o644)?;
+            (cert, key)
+        }
+    };
+    let serving = bulwark_agent::ServingConfig {
+        listen: std::net::SocketAddr::new(ip, args.node.agent_port),
+        cert_pem: serving_cert,
+        key_pem: serving_key,
+        ca_pem,
+    };
+    let agent = start_agent(&args.data_dir, client, &args.node, Some(serving))?;
+    tokio::select! {
+        result = agent => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
 
 /// The name the runtime gives its shim processes (`argv[0]`).

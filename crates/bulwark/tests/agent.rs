@@ -690,6 +690,17 @@ fn kubectl_logs_and_exec_reach_the_container_through_the_agent() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
     assert_eq!(node.ok(&["exec", "talker", "--", "hostname"]), "talker\n");
+    // The ServiceAccount volume admission adds: a bound token, the CA, the
+    // namespace — projected on a tmpfs.
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(
+        node.ok(&["exec", "talker", "--", "cat", &format!("{sa}/namespace")]),
+        "default"
+    );
+    let token = node.ok(&["exec", "talker", "--", "cat", &format!("{sa}/token")]);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let ca = node.ok(&["exec", "talker", "--", "cat", &format!("{sa}/ca.crt")]);
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
 
     // A user who may read logs may not exec (pods/exec needs create).
     let reader = node.user_kubeconfig("log-reader");

@@ -50,6 +50,8 @@ impl std::fmt::Debug for CsrSigner {
 
 /// The kubelet client signer.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The kubelet serving signer (the agent's own API).
+pub(crate) const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// The API server client signer.
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 /// Upstream's `--cluster-signing-duration` default: one year.
@@ -90,7 +92,10 @@ pub(crate) async fn run(cx: Context) {
             };
             let api: Api<CertificateSigningRequest> = Api::all(cx.client.clone());
             if decision(&csr).is_none() {
-                approve(&cx, &api, &csr).await?;
+                if approve(&cx, &api, &csr).await? == Pending::NodeNotSeen {
+                    // Its Node may be moments from the cache.
+                    return Ok(Next::After(Duration::from_secs(1)));
+                }
             } else if decision(&csr) == Some("Approved") {
                 sign(&cx, &api, &csr).await?;
             }
@@ -141,6 +146,10 @@ pub(crate) struct Subject {
     pub(crate) organizations: Vec<String>,
     /// DNS names, e-mail addresses, IP addresses and URIs requested.
     pub(crate) alt_names: usize,
+    /// The DNS names among them.
+    pub(crate) dns_names: Vec<String>,
+    /// The IP addresses among them.
+    pub(crate) ips: Vec<std::net::IpAddr>,
     /// Whether the key is RSA (key encipherment is allowed only for RSA).
     pub(crate) rsa: bool,
 }
@@ -171,11 +180,29 @@ pub(crate) fn parse_request(pem: &[u8]) -> Result<Subject, String> {
             .map(|o| text(o.as_str()))
             .collect(),
         alt_names: 0,
+        dns_names: Vec::new(),
+        ips: Vec::new(),
         rsa: info.subject_pki.algorithm.algorithm
             == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION,
     };
     for extension in request.requested_extensions().into_iter().flatten() {
         if let ParsedExtension::SubjectAlternativeName(san) = extension {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => subject.dns_names.push((*dns).to_owned()),
+                    GeneralName::IPAddress(bytes) => {
+                        let ip = match bytes.len() {
+                            4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                            16 => <[u8; 16]>::try_from(*bytes)
+                                .ok()
+                                .map(std::net::IpAddr::from),
+                            _ => None,
+                        };
+                        subject.ips.extend(ip);
+                    }
+                    _ => {}
+                }
+            }
             subject.alt_names += san
                 .general_names
                 .iter()
@@ -231,6 +258,69 @@ pub(crate) fn kubelet_client_profile(subject: &Subject, usages: &[String]) -> Re
     Ok(())
 }
 
+/// Upstream's `ValidateKubeletServingCSR`: `O=system:nodes`,
+/// `CN=system:node:<name>`, DNS or IP names only (at least one), usages
+/// digital signature + server auth (+ key encipherment).
+pub(crate) fn kubelet_serving_profile(subject: &Subject, usages: &[String]) -> Result<(), String> {
+    if subject.organizations != ["system:nodes"] {
+        return Err("subject organization is not system:nodes".to_owned());
+    }
+    if !subject.common_name.starts_with("system:node:") {
+        return Err("subject common name does not begin with system:node:".to_owned());
+    }
+    let named = subject.dns_names.len() + subject.ips.len();
+    if named == 0 {
+        return Err("DNS or IP subjectAltName is required".to_owned());
+    }
+    if subject.alt_names > named {
+        return Err("email and URI subjectAltNames are not allowed".to_owned());
+    }
+    let allowed = ["digital signature", "key encipherment", "server auth"];
+    let has = |u: &str| usages.iter().any(|x| x == u);
+    if !has("digital signature")
+        || !has("server auth")
+        || usages.iter().any(|u| !allowed.contains(&u.as_str()))
+    {
+        return Err("usages did not match \"digital signature\", \"server auth\"".to_owned());
+    }
+    Ok(())
+}
+
+/// Bulwark approves a node's own serving certificate — upstream leaves it
+/// to an administrator — only when the node asks for itself and for names
+/// its registered Node already has: its name, its addresses.
+pub(crate) fn serving_request_is_own(
+    csr: &CertificateSigningRequest,
+    subject: &Subject,
+    node: Option<&k8s_openapi::api::core::v1::Node>,
+) -> bool {
+    let Some(node_name) = subject.common_name.strip_prefix("system:node:") else {
+        return false;
+    };
+    let Some(node) = node else { return false };
+    if csr.spec.signer_name != KUBELET_SERVING_SIGNER
+        || csr.spec.username.as_deref() != Some(subject.common_name.as_str())
+        || kubelet_serving_profile(subject, &usages(csr)).is_err()
+        || node.metadata.name.as_deref() != Some(node_name)
+    {
+        return false;
+    }
+    let addresses: Vec<&str> = node
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .map(|a| a.iter().map(|a| a.address.as_str()).collect())
+        .unwrap_or_default();
+    subject
+        .dns_names
+        .iter()
+        .all(|d| d == node_name || addresses.contains(&d.as_str()))
+        && subject
+            .ips
+            .iter()
+            .all(|ip| addresses.contains(&ip.to_string().as_str()))
+}
+
 /// Upstream's check for `kube-apiserver-client`: a client certificate
 /// (client auth required; digital signature and key encipherment allowed).
 pub(crate) fn api_client_profile(usages: &[String]) -> Result<(), String> {
@@ -264,16 +354,62 @@ pub(crate) fn approval_subresource(
     }
 }
 
+/// Whether an undecided request should be looked at again soon.
+#[derive(Debug, PartialEq, Eq)]
+enum Pending {
+    Settled,
+    NodeNotSeen,
+}
+
 async fn approve(
     cx: &Context,
     api: &Api<CertificateSigningRequest>,
     csr: &CertificateSigningRequest,
-) -> Result<(), kube::Error> {
+) -> Result<Pending, kube::Error> {
     let Ok(subject) = parse_request(&csr.spec.request.0) else {
-        return Ok(());
+        return Ok(Pending::Settled);
     };
+    if csr.spec.signer_name == KUBELET_SERVING_SIGNER {
+        let node_name = subject
+            .common_name
+            .strip_prefix("system:node:")
+            .unwrap_or_default()
+            .to_owned();
+        let node = cx
+            .informers
+            .get::<k8s_openapi::api::core::v1::Node>()
+            .store()
+            .get(&ObjectRef::new(&node_name));
+        if node.is_none()
+            && csr
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| jiff::Timestamp::now().as_second() - t.0.as_second() < 120)
+        {
+            return Ok(Pending::NodeNotSeen);
+        }
+        if !serving_request_is_own(csr, &subject, node.as_deref()) {
+            return Ok(Pending::Settled);
+        }
+        let mut approved = csr.clone();
+        approved
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .get_or_insert_with(Vec::new)
+            .push(condition(
+                "Approved",
+                "AutoApproved",
+                "Auto approving the serving certificate of a node for its own name and addresses.",
+            ));
+        tracing::info!(csr = %csr.name_any(), node = %node_name, "auto-approving a node's serving certificate");
+        return replace(api, "approval", &approved)
+            .await
+            .map(|()| Pending::Settled);
+    }
     let Some(subresource) = approval_subresource(csr, &subject) else {
-        return Ok(());
+        return Ok(Pending::Settled);
     };
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -295,7 +431,7 @@ async fn approve(
     let reviews: Api<SubjectAccessReview> = Api::all(cx.client.clone());
     let answer = reviews.create(&PostParams::default(), &review).await?;
     if !answer.status.is_some_and(|s| s.allowed) {
-        return Ok(());
+        return Ok(Pending::Settled);
     }
     let mut approved = csr.clone();
     approved
@@ -309,7 +445,9 @@ async fn approve(
             "Auto approving kubelet client certificate after SubjectAccessReview.",
         ));
     tracing::info!(csr = %csr.name_any(), subresource, "auto-approving");
-    replace(api, "approval", &approved).await
+    replace(api, "approval", &approved)
+        .await
+        .map(|()| Pending::Settled)
 }
 
 async fn sign(
@@ -326,13 +464,20 @@ async fn sign(
         .is_some_and(|c| !c.0.is_empty());
     let failed = conditions(csr).iter().any(|c| c.type_ == "Failed");
     let name = csr.spec.signer_name.as_str();
-    if issued || failed || (name != CLIENT_SIGNER && name != KUBELET_CLIENT_SIGNER) {
+    if issued
+        || failed
+        || (name != CLIENT_SIGNER
+            && name != KUBELET_CLIENT_SIGNER
+            && name != KUBELET_SERVING_SIGNER)
+    {
         return Ok(());
     }
     let usages = usages(csr);
     let checked = parse_request(&csr.spec.request.0).and_then(|subject| {
         if name == KUBELET_CLIENT_SIGNER {
             kubelet_client_profile(&subject, &usages)
+        } else if name == KUBELET_SERVING_SIGNER {
+            kubelet_serving_profile(&subject, &usages)
         } else {
             api_client_profile(&usages)
         }
@@ -401,6 +546,8 @@ mod tests {
             common_name: cn.to_owned(),
             organizations: orgs.iter().map(|o| (*o).to_owned()).collect(),
             alt_names,
+            dns_names: Vec::new(),
+            ips: Vec::new(),
             rsa: false,
         }
     }
@@ -430,5 +577,62 @@ mod tests {
     fn the_api_client_profile() {
         assert!(api_client_profile(&owned(&["client auth"])).is_ok());
         assert!(api_client_profile(&owned(&["digital signature", "server auth"])).is_err());
+    }
+
+    #[test]
+    fn a_node_may_have_its_own_serving_certificate_approved_and_no_other() {
+        use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
+        use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
+        let node = Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some("n1".into()),
+                ..Default::default()
+            },
+            status: Some(NodeStatus {
+                addresses: Some(vec![NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: "10.0.0.5".into(),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let csr = |user: &str| CertificateSigningRequest {
+            spec: CertificateSigningRequestSpec {
+                signer_name: KUBELET_SERVING_SIGNER.into(),
+                username: Some(user.into()),
+                usages: Some(owned(&["digital signature", "server auth"])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut own = subject("system:node:n1", &["system:nodes"], 2);
+        own.dns_names = vec!["n1".into()];
+        own.ips = vec!["10.0.0.5".parse().unwrap()];
+        assert!(serving_request_is_own(
+            &csr("system:node:n1"),
+            &own,
+            Some(&node)
+        ));
+        // Another node asking for n1's certificate.
+        assert!(!serving_request_is_own(
+            &csr("system:node:n2"),
+            &own,
+            Some(&node)
+        ));
+        // An address the node does not have (the API server's, say).
+        let mut foreign = subject("system:node:n1", &["system:nodes"], 2);
+        foreign.dns_names = vec!["kubernetes.default.svc".into()];
+        foreign.ips = vec!["10.0.0.5".parse().unwrap()];
+        assert!(!serving_request_is_own(
+            &csr("system:node:n1"),
+            &foreign,
+            Some(&node)
+        ));
+        // No registered Node: nothing to compare with.
+        assert!(!serving_request_is_own(&csr("system:node:n1"), &own, None));
+        assert!(
+            kubelet_serving_profile(&own, &owned(&["digital signature", "client auth"])).is_err()
+        );
     }
 }

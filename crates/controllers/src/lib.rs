@@ -27,6 +27,7 @@ mod gc;
 mod informer;
 mod job;
 mod namespace;
+mod nodeipam;
 mod nodelifecycle;
 mod owned;
 mod ownership;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 use bulwark_client::leader::{self, LeaderElection};
 use bulwark_client::{Clock, ClusterAccess, Identity, events::Recorder};
 use futures::future::BoxFuture;
+pub use ipnet::Ipv4Net;
 
 pub use certificates::{
     CLIENT_SIGNER, CsrSigner, KUBELET_CLIENT_SIGNER, MAX_SIGNING_DURATION, SignRequest,
@@ -63,14 +65,29 @@ pub struct Options {
     /// How long a node may go without a heartbeat before it is marked
     /// unreachable (upstream's `--node-monitor-grace-period`, 50 s).
     pub node_monitor_grace_period: std::time::Duration,
+    /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
+    /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
+    pub root_ca_pem: Option<String>,
     /// Signs approved CertificateSigningRequests with the cluster CA
     /// (upstream's csrsigning controller); `None`: CSRs are approved but
     /// never signed.
     pub csr_signer: Option<CsrSigner>,
-    /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
-    /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
-    pub root_ca_pem: Option<String>,
+    /// The cluster's pod CIDR, from which the node IPAM controller gives
+    /// each Node a `spec.podCIDR` (upstream's `--cluster-cidr` with
+    /// `--allocate-node-cidrs`); `None` turns node IPAM off.
+    pub cluster_cidr: Option<Ipv4Net>,
+    /// The prefix length of each node's range (upstream's
+    /// `--node-cidr-mask-size`, 24 for IPv4).
+    pub node_cidr_mask_size: u8,
 }
+
+/// Bulwark's default cluster CIDR (k3s's): `10.42.0.0/16`.
+pub fn default_cluster_cidr() -> Ipv4Net {
+    Ipv4Net::new(std::net::Ipv4Addr::new(10, 42, 0, 0), 16).expect("16 is a valid prefix length")
+}
+
+/// Upstream's `--node-cidr-mask-size` default for IPv4.
+pub const NODE_CIDR_MASK_SIZE: u8 = 24;
 
 /// Upstream's `--node-monitor-grace-period` default.
 pub const NODE_MONITOR_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(50);
@@ -81,6 +98,9 @@ pub enum Error {
     /// A client for an identity could not be made.
     #[error(transparent)]
     Access(#[from] bulwark_client::AccessError),
+    /// An option cannot be used.
+    #[error("invalid controller manager options: {0}")]
+    Config(String),
     /// The controllers stopped (they do not, unless something failed).
     #[error("the controllers stopped: {0}")]
     Stopped(String),
@@ -93,6 +113,9 @@ pub fn controller_names() -> impl Iterator<Item = &'static str> {
 
 /// Runs the controllers until an error (or forever).
 pub async fn run(options: Options) -> Result<(), Error> {
+    if let Some(cluster) = options.cluster_cidr {
+        nodeipam::validate(cluster, options.node_cidr_mask_size).map_err(Error::Config)?;
+    }
     let manager = options
         .access
         .client(&Identity::user("system:kube-controller-manager", &[]))?;
@@ -126,17 +149,20 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
         if !options.only.is_empty() && !options.only.iter().any(|n| n == controller.name) {
             continue;
         }
-        let client = options
-            .access
-            .client(&Identity::service_account("kube-system", controller.name))?;
+        let client = options.access.client(&Identity::service_account(
+            "kube-system",
+            controller.account(),
+        ))?;
         let context = Context {
             recorder: Recorder::new(client.clone(), controller.component),
             client,
             informers: informers.clone(),
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
-            signer: options.csr_signer.clone(),
             root_ca_pem: options.root_ca_pem.clone(),
+            signer: options.csr_signer.clone(),
+            cluster_cidr: options.cluster_cidr,
+            node_cidr_mask_size: options.node_cidr_mask_size,
         };
         let name = controller.name;
         let run = controller.run;
@@ -166,10 +192,14 @@ struct Context {
     clock: Arc<dyn Clock>,
     /// See [`Options::node_monitor_grace_period`].
     node_monitor_grace_period: std::time::Duration,
-    /// See [`Options::csr_signer`].
-    signer: Option<CsrSigner>,
     /// See [`Options::root_ca_pem`].
     root_ca_pem: Option<String>,
+    /// See [`Options::csr_signer`].
+    signer: Option<CsrSigner>,
+    /// See [`Options::cluster_cidr`].
+    cluster_cidr: Option<Ipv4Net>,
+    /// See [`Options::node_cidr_mask_size`].
+    node_cidr_mask_size: u8,
 }
 
 /// One controller: its service account name, the component its Events
@@ -178,6 +208,17 @@ struct Controller {
     name: &'static str,
     component: &'static str,
     run: fn(Context) -> BoxFuture<'static, ()>,
+}
+
+impl Controller {
+    /// The service account it writes as: its own name, except where
+    /// upstream shares one (node IPAM runs as `node-controller`).
+    fn account(&self) -> &'static str {
+        match self.name {
+            "node-ipam-controller" => "node-controller",
+            name => name,
+        }
+    }
 }
 
 const CONTROLLERS: &[Controller] = &[
@@ -230,6 +271,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "namespace-controller",
         component: "namespace-controller",
         run: |cx| Box::pin(namespace::run(cx)),
+    },
+    Controller {
+        name: "node-ipam-controller",
+        component: "cidrAllocator",
+        run: |cx| Box::pin(nodeipam::run(cx)),
     },
     Controller {
         name: "node-controller",

@@ -14,6 +14,7 @@ pub(crate) struct Harness {
     /// The test binder, when `with_nodes` started one.
     binder: Option<Binder>,
     only: Vec<String>,
+    cluster_cidr: bulwark_controllers::Ipv4Net,
     manager: tokio::task::JoinHandle<()>,
 }
 
@@ -28,6 +29,22 @@ impl Harness {
         only: &[&str],
         clock: Arc<dyn bulwark_client::Clock>,
     ) -> Self {
+        Self::start_with(only, clock, bulwark_controllers::default_cluster_cidr()).await
+    }
+
+    /// The same, with node IPAM carving `cluster_cidr`.
+    pub(crate) async fn start_with_cluster_cidr(
+        only: &[&str],
+        cluster_cidr: bulwark_controllers::Ipv4Net,
+    ) -> Self {
+        Self::start_with(only, Arc::new(bulwark_client::SystemClock), cluster_cidr).await
+    }
+
+    async fn start_with(
+        only: &[&str],
+        clock: Arc<dyn bulwark_client::Clock>,
+        cluster_cidr: bulwark_controllers::Ipv4Net,
+    ) -> Self {
         if let Ok(filter) = std::env::var("BULWARK_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -36,12 +53,13 @@ impl Harness {
         }
         let cluster = TestCluster::start().await.expect("the API server starts");
         let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
-        let manager = spawn_manager(&cluster, &only, Arc::clone(&clock));
+        let manager = spawn_manager(&cluster, &only, Arc::clone(&clock), cluster_cidr);
         Harness {
             cluster,
             clock,
             binder: None,
             only,
+            cluster_cidr,
             manager,
         }
     }
@@ -50,7 +68,12 @@ impl Harness {
     /// no memory), as a process restart would.
     pub(crate) fn restart_manager(&mut self) {
         self.manager.abort();
-        self.manager = spawn_manager(&self.cluster, &self.only, Arc::clone(&self.clock));
+        self.manager = spawn_manager(
+            &self.cluster,
+            &self.only,
+            Arc::clone(&self.clock),
+            self.cluster_cidr,
+        );
     }
 
     pub(crate) fn admin(&self) -> kube::Client {
@@ -74,6 +97,7 @@ fn spawn_manager(
     cluster: &TestCluster,
     only: &[String],
     clock: Arc<dyn bulwark_client::Clock>,
+    cluster_cidr: bulwark_controllers::Ipv4Net,
 ) -> tokio::task::JoinHandle<()> {
     let options = bulwark_controllers::Options {
         access: cluster.access().clone(),
@@ -81,8 +105,10 @@ fn spawn_manager(
         clock,
         only: with_service_accounts(only),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
-        csr_signer: None,
         root_ca_pem: Some(cluster.ca_cert_pem()),
+        csr_signer: None,
+        cluster_cidr: Some(cluster_cidr),
+        node_cidr_mask_size: bulwark_controllers::NODE_CIDR_MASK_SIZE,
     };
     tokio::spawn(async move {
         if let Err(err) = bulwark_controllers::run(options).await {

@@ -42,8 +42,11 @@ pub(super) fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
                         "certificatesigningrequests/status",
                     ],
                 ),
-                r(&["approve"], &["certificates.k8s.io"], &["signers"])
-                    .names(&["kubernetes.io/kube-apiserver-client-kubelet"]),
+                // Bulwark also approves a node's own serving certificate.
+                r(&["approve"], &["certificates.k8s.io"], &["signers"]).names(&[
+                    "kubernetes.io/kube-apiserver-client-kubelet",
+                    "kubernetes.io/kubelet-serving",
+                ]),
                 r(&["sign"], &["certificates.k8s.io"], &["signers"]).names(&[
                     "kubernetes.io/kube-apiserver-client",
                     "kubernetes.io/kube-apiserver-client-kubelet",

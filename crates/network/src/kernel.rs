@@ -1,0 +1,364 @@
+//! The narrow trait between what the pod network decides (`lib.rs`) and
+//! the kernel: `Linux` does it (netlink through `link.rs`, `nft`, sysctl),
+//! the recording fake in the tests writes it down, so the decisions are
+//! unit-tested without root (DESIGN.md, invariant 5).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use crate::netns::{self, Netns};
+use crate::{NetworkError, link, nft};
+
+/// One link as listed: index, name, and the bridge it is attached to.
+pub(crate) type LinkInfo = (u32, String, Option<u32>);
+
+/// Everything the pod network asks of the kernel of one node.
+pub(crate) trait Kernel: Send + Sync {
+    /// An opened pod network namespace.
+    type PodNetns: Send + Sync;
+
+    /// Opens and checks a pod's network namespace.
+    fn open_netns(&self, path: &Path) -> Result<Self::PodNetns, NetworkError>;
+    /// Creates (if missing) and configures the bridge; returns its index.
+    fn ensure_bridge(
+        &self,
+        name: &str,
+        mtu: u32,
+        gateway: Ipv4Addr,
+        prefix_len: u8,
+    ) -> impl Future<Output = Result<u32, NetworkError>> + Send;
+    /// Turns on IPv4 forwarding in the node's namespace.
+    fn enable_forwarding(&self) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Applies an nftables ruleset in one transaction.
+    fn apply_nft(&self, ruleset: String) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// The index of the link called `name`.
+    fn link_index(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<u32>, NetworkError>> + Send;
+    /// Every link of the node's namespace.
+    fn links(&self) -> impl Future<Output = Result<Vec<LinkInfo>, NetworkError>> + Send;
+    /// Deletes the link called `name` if it exists.
+    fn delete_link(&self, name: &str) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Creates the veth pair, `host` on the bridge, `peer` moved into `pod`.
+    fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        bridge: u32,
+        mtu: u32,
+        pod: &Self::PodNetns,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Inside `pod`: `peer` becomes `eth0` with `ip`, routed via `gateway`.
+    fn configure_pod(
+        &self,
+        pod: &Self::PodNetns,
+        peer: &str,
+        mtu: u32,
+        ip: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Ipv4Addr,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Bulwark's peer routes: destination → gateway.
+    fn routes(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError>> + Send;
+    /// Adds or replaces a peer route.
+    fn replace_route(
+        &self,
+        destination: Ipv4Net,
+        gateway: Ipv4Addr,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Deletes a peer route.
+    fn delete_route(
+        &self,
+        destination: Ipv4Net,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+}
+
+/// The real kernel, in the node's namespace (`None`: the caller's own).
+#[derive(Debug)]
+pub(crate) struct Linux {
+    node: Option<Netns>,
+    netlink: rtnetlink::Handle,
+    nft: PathBuf,
+}
+
+impl Linux {
+    /// Finds `nft` and opens netlink in the node's namespace.
+    pub(crate) fn new(netns: Option<&Path>) -> Result<Self, NetworkError> {
+        let nft = nft::find()?;
+        let node = netns.map(Netns::open).transpose()?;
+        let netlink = netns::netlink(node.as_ref())?;
+        Ok(Self { node, netlink, nft })
+    }
+}
+
+impl Kernel for Linux {
+    type PodNetns = Netns;
+
+    fn open_netns(&self, path: &Path) -> Result<Netns, NetworkError> {
+        Netns::open(path)
+    }
+
+    async fn ensure_bridge(
+        &self,
+        name: &str,
+        mtu: u32,
+        gateway: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<u32, NetworkError> {
+        link::ensure_bridge(&self.netlink, name, mtu, gateway, prefix_len).await
+    }
+
+    async fn enable_forwarding(&self) -> Result<(), NetworkError> {
+        netns::run_in(self.node.as_ref(), || {
+            // /proc/sys/net is the namespace of the thread that opens it.
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        })?
+        .map_err(NetworkError::io("enabling net.ipv4.ip_forward"))
+    }
+
+    async fn apply_nft(&self, ruleset: String) -> Result<(), NetworkError> {
+        // `nft` runs in a child process: keep the runtime's threads free.
+        let nft = self.nft.clone();
+        let node = self.node.as_ref().map(|n| n.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let node = node.as_deref().map(Netns::open).transpose()?;
+            nft::apply(&nft, node.as_ref(), &ruleset)
+        })
+        .await
+        .map_err(|e| NetworkError::io("running nft")(std::io::Error::other(e)))?
+    }
+
+    async fn link_index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
+        link::index(&self.netlink, name).await
+    }
+
+    async fn links(&self) -> Result<Vec<LinkInfo>, NetworkError> {
+        link::list(&self.netlink).await
+    }
+
+    async fn delete_link(&self, name: &str) -> Result<(), NetworkError> {
+        link::delete(&self.netlink, name).await
+    }
+
+    async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        bridge: u32,
+        mtu: u32,
+        pod: &Netns,
+    ) -> Result<(), NetworkError> {
+        link::create_veth(&self.netlink, host, peer, bridge, mtu, pod).await
+    }
+
+    async fn configure_pod(
+        &self,
+        pod: &Netns,
+        peer: &str,
+        mtu: u32,
+        ip: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Ipv4Addr,
+    ) -> Result<(), NetworkError> {
+        let handle = netns::netlink(Some(pod))?;
+        link::configure_pod(&handle, peer, mtu, ip, prefix_len, gateway).await
+    }
+
+    async fn routes(&self) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError> {
+        Ok(link::routes(&self.netlink)
+            .await?
+            .into_iter()
+            .map(|(destination, (gateway, _))| (destination, gateway))
+            .collect())
+    }
+
+    async fn replace_route(
+        &self,
+        destination: Ipv4Net,
+        gateway: Ipv4Addr,
+    ) -> Result<(), NetworkError> {
+        link::replace_route(&self.netlink, destination, gateway).await
+    }
+
+    async fn delete_route(&self, destination: Ipv4Net) -> Result<(), NetworkError> {
+        if let Some((_, route)) = link::routes(&self.netlink).await?.remove(&destination) {
+            link::delete_route(&self.netlink, route).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A kernel that writes down what it is asked and keeps a small model of
+/// links and routes, for unit tests.
+#[cfg(test)]
+pub(crate) mod fake {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub(crate) struct State {
+        /// Every call, rendered.
+        pub(crate) calls: Vec<String>,
+        pub(crate) links: Vec<LinkInfo>,
+        pub(crate) routes: BTreeMap<Ipv4Net, Option<Ipv4Addr>>,
+        /// The last ruleset applied.
+        pub(crate) nft: String,
+        /// `configure_pod` fails while this is set.
+        pub(crate) fail_configure: bool,
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Fake(pub(crate) Mutex<State>);
+
+    impl Fake {
+        pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.0.lock().unwrap()
+        }
+
+        /// The calls since the last `take_calls`.
+        pub(crate) fn take_calls(&self) -> Vec<String> {
+            std::mem::take(&mut self.state().calls)
+        }
+
+        fn add_link(state: &mut State, name: &str, bridge: Option<u32>) -> u32 {
+            let index = state.links.iter().map(|l| l.0).max().unwrap_or(1) + 1;
+            state.links.push((index, name.to_owned(), bridge));
+            index
+        }
+    }
+
+    impl Kernel for Fake {
+        type PodNetns = PathBuf;
+
+        fn open_netns(&self, path: &Path) -> Result<PathBuf, NetworkError> {
+            Ok(path.to_owned())
+        }
+
+        async fn ensure_bridge(
+            &self,
+            name: &str,
+            mtu: u32,
+            gateway: Ipv4Addr,
+            prefix_len: u8,
+        ) -> Result<u32, NetworkError> {
+            let mut state = self.state();
+            state
+                .calls
+                .push(format!("bridge {name} mtu {mtu} {gateway}/{prefix_len}"));
+            match state.links.iter().find(|l| l.1 == name) {
+                Some(link) => Ok(link.0),
+                None => Ok(Self::add_link(&mut state, name, None)),
+            }
+        }
+
+        async fn enable_forwarding(&self) -> Result<(), NetworkError> {
+            self.state().calls.push("ip_forward=1".into());
+            Ok(())
+        }
+
+        async fn apply_nft(&self, ruleset: String) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            let pods = ruleset
+                .lines()
+                .find(|l| l.contains("elements") && l.contains("10."))
+                .map_or("no pods".to_owned(), |l| l.trim().to_owned());
+            let what = if ruleset.contains("chain") {
+                pods
+            } else {
+                "delete tables".to_owned()
+            };
+            state.calls.push(format!("nft: {what}"));
+            state.nft = ruleset;
+            Ok(())
+        }
+
+        async fn link_index(&self, name: &str) -> Result<Option<u32>, NetworkError> {
+            Ok(self.state().links.iter().find(|l| l.1 == name).map(|l| l.0))
+        }
+
+        async fn links(&self) -> Result<Vec<LinkInfo>, NetworkError> {
+            Ok(self.state().links.clone())
+        }
+
+        async fn delete_link(&self, name: &str) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            let before = state.links.len();
+            state.links.retain(|l| l.1 != name);
+            if state.links.len() != before {
+                state.calls.push(format!("delete link {name}"));
+            }
+            Ok(())
+        }
+
+        async fn create_veth(
+            &self,
+            host: &str,
+            peer: &str,
+            bridge: u32,
+            mtu: u32,
+            pod: &PathBuf,
+        ) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            state.calls.push(format!(
+                "veth {host} (bridge {bridge}) / {peer} -> {} mtu {mtu}",
+                pod.display()
+            ));
+            Self::add_link(&mut state, host, Some(bridge));
+            Ok(())
+        }
+
+        async fn configure_pod(
+            &self,
+            pod: &PathBuf,
+            peer: &str,
+            mtu: u32,
+            ip: Ipv4Addr,
+            prefix_len: u8,
+            gateway: Ipv4Addr,
+        ) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            state.calls.push(format!(
+                "in {}: {peer} -> eth0 {ip}/{prefix_len} via {gateway} mtu {mtu}",
+                pod.display()
+            ));
+            if state.fail_configure {
+                return Err(NetworkError::Config("configure failed (fake)".into()));
+            }
+            Ok(())
+        }
+
+        async fn routes(&self) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError> {
+            Ok(self.state().routes.clone())
+        }
+
+        async fn replace_route(
+            &self,
+            destination: Ipv4Net,
+            gateway: Ipv4Addr,
+        ) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            state
+                .calls
+                .push(format!("route {destination} via {gateway}"));
+            state.routes.insert(destination, Some(gateway));
+            Ok(())
+        }
+
+        async fn delete_route(&self, destination: Ipv4Net) -> Result<(), NetworkError> {
+            let mut state = self.state();
+            state.calls.push(format!("delete route {destination}"));
+            state.routes.remove(&destination);
+            Ok(())
+        }
+    }
+}

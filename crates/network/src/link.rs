@@ -1,0 +1,304 @@
+//! The netlink requests the pod network makes: links (bridge, veth pairs),
+//! addresses and routes. Thin: the decisions are made in `lib.rs`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use nix::errno::Errno;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
+};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::NetworkError;
+use crate::error::errno;
+use crate::netns::Netns;
+
+/// The routing protocol number that marks Bulwark's routes to peer nodes'
+/// pod CIDRs (`ip route show proto 0x62`), so they can be listed and
+/// replaced without touching anyone else's. Unassigned in iproute2's
+/// `rt_protos`.
+pub const ROUTE_PROTOCOL: u8 = 0x62;
+
+/// A link's index, or `None` when no link has that name.
+pub(crate) async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, NetworkError> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == Some(Errno::ENODEV as i32) => Ok(None),
+        Err(e) => Err(NetworkError::netlink(format!("looking up link {name}"))(e)),
+    }
+}
+
+async fn require_index(handle: &Handle, name: &str) -> Result<u32, NetworkError> {
+    index(handle, name).await?.ok_or_else(|| NetworkError::Io {
+        action: format!("looking up link {name}"),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })
+}
+
+/// Creates the bridge if missing, sets its MTU, brings it up and gives it
+/// the gateway address. Returns its index.
+pub(crate) async fn ensure_bridge(
+    handle: &Handle,
+    name: &str,
+    mtu: u32,
+    gateway: Ipv4Addr,
+    prefix_len: u8,
+) -> Result<u32, NetworkError> {
+    if index(handle, name).await?.is_none() {
+        handle
+            .link()
+            .add(LinkBridge::new(name).mtu(mtu).build())
+            .execute()
+            .await
+            .map_err(NetworkError::netlink(format!("creating bridge {name}")))?;
+    }
+    let bridge = require_index(handle, name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(bridge).mtu(mtu).up().build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!("bringing bridge {name} up")))?;
+    handle
+        .address()
+        .add(bridge, IpAddr::V4(gateway), prefix_len)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding {gateway}/{prefix_len} to {name}"
+        )))?;
+    Ok(bridge)
+}
+
+/// Deletes the link called `name`, if there is one (a veth's peer goes too).
+pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<(), NetworkError> {
+    let Some(index) = index(handle, name).await? else {
+        return Ok(());
+    };
+    match handle.link().del(index).execute().await {
+        Err(e) if errno(&e) != Some(Errno::ENODEV as i32) => {
+            Err(NetworkError::netlink(format!("deleting link {name}"))(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every link: index, name, and the index of the bridge it is attached to.
+pub(crate) async fn list(handle: &Handle) -> Result<Vec<(u32, String, Option<u32>)>, NetworkError> {
+    let links: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink("listing links"))?;
+    Ok(links
+        .into_iter()
+        .map(|link| {
+            let mut name = String::new();
+            let mut controller = None;
+            for attribute in link.attributes {
+                match attribute {
+                    LinkAttribute::IfName(n) => name = n,
+                    LinkAttribute::Controller(c) => controller = Some(c),
+                    _ => {}
+                }
+            }
+            (link.header.index, name, controller)
+        })
+        .collect())
+}
+
+/// The pod's ends of the wire: a veth pair `host`/`peer` in the node's
+/// namespace, `host` on the bridge, `peer` moved into the pod's namespace.
+pub(crate) async fn create_veth(
+    node: &Handle,
+    host: &str,
+    peer: &str,
+    bridge: u32,
+    mtu: u32,
+    pod_netns: &Netns,
+) -> Result<(), NetworkError> {
+    node.link()
+        .add(LinkVeth::new(host, peer).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "creating veth pair {host}/{peer}"
+        )))?;
+    let peer_index = require_index(node, peer).await?;
+    node.link()
+        .set(
+            LinkUnspec::new_with_index(peer_index)
+                .setns_by_fd(pod_netns.file().as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "moving {peer} into {}",
+            pod_netns.path().display()
+        )))?;
+    let host_index = require_index(node, host).await?;
+    node.link()
+        .set(
+            LinkUnspec::new_with_index(host_index)
+                .controller(bridge)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "attaching {host} to the bridge"
+        )))?;
+    Ok(())
+}
+
+/// Inside the pod's namespace: `peer` becomes `eth0` with the pod's
+/// address and a default route via the gateway; `lo` comes up.
+pub(crate) async fn configure_pod(
+    pod: &Handle,
+    peer: &str,
+    mtu: u32,
+    ip: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    let eth0 = require_index(pod, peer).await?;
+    pod.link()
+        .set(
+            LinkUnspec::new_with_index(eth0)
+                .name("eth0")
+                .mtu(mtu)
+                .address(pod_mac(ip).to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!("renaming {peer} to eth0")))?;
+    pod.link()
+        .set(LinkUnspec::new_with_index(eth0).up().build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink("bringing eth0 up"))?;
+    if let Some(lo) = index(pod, "lo").await? {
+        pod.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(NetworkError::netlink("bringing lo up"))?;
+    }
+    pod.address()
+        .add(eth0, IpAddr::V4(ip), prefix_len)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding {ip}/{prefix_len} to eth0"
+        )))?;
+    pod.route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gateway)
+                .output_interface(eth0)
+                .build(),
+        )
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding the default route via {gateway}"
+        )))?;
+    Ok(())
+}
+
+/// The pod's MAC address, derived from its IP (`0a:58:` + the four
+/// bytes, as the CNI bridge plugin did): a pod attached again gets the same
+/// MAC, so its neighbours' ARP caches stay right and traffic resumes at
+/// once.
+pub(crate) fn pod_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x0a, 0x58, a, b, c, d]
+}
+
+/// Bulwark's routes in the main table: destination → (gateway, message).
+pub(crate) async fn routes(
+    handle: &Handle,
+) -> Result<BTreeMap<Ipv4Net, (Option<Ipv4Addr>, RouteMessage)>, NetworkError> {
+    let all: Vec<RouteMessage> = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink("listing routes"))?;
+    let mut ours = BTreeMap::new();
+    for route in all {
+        if route.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
+            || route.header.table != RouteHeader::RT_TABLE_MAIN
+        {
+            continue;
+        }
+        let mut destination = Ipv4Addr::UNSPECIFIED;
+        let mut gateway = None;
+        for attribute in &route.attributes {
+            match attribute {
+                RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = *a,
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+                _ => {}
+            }
+        }
+        if let Ok(net) = Ipv4Net::new(destination, route.header.destination_prefix_length) {
+            ours.insert(net, (gateway, route));
+        }
+    }
+    Ok(ours)
+}
+
+/// Adds (or replaces) the route to `destination` via `gateway`, marked
+/// with `ROUTE_PROTOCOL`.
+pub(crate) async fn replace_route(
+    handle: &Handle,
+    destination: Ipv4Net,
+    gateway: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(destination.network(), destination.prefix_len())
+        .gateway(gateway)
+        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding route {destination} via {gateway}"
+        )))
+}
+
+/// Deletes a route `routes` returned.
+pub(crate) async fn delete_route(handle: &Handle, route: RouteMessage) -> Result<(), NetworkError> {
+    match handle.route().del(route).execute().await {
+        Err(e) if errno(&e) != Some(Errno::ESRCH as i32) => {
+            Err(NetworkError::netlink("deleting a route")(e))
+        }
+        _ => Ok(()),
+    }
+}
