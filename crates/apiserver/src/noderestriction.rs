@@ -105,6 +105,64 @@ pub(crate) fn admit(
     }
 }
 
+/// NodeRestriction for TokenRequests (`serviceaccounts/<name>/token`): a
+/// node's token must be bound, by UID, to a pod scheduled on that node —
+/// so a node cannot mint tokens for pods it does not run.
+pub(crate) async fn admit_token_request(
+    api: &crate::handlers::Api,
+    req: &ResourceRequest,
+    request: &Value,
+) -> ApiResult<()> {
+    use bulwark_store::StoreExt as _;
+    let Some(user) = &req.user else { return Ok(()) };
+    if !user.groups.iter().any(|g| g == bulwark_rbac::NODES_GROUP) {
+        return Ok(());
+    }
+    let check = Check {
+        req,
+        node: user
+            .username
+            .strip_prefix(bulwark_rbac::NODE_USER_PREFIX)
+            .unwrap_or_default(),
+        operation: Operation::Create,
+        old: None,
+        new: None,
+    };
+    if check.node.is_empty() {
+        return Err(check.forbidden(&format!(
+            "could not determine node from user \"{}\"",
+            user.username
+        )));
+    }
+    let reference = request.pointer("/spec/boundObjectRef");
+    let field = |f: &str| text(reference, &format!("/{f}"));
+    if field("apiVersion") != "v1" || field("kind") != "Pod" || field("name").is_empty() {
+        return Err(check.forbidden("node requested token not bound to a pod"));
+    }
+    if field("uid").is_empty() {
+        return Err(check.forbidden("node requested token with a pod binding without a uid"));
+    }
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let key = format!("/registry/pods/{namespace}/{}", field("name"));
+    let pod = match api.store.get(&key).await? {
+        Some(kv) => crate::handlers::decode_stored(&kv.value, kv.mod_revision)?,
+        None => return Err(ApiError::not_found("pods", "", field("name"))),
+    };
+    let uid = text(Some(&pod), "/metadata/uid");
+    if field("uid") != uid {
+        return Err(check.forbidden(&format!(
+            "the UID in the bound object reference ({}) does not match the UID in record ({uid}). The object might have been deleted and then recreated",
+            field("uid")
+        )));
+    }
+    if node_name(Some(&pod)) != check.node {
+        return Err(
+            check.forbidden("node requested token bound to a pod scheduled on a different node")
+        );
+    }
+    Ok(())
+}
+
 struct Check<'a> {
     req: &'a ResourceRequest,
     node: &'a str,

@@ -40,6 +40,7 @@ pub(crate) async fn create(
             "the body of the request was in an unknown format: expected a TokenRequest, got {kind}"
         )));
     }
+    crate::noderestriction::admit_token_request(api, req, &request).await?;
     let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
     let mut audiences: Vec<String> = spec
         .get("audiences")
