@@ -54,7 +54,13 @@ async fn the_standby_takes_over_when_the_leader_dies_and_nothing_is_done_twice()
     let client = first.client().await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
     let leader = wait_for_holder(&leases, None, Duration::from_secs(30)).await;
-    let second = Server::start_with(&args);
+    // Servers sharing an etcd share the encryption key, as kube-apiservers
+    // share one EncryptionConfiguration (the first server's node token is
+    // a Secret the second must read).
+    let shared_key = first.data().join("encryption-config.yaml");
+    let shared_key = shared_key.to_str().expect("a UTF-8 path");
+    let second =
+        Server::start_with(&[&args[..], &["--encryption-provider-config", shared_key]].concat());
     let standby = second.client().await;
 
     // The leader's ReplicaSet controller makes the pods.
