@@ -80,6 +80,12 @@ pub struct AgentOptions {
     /// The pod network: the cluster CIDR (this node's part of it comes from
     /// its Node's `spec.podCIDR`); `None`: pods get only loopback.
     pub cluster_cidr: Option<bulwark_network::Ipv4Net>,
+    /// The cluster DNS Service's address (`kube-dns`, 10.43.0.10): the
+    /// agent answers there itself, on its bridge, NodeLocal-DNSCache style;
+    /// pods with `dnsPolicy: ClusterFirst` resolve through it.
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -177,6 +183,17 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         },
         None => None,
     };
+    let dns = match (&network, options.cluster_dns) {
+        (Some(_), Some(ip)) => match node_local_dns(&options, ip).await {
+            Ok(task) => Some(task),
+            Err(err) => {
+                tracing::error!(error = %err, "the node-local cluster DNS is not available");
+                None
+            }
+        },
+        _ => None,
+    };
+    let dns_ready = dns.is_some();
     let routes = network.clone().map(|network| {
         tokio::spawn(peer_routes(
             options.proxy_client.clone(),
@@ -189,6 +206,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         AbortOnDrop(status),
         api.map(AbortOnDrop),
         routes.map(AbortOnDrop),
+        dns.map(AbortOnDrop),
     );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),
@@ -210,6 +228,8 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
             .with_host(&options.node_name),
         pod_pids_limit: options.pod_pids_limit,
         network,
+        cluster_dns: options.cluster_dns.filter(|_| dns_ready),
+        cluster_domain: options.cluster_domain.clone(),
     });
     watch_pods(ctx, &options).await;
     Ok(())
@@ -249,6 +269,48 @@ async fn pod_network(
         .map_err(|e| e.to_string())?;
     tracing::info!(%pod_cidr, "pod network ready");
     Ok(Arc::new(network))
+}
+
+/// Puts the cluster DNS address on the pod bridge (a /32: pods reach it
+/// through their gateway, and only this node answers) and serves DNS there.
+async fn node_local_dns(
+    options: &AgentOptions,
+    ip: std::net::Ipv4Addr,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| e.to_string())?;
+    let conn = tokio::spawn(connection);
+    let result = async {
+        let mut links = handle
+            .link()
+            .get()
+            .match_name(bulwark_network::DEFAULT_BRIDGE.to_owned())
+            .execute();
+        let link = futures::TryStreamExt::try_next(&mut links)
+            .await
+            .map_err(|e| format!("finding {}: {e}", bulwark_network::DEFAULT_BRIDGE))?
+            .ok_or_else(|| format!("no {} bridge", bulwark_network::DEFAULT_BRIDGE))?;
+        match handle
+            .address()
+            .add(link.header.index, std::net::IpAddr::V4(ip), 32)
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Already there (an agent restart).
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Ok(()),
+            Err(e) => Err(format!("adding {ip} to the bridge: {e}")),
+        }
+    }
+    .await;
+    conn.abort();
+    result?;
+    let mut config = bulwark_dns::DnsConfig::new(vec![std::net::SocketAddr::from((ip, 53))]);
+    config.domain = options.cluster_domain.clone();
+    let server = bulwark_dns::DnsServer::bind(config, options.proxy_client.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(%ip, "cluster DNS listening");
+    Ok(tokio::spawn(server.run()))
 }
 
 /// Keeps a route to every other node's pod CIDR via its address.

@@ -60,6 +60,10 @@ pub(crate) struct Ctx {
     pub(crate) pod_pids_limit: Option<i64>,
     /// The pod network, if the node has one.
     pub(crate) network: Option<Arc<bulwark_network::PodNetwork>>,
+    /// The node-local cluster DNS address, if it answers.
+    pub(crate) cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster domain.
+    pub(crate) cluster_domain: String,
 }
 
 /// The agent's memory of one pod, kept in `<pod dir>/record.json`.
@@ -378,7 +382,8 @@ async fn sync(ctx: &Ctx, pod: &Pod, dir: &Path, live: &mut Live) -> Result<Durat
     } else {
         None
     };
-    write_etc(dir, &hostname, pod_ip.as_deref(), host_network)
+    let resolv = resolv_conf(pod, ctx.cluster_dns, &ctx.cluster_domain);
+    write_etc(dir, &hostname, pod_ip.as_deref(), host_network, &resolv)
         .map_err(|e| format!("writing /etc files: {e}"))?;
     let cgroup = container::pod_cgroup(pod);
     {
@@ -560,11 +565,86 @@ fn allocate_user_namespace(pods_dir: &Path, _uid: &str) -> u32 {
         .unwrap_or(65536)
 }
 
+/// The pod's `/etc/resolv.conf` per its `dnsPolicy` and `dnsConfig`, as the
+/// kubelet writes it: ClusterFirst (the default) searches the pod's
+/// namespace, `svc` and the cluster domain through the cluster DNS with
+/// `ndots:5`; Default is the node's; None is `dnsConfig` alone.
+pub(crate) fn resolv_conf(
+    pod: &Pod,
+    cluster_dns: Option<std::net::Ipv4Addr>,
+    domain: &str,
+) -> Vec<u8> {
+    let spec = pod.spec.as_ref();
+    let host_network = spec.and_then(|s| s.host_network) == Some(true);
+    let policy = spec
+        .and_then(|s| s.dns_policy.clone())
+        .unwrap_or_else(|| "ClusterFirst".into());
+    let node = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let field = |key: &str| -> Vec<String> {
+        node.lines()
+            .filter_map(|l| l.trim().strip_prefix(key))
+            .flat_map(|rest| rest.split_whitespace().map(str::to_owned))
+            .collect()
+    };
+    let cluster = match (policy.as_str(), cluster_dns) {
+        ("ClusterFirstWithHostNet", Some(_)) => true,
+        ("ClusterFirst", Some(_)) => !host_network,
+        _ => false,
+    };
+    let (mut servers, mut searches, mut options): (Vec<String>, Vec<String>, Vec<String>) =
+        if cluster {
+            let ns = pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            (
+                vec![cluster_dns.map(|ip| ip.to_string()).unwrap_or_default()],
+                vec![
+                    format!("{ns}.svc.{domain}"),
+                    format!("svc.{domain}"),
+                    domain.to_owned(),
+                ],
+                vec!["ndots:5".to_owned()],
+            )
+        } else if policy == "None" {
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (field("nameserver"), field("search"), field("options"))
+        };
+    if let Some(config) = spec.and_then(|s| s.dns_config.as_ref()) {
+        servers.extend(config.nameservers.iter().flatten().cloned());
+        searches.extend(config.searches.iter().flatten().cloned());
+        for option in config.options.iter().flatten() {
+            let text = match &option.value {
+                Some(v) => format!("{}:{v}", option.name.clone().unwrap_or_default()),
+                None => option.name.clone().unwrap_or_default(),
+            };
+            options.retain(|o| o.split(':').next() != text.split(':').next());
+            options.push(text);
+        }
+    }
+    servers.dedup();
+    servers.truncate(3);
+    let mut out = String::new();
+    if !searches.is_empty() {
+        out.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    for server in servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out.into_bytes()
+}
+
 fn write_etc(
     dir: &Path,
     hostname: &str,
     ip: Option<&str>,
     host_network: bool,
+    resolv: &[u8],
 ) -> std::io::Result<()> {
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc)?;
@@ -580,8 +660,7 @@ fn write_etc(
         hosts
     };
     write_if_changed(&etc.join("hosts"), hosts.as_bytes())?;
-    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-    write_if_changed(&etc.join("resolv.conf"), &resolv)
+    write_if_changed(&etc.join("resolv.conf"), resolv)
 }
 
 fn write_if_changed(path: &Path, content: &[u8]) -> std::io::Result<()> {
@@ -1402,4 +1481,66 @@ pub(crate) fn find_container(
                 c.current.clone()
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodDNSConfig, PodDNSConfigOption, PodSpec};
+
+    fn pod(policy: Option<&str>, host_network: bool, config: Option<PodDNSConfig>) -> Pod {
+        Pod {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("shop".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                dns_policy: policy.map(str::to_owned),
+                host_network: Some(host_network),
+                dns_config: config,
+                ..PodSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn resolv_conf_follows_the_dns_policy() {
+        let dns = Some(std::net::Ipv4Addr::new(10, 43, 0, 10));
+        let text = |p: &Pod| String::from_utf8(resolv_conf(p, dns, "cluster.local")).unwrap();
+        assert_eq!(
+            text(&pod(None, false, None)),
+            "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.43.0.10\noptions ndots:5\n"
+        );
+        // hostNetwork pods fall back to the node's unless they ask.
+        assert!(!text(&pod(None, true, None)).contains("10.43.0.10"));
+        assert!(text(&pod(Some("ClusterFirstWithHostNet"), true, None)).contains("10.43.0.10"));
+        let config = PodDNSConfig {
+            nameservers: Some(vec!["1.1.1.1".into()]),
+            searches: Some(vec!["example.com".into()]),
+            options: Some(vec![PodDNSConfigOption {
+                name: Some("ndots".into()),
+                value: Some("2".into()),
+            }]),
+        };
+        assert_eq!(
+            text(&pod(Some("None"), false, Some(config.clone()))),
+            "search example.com\nnameserver 1.1.1.1\noptions ndots:2\n"
+        );
+        let merged = text(&pod(None, false, Some(config)));
+        assert!(
+            merged.contains("nameserver 10.43.0.10\nnameserver 1.1.1.1"),
+            "{merged}"
+        );
+        assert!(
+            merged.contains("options ndots:2") && !merged.contains("ndots:5"),
+            "{merged}"
+        );
+        // Without a cluster DNS, ClusterFirst is the node's.
+        assert!(
+            !String::from_utf8(resolv_conf(&pod(None, false, None), None, "cluster.local"))
+                .unwrap()
+                .contains("10.43.0.10")
+        );
+    }
 }

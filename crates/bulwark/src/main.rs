@@ -194,6 +194,12 @@ struct NodeArgs {
     /// between nodes) or `none` (each pod only has loopback).
     #[arg(long, value_enum, default_value_t = PodNetworkMode::Bridge)]
     pod_network: PodNetworkMode,
+    /// The cluster DNS Service's address, answered on every node.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: std::net::Ipv4Addr,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     /// The port of the agent's own API (logs, exec for the API server).
     #[arg(long, default_value_t = bulwark_agent::AGENT_PORT)]
     agent_port: u16,
@@ -802,6 +808,8 @@ fn start_agent(
         agent_port: node.agent_port,
         serving,
         cluster_cidr: (node.pod_network == PodNetworkMode::Bridge).then_some(node.cluster_cidr),
+        cluster_dns: Some(node.cluster_dns),
+        cluster_domain: node.cluster_domain.clone(),
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }

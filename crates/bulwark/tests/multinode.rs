@@ -238,7 +238,7 @@ fn import_busybox(scratch: &Path, data: &Path) {
         std::fs::copy("/bin/busybox", root.join("bin/busybox"))
             .expect("busybox-static is installed");
         for applet in [
-            "sh", "sleep", "echo", "hostname", "cat", "httpd", "nc", "printf", "mkdir",
+            "sh", "sleep", "echo", "hostname", "cat", "httpd", "nc", "printf", "mkdir", "nslookup",
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
@@ -427,6 +427,33 @@ fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
             Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
         }
     });
+
+    // Cluster DNS, answered on each node at the kube-dns address: Service
+    // names resolve from pods on both nodes, through ClusterFirst's
+    // resolv.conf.
+    let resolv = cluster.ok(&["exec", "local", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.43.0.10"), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    for pod in ["local", "remote"] {
+        cluster.eventually(&format!("kubernetes.default from {pod}"), 30, || {
+            let out = cluster.kubectl(&[
+                "exec",
+                pod,
+                "--",
+                "nslookup",
+                "kubernetes.default.svc.cluster.local",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("10.43.0.1") {
+                Ok(())
+            } else {
+                Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        });
+    }
 
     // A Deployment tolerating unreachability briefly: when node-b's agent
     // stops, the node goes NotReady and its pods come back on node-a.

@@ -112,7 +112,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:certificates.k8s.io:certificatesigningrequests:selfnodeclient -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient Group:system:nodes
         ClusterRoleBinding system:discovery -> system:discovery Group:system:authenticated
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
-        ClusterRoleBinding system:bulwark-dns -> system:bulwark-dns User:system:bulwark-dns
+        ClusterRoleBinding system:bulwark-dns -> system:bulwark-dns User:system:bulwark-dns,User:system:kube-proxy
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
         ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client

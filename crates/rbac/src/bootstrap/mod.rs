@@ -320,7 +320,8 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         binding(
             "system:bulwark-dns",
             "system:bulwark-dns",
-            vec![user("system:bulwark-dns")],
+            // Every node runs the DNS server with its network identity.
+            vec![user("system:bulwark-dns"), user("system:kube-proxy")],
         ),
         binding(
             "system:kube-dns",
