@@ -262,6 +262,13 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         watch_events: usize,
     },
+    /// Pod startup on one real node (create → Running, image local) and the
+    /// memory of the server with its agent. Needs root.
+    Agent {
+        /// Pods to start.
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+    },
     /// The scheduler and controllers on fake nodes: a large Deployment's
     /// rollout with the server's memory and CPU, and scheduling throughput.
     ControlPlane {
@@ -378,6 +385,7 @@ fn main() -> anyhow::Result<()> {
             watchers,
             watch_events,
         })),
+        Command::Bench(Bench::Agent { pods }) => runtime()?.block_on(bench::agent::run(pods)),
         Command::Bench(Bench::ControlPlane {
             deployment_nodes,
             replicas,

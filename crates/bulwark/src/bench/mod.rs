@@ -1,6 +1,7 @@
 //! `bulwark bench …`: benchmarks that compare Bulwark's parts with their
 //! goals or peers, measured in one run (never timed assertions in tests).
 
+pub(crate) mod agent;
 pub(crate) mod api;
 pub(crate) mod control_plane;
 pub(crate) mod store;
