@@ -737,11 +737,7 @@ async fn step(
                     .insert(c.name.clone(), ("CrashLoopBackOff".into(), Some(message)));
                 return;
             }
-            entry.backoff = if entry.backoff == 0 {
-                BACKOFF_INITIAL
-            } else {
-                (entry.backoff * 2).min(BACKOFF_MAX)
-            };
+            entry.backoff = next_backoff(entry.backoff);
             entry.last = Some(exit_of(&current, &e));
             // Only the run before stays, for `logs --previous`.
             if let Some(old) = entry.previous.replace(current) {
@@ -837,11 +833,7 @@ async fn step(
                     img
                 }
                 Some(Err(err)) => {
-                    entry.pull_backoff = if entry.pull_backoff == 0 {
-                        BACKOFF_INITIAL
-                    } else {
-                        (entry.pull_backoff * 2).min(BACKOFF_MAX)
-                    };
+                    entry.pull_backoff = next_backoff(entry.pull_backoff);
                     entry.pull_not_before = Some(now_s + entry.pull_backoff as i64);
                     let message = format!("Failed to pull image \"{image}\": {err}");
                     event(
@@ -895,20 +887,15 @@ async fn step(
     let env = match env::build(pod, c, &inputs.fetched, &ctx.allocatable) {
         Ok(env) => env,
         Err(err) => {
-            let message = err.to_string();
-            event(
+            refuse(
                 ctx,
                 pod,
-                Some(&c.name),
-                EventType::Warning,
-                "Failed",
-                &format!("Error: {message}"),
+                live,
+                &c.name,
+                "CreateContainerConfigError",
+                err.to_string(),
             )
             .await;
-            live.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerConfigError".into(), Some(message)),
-            );
             return;
         }
     };
@@ -922,20 +909,15 @@ async fn step(
     let mounts = match mounts {
         Some(Ok(m)) => m,
         Some(Err(err)) => {
-            let message = err.to_string();
-            event(
+            refuse(
                 ctx,
                 pod,
-                Some(&c.name),
-                EventType::Warning,
-                "Failed",
-                &format!("Error: {message}"),
+                live,
+                &c.name,
+                "CreateContainerConfigError",
+                err.to_string(),
             )
             .await;
-            live.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerConfigError".into(), Some(message)),
-            );
             return;
         }
         None => return,
@@ -958,20 +940,15 @@ async fn step(
     let config = match config {
         Ok(config) => config,
         Err(err) => {
-            let message = err.to_string();
-            event(
+            refuse(
                 ctx,
                 pod,
-                Some(&c.name),
-                EventType::Warning,
-                "Failed",
-                &format!("Error: {message}"),
+                live,
+                &c.name,
+                "CreateContainerConfigError",
+                err.to_string(),
             )
             .await;
-            live.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerConfigError".into(), Some(message)),
-            );
             return;
         }
     };
@@ -1030,29 +1007,53 @@ async fn step(
             }
         }
         Some(Err(err)) => {
-            let message = err.to_string();
-            event(
+            refuse(
                 ctx,
                 pod,
-                Some(&c.name),
-                EventType::Warning,
-                "Failed",
-                &format!("Error: {message}"),
+                live,
+                &c.name,
+                "CreateContainerError",
+                err.to_string(),
             )
             .await;
-            live.waiting.insert(
-                c.name.clone(),
-                ("CreateContainerError".into(), Some(message)),
-            );
             // Counted as a failed run for the back-off.
-            entry.backoff = if entry.backoff == 0 {
-                BACKOFF_INITIAL
-            } else {
-                (entry.backoff * 2).min(BACKOFF_MAX)
-            };
+            entry.backoff = next_backoff(entry.backoff);
         }
         None => {}
     }
+}
+
+/// The next restart or pull back-off: at once the first time, then 10 s
+/// doubling to 5 min, as the kubelet's.
+fn next_backoff(current: u64) -> u64 {
+    if current == 0 {
+        BACKOFF_INITIAL
+    } else {
+        (current * 2).min(BACKOFF_MAX)
+    }
+}
+
+/// A container that cannot be started now: a Warning `Failed` event and the
+/// waiting reason its status shows until the next attempt.
+async fn refuse(
+    ctx: &Ctx,
+    pod: &Pod,
+    live: &mut Live,
+    container: &str,
+    reason: &str,
+    message: String,
+) {
+    event(
+        ctx,
+        pod,
+        Some(container),
+        EventType::Warning,
+        "Failed",
+        &format!("Error: {message}"),
+    )
+    .await;
+    live.waiting
+        .insert(container.to_owned(), (reason.to_owned(), Some(message)));
 }
 
 fn exit_of(id: &str, e: &bulwark_runtime::ExitStatus) -> Exit {

@@ -571,7 +571,7 @@ fn start_components(
         });
     }
     if !args.disable_agent {
-        if nix_is_root() {
+        if is_root() {
             let name = node_name(&args.node);
             let client = access.client(&bulwark_client::Identity::user(
                 format!("system:node:{name}"),
@@ -822,7 +822,7 @@ fn start_agent(
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
 

@@ -15,13 +15,9 @@ use std::time::{Duration, Instant};
 /// The test image's name in the node's store.
 const IMAGE: &str = "bulwark.test/busybox:e2e";
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
 macro_rules! require_root {
     () => {
-        if !is_root() {
+        if !bulwark_testkit::is_root() {
             eprintln!("skipped: the node agent needs root");
             return;
         }
@@ -241,38 +237,9 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-/// Builds a busybox root filesystem tarball from Debian's busybox-static
-/// and imports it as [`IMAGE`] into the data dir's image store.
+/// Imports the test busybox image as [`IMAGE`] into the data dir's store.
 fn import_busybox(scratch: &Path, data: &Path) {
-    let root = scratch.join("rootfs");
-    for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "www"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static is installed (apt-get install busybox-static)");
-    for applet in [
-        "sh", "cat", "echo", "sleep", "ls", "test", "true", "false", "env", "id", "hostname",
-        "httpd", "wget", "touch", "grep", "kill", "ps", "mkdir", "head", "dd", "nc",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n").unwrap();
-    let tarball = scratch.join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tarball = bulwark_testkit::busybox_rootfs_tar(scratch).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["image", "--data-dir"])
         .arg(data)

@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "bulwark.test/busybox:multinode";
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
 fn ip(args: &[&str]) {
     let out = Command::new("ip")
         .args(args)
@@ -243,31 +239,7 @@ impl Drop for Cluster {
 }
 
 fn import_busybox(scratch: &Path, data: &Path) {
-    let root = scratch.join("rootfs");
-    for dir in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    if !root.join("bin/busybox").exists() {
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static is installed");
-        for applet in [
-            "sh", "sleep", "echo", "hostname", "cat", "httpd", "nc", "printf", "mkdir", "nslookup",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    let tarball = scratch.join("rootfs.tar");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tarball)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
+    let tarball = bulwark_testkit::busybox_rootfs_tar(scratch).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["image", "--data-dir"])
         .arg(data)
@@ -347,7 +319,7 @@ fn start(tag: &str, subnet: u8) -> Cluster {
 
 #[test]
 fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
-    if !is_root() {
+    if !bulwark_testkit::is_root() {
         eprintln!("skipped: needs root");
         return;
     }

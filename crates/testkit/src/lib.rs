@@ -11,6 +11,7 @@
 //! // stopped (SIGKILL) and its data dir removed when `etcd` is dropped
 //! ```
 
+mod busybox;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod etcd;
@@ -18,6 +19,7 @@ mod fake_nodes;
 mod net;
 mod wait;
 
+pub use busybox::{busybox_rootfs_tar, is_root};
 #[cfg(feature = "cluster")]
 pub use cluster::TestCluster;
 pub use etcd::{EtcdError, EtcdServer, EtcdServerTls};

@@ -17,31 +17,9 @@ use super::api::{Child, rss_kib};
 
 const IMAGE: &str = "bench.local/busybox:1";
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-/// A busybox root filesystem from the host's busybox-static, imported.
+/// The busybox test image, imported into the data dir's store.
 fn import_busybox(dir: &std::path::Path) -> anyhow::Result<()> {
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("bin"))?;
-    for d in ["proc", "sys", "dev", "tmp", "etc"] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .context("/bin/busybox (Debian package busybox-static)")?;
-    for applet in ["sh", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
-    }
-    let tarball = dir.join("rootfs.tar");
-    let status = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()?;
-    anyhow::ensure!(status.success(), "tar failed");
+    let tarball = bulwark_testkit::busybox_rootfs_tar(dir)?;
     let store = bulwark_runtime::ImageStore::open(dir.join("data/images"))?;
     store.import_rootfs(&tarball, IMAGE)?;
     Ok(())
@@ -62,7 +40,7 @@ fn ms(d: Duration) -> String {
 /// Runs the benchmark with `pods` pods and prints its table.
 pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
-        is_root(),
+        bulwark_testkit::is_root(),
         "bulwark bench agent runs real containers: it needs root"
     );
     let dir = tempfile::Builder::new()
