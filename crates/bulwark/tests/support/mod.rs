@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses what it needs
 
+pub(crate) mod netns;
+
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
