@@ -175,6 +175,15 @@ enum PodNetworkMode {
     None,
 }
 
+/// How pods reach pods on other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodNetworkBackend {
+    /// VXLAN encapsulation (UDP 8472): nodes may be on different subnets.
+    Vxlan,
+    /// Direct routes via each node's address: nodes on one L2 segment.
+    HostGw,
+}
+
 /// How the node agent presents its node.
 #[derive(Debug, clap::Args)]
 struct NodeArgs {
@@ -194,6 +203,11 @@ struct NodeArgs {
     /// between nodes) or `none` (each pod only has loopback).
     #[arg(long, value_enum, default_value_t = PodNetworkMode::Bridge)]
     pod_network: PodNetworkMode,
+    /// How pods reach other nodes' pods: `vxlan` (works across routed
+    /// networks; every node must use the same) or `host-gw` (direct routes,
+    /// no encapsulation, nodes on one L2 segment).
+    #[arg(long, value_enum, default_value_t = PodNetworkBackend::Vxlan)]
+    pod_network_backend: PodNetworkBackend,
     /// The cluster DNS Service's address, answered on every node.
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: std::net::Ipv4Addr,
@@ -816,6 +830,7 @@ fn start_agent(
         agent_port: node.agent_port,
         serving,
         cluster_cidr: (node.pod_network == PodNetworkMode::Bridge).then_some(node.cluster_cidr),
+        vxlan: node.pod_network_backend == PodNetworkBackend::Vxlan,
         cluster_dns: Some(node.cluster_dns),
         cluster_domain: node.cluster_domain.clone(),
     };
