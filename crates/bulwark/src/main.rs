@@ -140,6 +140,10 @@ struct ServerArgs {
     /// marked NotReady/Unknown and tainted (upstream's 50 s).
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// How many terminated pods (Succeeded or Failed) may remain before
+    /// the oldest are deleted (upstream's 12,500); 0 keeps them all.
+    #[arg(long, default_value_t = 12_500)]
+    terminated_pod_gc_threshold: usize,
     /// Do not run a node agent in this server (a control-plane-only node).
     /// Without root the agent cannot run and is left out with a warning.
     #[arg(long)]
@@ -533,6 +537,7 @@ fn start_components(
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
             node_monitor_grace_period: args.node_monitor_grace_period,
+            terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
             csr_signer: Some({
                 let pki = running.pki.clone();
