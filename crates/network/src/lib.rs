@@ -48,6 +48,7 @@ mod link;
 mod netns;
 mod network;
 mod nft;
+pub mod policy;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -204,6 +205,13 @@ impl PodNetwork {
     /// routes, the nftables tables, and the IPAM state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         self.inner.cleanup().await
+    }
+
+    /// Makes the network policy table (`inet bulwark_policy`) enforce
+    /// `input`'s policies on this node's pods, in one transaction; does
+    /// nothing when the rules would not change. True when they changed.
+    pub async fn sync_policy(&self, input: &policy::PolicyInput) -> Result<bool, NetworkError> {
+        self.inner.sync_policy(input).await
     }
 
     /// The pod's address, if it has one.

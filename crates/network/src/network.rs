@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::ipam::{Ipam, IpamStore};
 use crate::kernel::Kernel;
+use crate::policy::{self, Plan, PolicyInput};
 use crate::{
     Ipv4Net, NetworkConfig, NetworkError, Peer, PodAddress, host_veth, is_veth_name, link, nft,
     peer_veth,
@@ -24,6 +25,8 @@ pub(crate) struct Network<K> {
     gateway: Ipv4Addr,
     kernel: K,
     ipam: Mutex<IpamStore>,
+    /// The network policy table last applied.
+    policy: Mutex<Option<String>>,
 }
 
 impl<K: Kernel> Network<K> {
@@ -36,6 +39,7 @@ impl<K: Kernel> Network<K> {
             pod_cidr,
             kernel,
             ipam: Mutex::new(ipam),
+            policy: Mutex::new(None),
         };
         let bridge = &network.config.bridge;
         network
@@ -175,10 +179,25 @@ impl<K: Kernel> Network<K> {
             }
         }
         self.kernel.delete_link(&self.config.bridge).await?;
-        self.kernel.apply_nft(nft::render_delete()).await?;
+        let tables = format!("{}{}", nft::render_delete(), policy::render_delete());
+        self.kernel.apply_nft(tables).await?;
+        *self.policy.lock().await = None;
         self.ipam.lock().await.remove()?;
         info!(bridge = %self.config.bridge, "pod network removed");
         Ok(())
+    }
+
+    /// Replaces the network policy table with `input`'s rules for this
+    /// node's pods, unless it already holds them; true when it changed.
+    pub(crate) async fn sync_policy(&self, input: &PolicyInput) -> Result<bool, NetworkError> {
+        let text = policy::render(&Plan::new(input, self.pod_cidr));
+        let mut last = self.policy.lock().await;
+        if last.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        self.kernel.apply_nft(text.clone()).await?;
+        *last = Some(text);
+        Ok(true)
     }
 
     pub(crate) async fn address(&self, pod_id: &str) -> Option<PodAddress> {
