@@ -1,7 +1,8 @@
 //! End-to-end: NetworkPolicy on two nodes (`bulwark server` with its agent
 //! as node-a, a joined `bulwark agent` as node-b, each in a network
 //! namespace the test makes). busybox httpd pods serve, clients probe with
-//! `wget -T 2`, and policies go in with `kubectl apply`, as a user's would.
+//! `timeout 3 wget` (the static busybox's `wget -T` segfaults), and
+//! policies go in with `kubectl apply`, as a user's would.
 //! One cluster; each step is a function named for what it shows. Root only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // harness code: a panic is the failure report
@@ -79,12 +80,26 @@ impl Env {
 
     /// Whether `ns/pod` gets `served` from `ip:port`.
     fn reaches(&self, from: &str, ip: &str, port: u16) -> bool {
+        self.probe(from, ip, port).is_ok()
+    }
+
+    /// `wget` from `ns/pod`: Ok when it got `served`, else what it said.
+    fn probe(&self, from: &str, ip: &str, port: u16) -> Result<(), String> {
         let (ns, pod) = from.split_once('/').unwrap();
         let url = format!("http://{ip}:{port}/");
         let out = self.cluster.kubectl(&[
-            "exec", "-n", ns, pod, "--", "wget", "-q", "-T", "2", "-O", "-", &url,
+            "exec", "-n", ns, pod, "--", "busybox", "timeout", "3", "wget", "-q", "-O", "-", &url,
         ]);
-        out.status.success() && String::from_utf8_lossy(&out.stdout) == "served\n"
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && stdout == "served\n" {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {stdout:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Waits until `from` reaches (or not) `ip:port`; returns how long the
@@ -96,11 +111,12 @@ impl Env {
             if allowed { "reaching" } else { "kept from" }
         );
         self.cluster.eventually(&what, 30, || {
-            if self.reaches(from, ip, port) == allowed {
+            let probe = self.probe(from, ip, port);
+            if probe.is_ok() == allowed {
                 Ok(())
             } else {
                 Err(format!(
-                    "policies:\n{}",
+                    "{probe:?}\npolicies:\n{}",
                     String::from_utf8_lossy(
                         &self.cluster.kubectl(&["get", "networkpolicy", "-A"]).stdout
                     )
