@@ -78,11 +78,6 @@ impl Env {
         self.cluster.ok(&["apply", "-f", path.to_str().unwrap()]);
     }
 
-    /// Whether `ns/pod` gets `served` from `ip:port`.
-    fn reaches(&self, from: &str, ip: &str, port: u16) -> bool {
-        self.probe(from, ip, port).is_ok()
-    }
-
     /// `wget` from `ns/pod`: Ok when it got `served`, else what it said.
     fn probe(&self, from: &str, ip: &str, port: u16) -> Result<(), String> {
         let (ns, pod) = from.split_once('/').unwrap();
