@@ -38,22 +38,23 @@ fn select(pairs: &[(&str, String)]) -> Selector {
 }
 
 /// `pods` pods, half of them on this node (10.42.0.0/22), spread over 20
-/// namespaces and 10 apps; 500 policies of the shapes people write: an
+/// namespaces and 10 apps (each app in each namespace); 500 policies of the shapes people write: an
 /// app's ingress from another app (by name port), from a labelled
 /// namespace, from an ipBlock with except, a port range, and egress.
 fn cluster(pods: usize) -> PolicyInput {
     let pods: Vec<PolicyPod> = (0..pods)
         .map(|i| {
-            let ip = if i % 2 == 0 {
-                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 42, 0, 2)) + i as u32 / 2)
+            let base = if (i / 3) % 2 == 0 {
+                Ipv4Addr::new(10, 42, 0, 2)
             } else {
-                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 42, 8, 2)) + i as u32 / 2)
+                Ipv4Addr::new(10, 42, 8, 2)
             };
+            let ip = Ipv4Addr::from(u32::from(base) + i as u32);
             PolicyPod {
                 namespace: format!("ns-{}", i % NAMESPACES),
                 name: format!("pod-{i}"),
                 labels: labels(&[
-                    ("app", format!("app-{}", i % 10)),
+                    ("app", format!("app-{}", (i / NAMESPACES) % 10)),
                     ("tier", format!("t{}", i % 3)),
                 ]),
                 ip,
@@ -79,7 +80,10 @@ fn cluster(pods: usize) -> PolicyInput {
             let peers = match i % 4 {
                 0 => vec![Peer::Pods {
                     namespaces: None,
-                    pods: Some(select(&[("app", format!("app-{}", (i + 1) % 10))])),
+                    pods: Some(select(&[(
+                        "app",
+                        format!("app-{}", (i / NAMESPACES + 1) % 10),
+                    )])),
                 }],
                 1 => vec![Peer::Pods {
                     namespaces: Some(select(&[("team", format!("team-{}", i % 4))])),
@@ -109,7 +113,7 @@ fn cluster(pods: usize) -> PolicyInput {
             Policy {
                 namespace,
                 name: format!("policy-{i}"),
-                pod_selector: select(&[("app", format!("app-{}", i % 10))]),
+                pod_selector: select(&[("app", format!("app-{}", (i / NAMESPACES) % 10))]),
                 ingress: Some(rules.clone()),
                 egress: (i % 5 == 0).then_some(rules),
             }
