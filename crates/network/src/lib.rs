@@ -14,7 +14,10 @@
 //! - a table `bridge bulwark` that drops frames a pod sends with a MAC, IP
 //!   or ARP source address other than its own (no posing as another pod);
 //! - routes to other nodes' pod CIDRs via their node IPs (same L2), marked
-//!   with routing protocol [`ROUTE_PROTOCOL`].
+//!   with routing protocol [`ROUTE_PROTOCOL`];
+//! - NetworkPolicy enforcement for the node's pods: the table
+//!   `inet bulwark_policy`, from the plain model in [`policy`]
+//!   ([`PodNetwork::sync_policy`]).
 //!
 //! Everything goes through netlink (`rtnetlink`) except nftables, which is
 //! one `nft -f -` transaction per sync. IPv4 only; VXLAN (nodes on different
