@@ -135,7 +135,8 @@ async fn denied_connections_are_dropped_and_allowed_ones_get_their_replies() {
     })
     .await
     .unwrap();
-    let server_ip = network.attach("server", &server.path()).await.unwrap().ip;
+    let server_address = network.attach("server", &server.path()).await.unwrap();
+    let (server_ip, gateway) = (server_address.ip, server_address.gateway);
     let friend_ip = network.attach("friend", &friend.path()).await.unwrap().ip;
     let stranger_ip = network
         .attach("stranger", &stranger.path())
@@ -212,6 +213,15 @@ async fn denied_connections_are_dropped_and_allowed_ones_get_their_replies() {
     );
     // The server is not isolated for egress, nor the stranger for ingress.
     assert!(echoes(&server, &stranger, stranger_ip, 8080));
+
+    // The node always reaches its pods (probes); a pod's egress policy
+    // covers the node too.
+    assert!(echoes(&node, &server, server_ip, 8080), "node to pod");
+    assert!(echoes(&stranger, &node, gateway, 8080), "not isolated");
+    assert!(
+        !echoes(&friend, &node, gateway, 8080),
+        "friend's egress to its node"
+    );
 
     // Relabelling the stranger a friend lets it in.
     input.pods[2].labels.insert("role".into(), "friend".into());
