@@ -27,8 +27,8 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Api;
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use kube::{Api, ResourceExt as _};
 use tokio::sync::Notify;
 
 /// How long a burst of changes may go on before the rules are synced.
@@ -123,7 +123,8 @@ pub(crate) fn policy_input(
                 Ok(policy) => Some(policy),
                 Err(why) => {
                     tracing::warn!(
-                        policy = %format!("{}/{}", p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or("")),
+                        namespace = p.namespace().unwrap_or_default(),
+                        policy = p.name_any(),
                         why,
                         "network policy not enforced"
                     );
@@ -222,7 +223,8 @@ fn policy(np: &NetworkPolicy) -> Result<Policy, String> {
 
 /// A rule, or `None` when it can match no IPv4 traffic: it lists peers or
 /// ports, and none of them can be enforced (an IPv6 block, a bad
-/// selector). Dropping such a parts would turn the rule into "allow all".
+/// selector). Dropping only the unusable parts would turn the rule into
+/// "allow all".
 fn rule(peers: Option<&[NetworkPolicyPeer]>, ports: Option<&[NetworkPolicyPort]>) -> Option<Rule> {
     let given_peers = peers.unwrap_or_default();
     let given_ports = ports.unwrap_or_default();
