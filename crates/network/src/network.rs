@@ -417,6 +417,57 @@ mod tests {
         assert_eq!(network.address("pod-a").await, None);
     }
 
+    #[tokio::test]
+    async fn policy_rules_are_applied_only_when_they_change_and_cleanup_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = fake_network(dir.path()).await;
+        network.kernel.take_calls();
+        let mut input = crate::policy::PolicyInput::default();
+        assert!(network.sync_policy(&input).await.unwrap());
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("table inet bulwark_policy {")
+        );
+        // The same rules again (an unrelated pod update): no transaction.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.pods.push(crate::policy::PolicyPod {
+            namespace: "a".into(),
+            name: "p".into(),
+            labels: Default::default(),
+            ip: Ipv4Addr::new(10, 42, 3, 9),
+            ports: Vec::new(),
+        });
+        // A pod no policy selects changes nothing either.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.policies.push(crate::policy::Policy {
+            namespace: "a".into(),
+            name: "deny".into(),
+            pod_selector: Default::default(),
+            ingress: Some(Vec::new()),
+            egress: None,
+        });
+        assert!(network.sync_policy(&input).await.unwrap());
+        network.cleanup().await.unwrap();
+        let calls = network.kernel.take_calls();
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("nft")).count(),
+            3,
+            "{calls:?}"
+        );
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("delete table inet bulwark_policy")
+        );
+        // After a cleanup the next sync applies again.
+        assert!(network.sync_policy(&input).await.unwrap());
+    }
+
     fn peer(cidr: &str, ip: &str) -> Peer {
         Peer {
             pod_cidr: cidr.parse().unwrap(),
