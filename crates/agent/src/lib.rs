@@ -203,9 +203,13 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         ))
     });
     // NetworkPolicy: this node's rules, from every policy, pod and namespace.
-    let policy = network
-        .clone()
-        .map(|network| tokio::spawn(netpol::enforce(options.proxy_client.clone(), network)));
+    let policy = network.clone().map(|network| {
+        tokio::spawn(netpol::enforce(
+            options.proxy_client.clone(),
+            options.node_name.clone(),
+            network,
+        ))
+    });
     let _guards = (
         AbortOnDrop(lease),
         AbortOnDrop(status),

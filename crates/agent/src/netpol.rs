@@ -13,6 +13,7 @@
 //! and ports, and the pods that take part (those with an IPv4 address,
 //! not on the host network, not finished).
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,8 +38,9 @@ const SETTLE: Duration = Duration::from_millis(50);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Keeps this node's policy rules in step with the API, until dropped.
-pub(crate) async fn enforce(client: kube::Client, network: Arc<PodNetwork>) {
+pub(crate) async fn enforce(client: kube::Client, node_name: String, network: Arc<PodNetwork>) {
     let changed = Arc::new(Notify::new());
+    let mut attachments = network.attachments();
     let (policies, policies_writer) = reflector::store::<NetworkPolicy>();
     let (pods, pods_writer) = reflector::store::<Pod>();
     let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
@@ -61,7 +63,24 @@ pub(crate) async fn enforce(client: kube::Client, network: Arc<PodNetwork>) {
     loop {
         tokio::time::sleep(SETTLE).await;
         let started = Instant::now();
-        let input = policy_input(&policies.state(), &pods.state(), &namespaces.state());
+        let pods = pods.state();
+        // This node's pods with an address their status does not show
+        // yet: their rules hold before their containers start talking.
+        let mut unreported = HashMap::new();
+        for pod in &pods {
+            let reported = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_ref())
+                .is_some();
+            let here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node_name);
+            if let (false, true, Some(uid)) = (reported, here, pod.metadata.uid.as_ref())
+                && let Some(address) = network.address(uid).await
+            {
+                unreported.insert(uid.clone(), address.ip);
+            }
+        }
+        let input = policy_input(&policies.state(), &pods, &namespaces.state(), &unreported);
         match network.sync_policy(&input).await {
             Ok(true) => tracing::info!(
                 policies = input.policies.len(),
@@ -76,7 +95,10 @@ pub(crate) async fn enforce(client: kube::Client, network: Arc<PodNetwork>) {
                 continue;
             }
         }
-        changed.notified().await;
+        tokio::select! {
+            () = changed.notified() => {}
+            Ok(()) = attachments.changed() => {}
+        }
     }
 }
 
@@ -111,10 +133,13 @@ where
 }
 
 /// The network crate's model of the cluster.
+/// `unreported` holds addresses (by pod UID) this node handed out that
+/// the pods' statuses do not show yet.
 pub(crate) fn policy_input(
     policies: &[Arc<NetworkPolicy>],
     pods: &[Arc<Pod>],
     namespaces: &[Arc<Namespace>],
+    unreported: &HashMap<String, Ipv4Addr>,
 ) -> PolicyInput {
     PolicyInput {
         policies: policies
@@ -132,7 +157,10 @@ pub(crate) fn policy_input(
                 }
             })
             .collect(),
-        pods: pods.iter().filter_map(|p| policy_pod(p)).collect(),
+        pods: pods
+            .iter()
+            .filter_map(|p| policy_pod(p, unreported))
+            .collect(),
         namespaces: namespaces
             .iter()
             .filter_map(|ns| {
@@ -150,16 +178,22 @@ pub(crate) fn policy_input(
 
 /// A pod that takes part in policy: with an IPv4 address, not on the
 /// host's network, not finished.
-fn policy_pod(pod: &Pod) -> Option<PolicyPod> {
+fn policy_pod(pod: &Pod, unreported: &HashMap<String, Ipv4Addr>) -> Option<PolicyPod> {
     let spec = pod.spec.as_ref()?;
     if spec.host_network == Some(true) {
         return None;
     }
-    let status = pod.status.as_ref()?;
-    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+    let status = pod.status.as_ref();
+    if matches!(
+        status.and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    ) {
         return None;
     }
-    let ip: Ipv4Addr = status.pod_ip.as_deref()?.parse().ok()?;
+    let ip: Ipv4Addr = match status.and_then(|s| s.pod_ip.as_deref()) {
+        Some(ip) => ip.parse().ok()?,
+        None => *unreported.get(pod.metadata.uid.as_deref()?)?,
+    };
     let ports = spec
         .containers
         .iter()
@@ -323,7 +357,10 @@ mod tests {
             "metadata": {"name": "p", "namespace": "ns"},
             "spec": spec,
         }))];
-        format!("{:?}", policy_input(&policies, &[], &[]).policies)
+        format!(
+            "{:?}",
+            policy_input(&policies, &[], &[], &HashMap::new()).policies
+        )
     }
 
     #[test]
@@ -407,7 +444,14 @@ mod tests {
             serde_json::from_value::<Namespace>(serde_json::json!({"metadata": {"name": "ns"}}))
                 .unwrap(),
         );
-        let input = policy_input(&[], &pods, &[ns]);
+        // This node handed `starting` an address its status does not show yet.
+        let unreported = HashMap::from([("u-starting".to_owned(), Ipv4Addr::new(10, 42, 0, 7))]);
+        let mut pods = pods.to_vec();
+        pods.push(pod(serde_json::json!({
+            "metadata": {"name": "starting", "namespace": "ns", "uid": "u-starting"},
+            "spec": {"containers": [{"name": "c"}]},
+        })));
+        let input = policy_input(&[], &pods, &[ns], &unreported);
         expect_test::expect![[r#"
             PolicyInput {
                 policies: [],
@@ -426,6 +470,13 @@ mod tests {
                                 port: 8080,
                             },
                         ],
+                    },
+                    PolicyPod {
+                        namespace: "ns",
+                        name: "starting",
+                        labels: {},
+                        ip: 10.42.0.7,
+                        ports: [],
                     },
                 ],
                 namespaces: {

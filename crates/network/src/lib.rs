@@ -168,6 +168,9 @@ pub struct Peer {
 #[derive(Debug)]
 pub struct PodNetwork {
     inner: Network<Linux>,
+    /// Counts attaches, so policy enforcement hears of a new pod address
+    /// before the pod's status carries it.
+    attached: tokio::sync::watch::Sender<u64>,
 }
 
 impl PodNetwork {
@@ -180,6 +183,7 @@ impl PodNetwork {
         let kernel = Linux::new(config.netns.as_deref())?;
         Ok(Self {
             inner: Network::start(config, kernel).await?,
+            attached: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -188,7 +192,15 @@ impl PodNetwork {
     /// path such as `/run/bulwark/netns/<id>` or `/proc/<pid>/ns/net`).
     /// Calling it again rebuilds the wiring with the same address.
     pub async fn attach(&self, pod_id: &str, netns: &Path) -> Result<PodAddress, NetworkError> {
-        self.inner.attach(pod_id, netns).await
+        let address = self.inner.attach(pod_id, netns).await?;
+        self.attached.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(address)
+    }
+
+    /// Changes after every attach: a pod has an address (see
+    /// [`PodNetwork::address`]) that its status may not show yet.
+    pub fn attachments(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.attached.subscribe()
     }
 
     /// Disconnects the pod: removes its veth pair and frees its address.
