@@ -26,13 +26,14 @@
 //! - pod → pod and outside → pod: on the `forward` hook (bridged frames
 //!   too: the kernel's `br_netfilter` passes them through it), after
 //!   Service DNAT, so a rule sees the real destination pod;
-//! - node → its own pods (`output` hook): always allowed, so the node can
-//!   probe its pods (upstream: "traffic to and from the node where a Pod is
-//!   running is always allowed"); another node is an address like any other;
+//! - node → its own pods (`output` hook): always allowed, as upstream's
+//!   documentation promises for traffic between a pod and its node, so the
+//!   node can probe its pods; another node is an address like any other;
 //! - pod → its own node (`input` hook: the node's addresses, the cluster
-//!   DNS address on the bridge): the pod's egress policy applies, as
-//!   Calico and Cilium apply it — an egress default deny also keeps a pod
-//!   from the node's own services.
+//!   DNS address on the bridge): here Bulwark is stricter than that
+//!   promise and does what Calico and Cilium do by default — the pod's
+//!   egress policy applies, so an egress default deny also keeps a pod
+//!   from the node's own services (and its node-local DNS: allow port 53).
 //!
 //! Pods with `hostNetwork` are neither selected nor matched as peers (the
 //! agent leaves them out of the model), as upstream leaves them undefined.
