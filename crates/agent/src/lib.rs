@@ -16,6 +16,7 @@ mod container;
 mod env;
 mod host;
 pub mod join;
+mod netpol;
 mod node;
 mod pod;
 mod probe;
@@ -204,12 +205,21 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
             network,
         ))
     });
+    // NetworkPolicy: this node's rules, from every policy, pod and namespace.
+    let policy = network.clone().map(|network| {
+        tokio::spawn(netpol::enforce(
+            options.proxy_client.clone(),
+            options.node_name.clone(),
+            network,
+        ))
+    });
     let _guards = (
         AbortOnDrop(lease),
         AbortOnDrop(status),
         api.map(AbortOnDrop),
         routes.map(AbortOnDrop),
         dns.map(AbortOnDrop),
+        policy.map(AbortOnDrop),
     );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),

@@ -19,6 +19,9 @@
 //!   default of `bulwark agent`), through the device [`VXLAN_DEVICE`], which
 //!   carries pod traffic to other nodes in UDP (port [`VXLAN_PORT`]) over
 //!   any IP network, as flannel's vxlan backend does.
+//! - NetworkPolicy enforcement for the node's pods: the table
+//!   `inet bulwark_policy`, from the plain model in [`policy`]
+//!   ([`PodNetwork::sync_policy`]).
 //!
 //! Everything goes through netlink (`rtnetlink`) except nftables, which is
 //! one `nft -f -` transaction per sync. IPv4 only; IPv6 is not done yet.
@@ -51,6 +54,7 @@ mod link;
 mod netns;
 mod network;
 mod nft;
+pub mod policy;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -206,6 +210,9 @@ pub struct Peer {
 #[derive(Debug)]
 pub struct PodNetwork {
     inner: Network<Linux>,
+    /// Counts attaches, so policy enforcement hears of a new pod address
+    /// before the pod's status carries it.
+    attached: tokio::sync::watch::Sender<u64>,
 }
 
 impl PodNetwork {
@@ -218,6 +225,7 @@ impl PodNetwork {
         let kernel = Linux::new(config.netns.as_deref())?;
         Ok(Self {
             inner: Network::start(config, kernel).await?,
+            attached: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -226,7 +234,15 @@ impl PodNetwork {
     /// path such as `/run/bulwark/netns/<id>` or `/proc/<pid>/ns/net`).
     /// Calling it again rebuilds the wiring with the same address.
     pub async fn attach(&self, pod_id: &str, netns: &Path) -> Result<PodAddress, NetworkError> {
-        self.inner.attach(pod_id, netns).await
+        let address = self.inner.attach(pod_id, netns).await?;
+        self.attached.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(address)
+    }
+
+    /// Changes after every attach: a pod has an address (see
+    /// [`PodNetwork::address`]) that its status may not show yet.
+    pub fn attachments(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.attached.subscribe()
     }
 
     /// Disconnects the pod: removes its veth pair and frees its address.
@@ -248,6 +264,13 @@ impl PodNetwork {
     /// VXLAN device, peer routes, the nftables tables, and the IPAM state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         self.inner.cleanup().await
+    }
+
+    /// Makes the network policy table (`inet bulwark_policy`) enforce
+    /// `input`'s policies on this node's pods, in one transaction; does
+    /// nothing when the rules would not change. True when they changed.
+    pub async fn sync_policy(&self, input: &policy::PolicyInput) -> Result<bool, NetworkError> {
+        self.inner.sync_policy(input).await
     }
 
     /// The pod's address, if it has one.

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::ipam::{Ipam, IpamStore};
 use crate::kernel::{Kernel, Vtep, Vxlan};
+use crate::policy::{self, Plan, PolicyInput};
 use crate::{
     Backend, Ipv4Net, NetworkConfig, NetworkError, Peer, PodAddress, VXLAN_DEVICE, VXLAN_PORT,
     VXLAN_VNI, host_veth, is_veth_name, link, nft, peer_veth, vtep_mac,
@@ -35,6 +36,8 @@ pub(crate) struct Network<K> {
     vxlan: Option<u32>,
     /// The peers' VTEPs the VXLAN device has entries for, by pod CIDR.
     vteps: Mutex<BTreeMap<Ipv4Net, Vtep>>,
+    /// The network policy table last applied.
+    policy: Mutex<Option<String>>,
 }
 
 impl<K: Kernel> Network<K> {
@@ -49,6 +52,7 @@ impl<K: Kernel> Network<K> {
             ipam: Mutex::new(ipam),
             vxlan: None,
             vteps: Mutex::new(BTreeMap::new()),
+            policy: Mutex::new(None),
         };
         let bridge = &network.config.bridge;
         network
@@ -241,10 +245,25 @@ impl<K: Kernel> Network<K> {
         }
         self.kernel.delete_link(&self.config.bridge).await?;
         self.kernel.delete_link(VXLAN_DEVICE).await?;
-        self.kernel.apply_nft(nft::render_delete()).await?;
+        let tables = format!("{}{}", nft::render_delete(), policy::render_delete());
+        self.kernel.apply_nft(tables).await?;
+        *self.policy.lock().await = None;
         self.ipam.lock().await.remove()?;
         info!(bridge = %self.config.bridge, "pod network removed");
         Ok(())
+    }
+
+    /// Replaces the network policy table with `input`'s rules for this
+    /// node's pods, unless it already holds them; true when it changed.
+    pub(crate) async fn sync_policy(&self, input: &PolicyInput) -> Result<bool, NetworkError> {
+        let text = policy::render(&Plan::new(input, self.pod_cidr));
+        let mut last = self.policy.lock().await;
+        if last.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        self.kernel.apply_nft(text.clone()).await?;
+        *last = Some(text);
+        Ok(true)
     }
 
     pub(crate) async fn address(&self, pod_id: &str) -> Option<PodAddress> {
@@ -507,6 +526,57 @@ mod tests {
         .assert_debug_eq(&network.kernel.take_calls());
         assert!(network.kernel.state().links.is_empty());
         assert_eq!(network.address("pod-a").await, None);
+    }
+
+    #[tokio::test]
+    async fn policy_rules_are_applied_only_when_they_change_and_cleanup_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = fake_network(dir.path()).await;
+        network.kernel.take_calls();
+        let mut input = crate::policy::PolicyInput::default();
+        assert!(network.sync_policy(&input).await.unwrap());
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("table inet bulwark_policy {")
+        );
+        // The same rules again (an unrelated pod update): no transaction.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.pods.push(crate::policy::PolicyPod {
+            namespace: "a".into(),
+            name: "p".into(),
+            labels: Default::default(),
+            ip: Ipv4Addr::new(10, 42, 3, 9),
+            ports: Vec::new(),
+        });
+        // A pod no policy selects changes nothing either.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.policies.push(crate::policy::Policy {
+            namespace: "a".into(),
+            name: "deny".into(),
+            pod_selector: Default::default(),
+            ingress: Some(Vec::new()),
+            egress: None,
+        });
+        assert!(network.sync_policy(&input).await.unwrap());
+        network.cleanup().await.unwrap();
+        let calls = network.kernel.take_calls();
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("nft")).count(),
+            3,
+            "{calls:?}"
+        );
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("delete table inet bulwark_policy")
+        );
+        // After a cleanup the next sync applies again.
+        assert!(network.sync_policy(&input).await.unwrap());
     }
 
     fn peer(cidr: &str, ip: &str) -> Peer {
