@@ -48,6 +48,7 @@ mod link;
 mod netns;
 mod network;
 mod nft;
+mod proxy;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ use sha2::{Digest, Sha256};
 pub use error::NetworkError;
 pub use ipnet::Ipv4Net;
 pub use link::ROUTE_PROTOCOL;
+pub use proxy::{Endpoint, PROXY_TABLE, Protocol, ProxyConfig, ServicePort, ServiceProxy};
 
 use kernel::Linux;
 use network::Network;

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::NetworkError;
 use crate::error::errno;
@@ -165,6 +165,16 @@ pub(crate) async fn create_veth(
         .await
         .map_err(NetworkError::netlink(format!(
             "attaching {host} to the bridge"
+        )))?;
+    // Hairpin: a pod reaching itself through a Service address gets its
+    // DNATed frame back out of the port it came in by (br_netfilter
+    // bridges DNAT to a pod on the same bridge), as CNI's hairpinMode.
+    node.link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "turning on hairpin mode on {host}"
         )))?;
     Ok(())
 }
