@@ -348,6 +348,7 @@ fn service_proxy(options: &AgentOptions, dns_ready: bool) -> Option<tokio::task:
     };
     Some(tokio::spawn(proxy::run(
         options.proxy_client.clone(),
+        options.client.clone(),
         proxy,
         proxy_options,
     )))

@@ -1,16 +1,18 @@
 //! The node's service proxy loop (kube-proxy's job), as
 //! `system:kube-proxy`: watches Services and EndpointSlices, turns them into
 //! `bulwark_network::ServicePort`s and has the network crate rewrite its
-//! nftables table — within a short debounce of any change.
+//! nftables table — within a short debounce of any change. The same table
+//! publishes this node's pods' `hostPort`s (CNI portmap's job), from the
+//! node's own pod watch (as the node: kube-proxy may not read pods).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulwark_network::{Endpoint, Protocol, ProxyConfig, ServicePort, ServiceProxy};
+use bulwark_network::{Endpoint, HostPort, Protocol, ProxyConfig, ServicePort, ServiceProxy};
 use futures::{Stream, StreamExt as _};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
@@ -36,9 +38,23 @@ pub(crate) struct ProxyOptions {
     pub(crate) skip: BTreeSet<String>,
 }
 
-/// Runs the proxy until dropped.
-pub(crate) async fn run(client: kube::Client, proxy: Arc<ServiceProxy>, options: ProxyOptions) {
+/// Runs the proxy until dropped: `client` is `system:kube-proxy`,
+/// `node_client` the node's own identity (for its pods).
+pub(crate) async fn run(
+    client: kube::Client,
+    node_client: kube::Client,
+    proxy: Arc<ServiceProxy>,
+    options: ProxyOptions,
+) {
     let changed = Arc::new(Notify::new());
+    let (pods, pods_writer) = reflector::store::<Pod>();
+    let pod_events = reflector::reflector(
+        pods_writer,
+        watcher(
+            Api::<Pod>::all(node_client),
+            watcher::Config::default().fields(&format!("spec.nodeName={}", options.node_name)),
+        ),
+    );
     let (services, services_writer) = reflector::store::<Service>();
     let (slices, slices_writer) = reflector::store::<EndpointSlice>();
     let service_events = reflector::reflector(
@@ -55,18 +71,27 @@ pub(crate) async fn run(client: kube::Client, proxy: Arc<ServiceProxy>, options:
             watcher::Config::default(),
         ),
     );
-    let feeds = (
+    let _guards = [
         tokio::spawn(feed(service_events, changed.clone(), "Services")),
         tokio::spawn(feed(slice_events, changed.clone(), "EndpointSlices")),
-    );
-    let _guards = (crate::AbortOnDrop(feeds.0), crate::AbortOnDrop(feeds.1));
-    if services.wait_until_ready().await.is_err() || slices.wait_until_ready().await.is_err() {
+        tokio::spawn(feed(pod_events, changed.clone(), "Pods")),
+    ]
+    .map(crate::AbortOnDrop);
+    if services.wait_until_ready().await.is_err()
+        || slices.wait_until_ready().await.is_err()
+        || pods.wait_until_ready().await.is_err()
+    {
         return;
     }
+    let caches = Caches {
+        services,
+        slices,
+        pods,
+    };
     loop {
         // Let a burst of changes (a rollout, a scale) land in one sync.
         tokio::time::sleep(DEBOUNCE).await;
-        if sync(&proxy, &options, &services, &slices).await {
+        if sync(&proxy, &options, &caches).await {
             changed.notified().await;
         } else {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -90,24 +115,28 @@ async fn feed<K>(
     }
 }
 
+/// What the loop reads from.
+struct Caches {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    pods: Store<Pod>,
+}
+
 /// One sync from the caches; whether it applied.
-async fn sync(
-    proxy: &Arc<ServiceProxy>,
-    options: &ProxyOptions,
-    services: &Store<Service>,
-    slices: &Store<EndpointSlice>,
-) -> bool {
+async fn sync(proxy: &Arc<ServiceProxy>, options: &ProxyOptions, caches: &Caches) -> bool {
     let ports = service_ports(
-        &services.state(),
-        &slices.state(),
+        &caches.services.state(),
+        &caches.slices.state(),
         &options.node_name,
         &options.skip,
     );
+    let host_ports = host_ports(&caches.pods.state());
     let proxy = proxy.clone();
     let config = options.config.clone();
     let count = ports.len();
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || proxy.sync(&config, &ports)).await;
+    let result =
+        tokio::task::spawn_blocking(move || proxy.sync(&config, &ports, &host_ports)).await;
     match result {
         Ok(Ok(())) => {
             tracing::debug!(service_ports = count, elapsed = ?started.elapsed(), "service proxy synced");
@@ -219,6 +248,67 @@ pub(crate) fn service_ports(
             b.protocol,
         ))
     });
+    out
+}
+
+/// The `hostPort`s of this node's pods that have an address and are not
+/// finished, sorted.
+pub(crate) fn host_ports(pods: &[Arc<Pod>]) -> Vec<HostPort> {
+    let mut out = Vec::new();
+    for pod in pods {
+        let status = pod.status.as_ref();
+        if matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        ) {
+            continue;
+        }
+        let Some(pod_ip) = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let Some(spec) = pod.spec.as_ref() else {
+            continue;
+        };
+        for port in spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+        {
+            let Some(host_port) = port
+                .host_port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            let (Some(protocol), Ok(container_port)) = (
+                parse_protocol(port.protocol.as_deref()),
+                u16::try_from(port.container_port),
+            ) else {
+                continue;
+            };
+            let host_ip = match port.host_ip.as_deref() {
+                None | Some("" | "0.0.0.0") => None,
+                Some(ip) => match ip.parse::<Ipv4Addr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => continue, // IPv6: not served
+                },
+            };
+            out.push(HostPort {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                protocol,
+                host_ip,
+                host_port,
+                pod_ip,
+                container_port,
+            });
+        }
+    }
+    out.sort();
     out
 }
 
@@ -405,6 +495,56 @@ mod tests {
         let plain = ports(&[web(json!({"sessionAffinity": "ClientIP"}))], &[]);
         assert_eq!(plain[0].affinity_timeout, Some(DEFAULT_AFFINITY_TIMEOUT));
         assert!(!plain[0].external_local);
+    }
+
+    #[test]
+    fn host_ports_of_running_pods_with_an_address() {
+        let pod = |name: &str, phase: &str, ip: Option<&str>| -> Arc<Pod> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"namespace": "shop", "name": name},
+                    "spec": {"containers": [{"name": "c", "ports": [
+                        {"containerPort": 80, "hostPort": 8080},
+                        {"containerPort": 53, "hostPort": 5353, "protocol": "UDP", "hostIP": "192.168.0.3"},
+                        {"containerPort": 9000},
+                    ]}]},
+                    "status": {"phase": phase, "podIP": ip},
+                }))
+                .unwrap(),
+            )
+        };
+        let got = host_ports(&[
+            pod("web", "Running", Some("10.42.0.5")),
+            pod("done", "Succeeded", Some("10.42.0.6")),
+            pod("new", "Pending", None),
+        ]);
+        let summary: Vec<_> = got
+            .iter()
+            .map(|h| {
+                (
+                    h.pod.as_str(),
+                    h.protocol,
+                    h.host_ip.map(|ip| ip.to_string()),
+                    h.host_port,
+                    h.pod_ip.to_string(),
+                    h.container_port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("web", Protocol::Tcp, None, 8080, "10.42.0.5".to_owned(), 80),
+                (
+                    "web",
+                    Protocol::Udp,
+                    Some("192.168.0.3".to_owned()),
+                    5353,
+                    "10.42.0.5".to_owned(),
+                    53
+                ),
+            ]
+        );
     }
 
     #[test]

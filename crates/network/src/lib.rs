@@ -58,7 +58,9 @@ use sha2::{Digest, Sha256};
 pub use error::NetworkError;
 pub use ipnet::Ipv4Net;
 pub use link::ROUTE_PROTOCOL;
-pub use proxy::{Endpoint, PROXY_TABLE, Protocol, ProxyConfig, ServicePort, ServiceProxy};
+pub use proxy::{
+    Endpoint, HostPort, PROXY_TABLE, Protocol, ProxyConfig, ServicePort, ServiceProxy,
+};
 
 use kernel::Linux;
 use network::Network;
@@ -203,7 +205,8 @@ impl PodNetwork {
     }
 
     /// Removes everything this crate made: veth pairs, the bridge, peer
-    /// routes, the nftables tables, and the IPAM state.
+    /// routes, the nftables tables (the service proxy's too), and the IPAM
+    /// state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         self.inner.cleanup().await
     }

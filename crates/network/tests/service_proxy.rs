@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bulwark_network::{
-    Endpoint, NetworkConfig, PROXY_TABLE, PodNetwork, Protocol, ProxyConfig, ServicePort,
+    Endpoint, HostPort, NetworkConfig, PROXY_TABLE, PodNetwork, Protocol, ProxyConfig, ServicePort,
     ServiceProxy,
 };
 use nix::sched::{CloneFlags, setns};
@@ -181,7 +181,7 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
         node_ips: vec![NODE_IP],
         cluster_cidr: "10.42.0.0/16".parse().unwrap(),
     };
-    proxy.sync(&config, &[service(&[a, b])]).unwrap();
+    proxy.sync(&config, &[service(&[a, b])], &[]).unwrap();
 
     // From a pod: both endpoints answer, each seeing the client's own
     // address (same-node replies are un-NATed on the bridge).
@@ -205,15 +205,31 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
 
     // Hairpin: a pod reaching itself through its Service is masqueraded
     // (to the bridge's address), or its reply would never match.
-    proxy.sync(&config, &[service(&[a])]).unwrap();
+    proxy.sync(&config, &[service(&[a])], &[]).unwrap();
     let answer = ask(&pod_a, CLUSTER_IP, 80).unwrap();
     assert_eq!(answer, "a 10.42.3.1");
+
+    // A hostPort: pod b published at the node's address, reached from
+    // another pod and (hairpin) from itself; not on 127.0.0.1.
+    let host_port = HostPort {
+        namespace: "shop".into(),
+        pod: "b".into(),
+        protocol: Protocol::Tcp,
+        host_ip: None,
+        host_port: 9090,
+        pod_ip: b,
+        container_port: 8080,
+    };
+    proxy.sync(&config, &[service(&[a])], &[host_port]).unwrap();
+    assert_eq!(ask(&client, NODE_IP, 9090).unwrap(), format!("b {c}"));
+    assert_eq!(ask(&pod_b, NODE_IP, 9090).unwrap(), "b 10.42.3.1");
+    assert!(node.run(|| ask_here(Ipv4Addr::LOCALHOST, 9090)).is_err());
 
     // ClientIP affinity: the client sticks to one endpoint, and a later
     // sync keeps what the table remembers.
     let mut sticky = service(&[a, b]);
     sticky.affinity_timeout = Some(600);
-    proxy.sync(&config, &[sticky.clone()]).unwrap();
+    proxy.sync(&config, &[sticky.clone()], &[]).unwrap();
     let first = ask(&client, CLUSTER_IP, 80).unwrap();
     for _ in 0..10 {
         assert_eq!(ask(&client, CLUSTER_IP, 80).unwrap(), first);
@@ -222,14 +238,14 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     other.name = "other".into();
     other.cluster_ip = Ipv4Addr::new(10, 43, 0, 21);
     other.node_port = None;
-    proxy.sync(&config, &[sticky, other]).unwrap();
+    proxy.sync(&config, &[sticky, other], &[]).unwrap();
     let sets = node.exec("nft", &["list", "sets", "table", "ip", PROXY_TABLE]);
     assert!(sets.contains(&c.to_string()), "{sets}");
     assert_eq!(ask(&client, CLUSTER_IP, 80).unwrap(), first);
 
     // No endpoints: refused at once, not a hang — from a pod, from the
     // node, and at the NodePort.
-    proxy.sync(&config, &[service(&[])]).unwrap();
+    proxy.sync(&config, &[service(&[])], &[]).unwrap();
     let started = Instant::now();
     let err = ask(&client, CLUSTER_IP, 80).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
@@ -244,7 +260,7 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     }
 
     // 127.0.0.1 never serves NodePorts (route_localnet stays off).
-    proxy.sync(&config, &[service(&[a])]).unwrap();
+    proxy.sync(&config, &[service(&[a])], &[]).unwrap();
     assert!(node.run(|| ask_here(Ipv4Addr::LOCALHOST, 30080)).is_err());
     for conf in ["all", "default", "bulwark0"] {
         let path = format!("/proc/sys/net/ipv4/conf/{conf}/route_localnet");
@@ -299,13 +315,13 @@ fn bench_sync_1000_services_with_10_endpoints() {
         })
         .collect();
     let started = Instant::now();
-    proxy.sync(&config, &services).unwrap();
+    proxy.sync(&config, &services, &[]).unwrap();
     let scratch = started.elapsed();
     let mut changes = Vec::new();
     for round in 0..5u32 {
         services[round as usize].endpoints[0].ip = Ipv4Addr::new(10, 99, 0, round as u8);
         let started = Instant::now();
-        proxy.sync(&config, &services).unwrap();
+        proxy.sync(&config, &services, &[]).unwrap();
         changes.push(started.elapsed());
     }
     changes.sort();

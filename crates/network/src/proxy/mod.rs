@@ -19,6 +19,7 @@
 //!   clients, kept across syncs;
 //! - `internalTrafficPolicy`/`externalTrafficPolicy: Local`: only this
 //!   node's endpoints (NodePort traffic keeps its source address);
+//! - pods' `hostPort`s: DNAT from the node's addresses (not 127.0.0.1);
 //! - a Service with no endpoint is refused (ICMP port unreachable: a client
 //!   fails at once instead of hanging); with endpoints, but none on this
 //!   node under a Local policy, its traffic is dropped.
@@ -31,7 +32,8 @@ use std::sync::Mutex;
 
 use ipnet::Ipv4Net;
 
-use render::{Objects, render, render_delete};
+pub(crate) use render::render_delete;
+use render::{Objects, render};
 
 use crate::NetworkError;
 use crate::netns::Netns;
@@ -88,6 +90,26 @@ pub struct ServicePort {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// A pod's `hostPort`: traffic to one of the node's addresses (or to
+/// `host_ip` only) at `host_port` goes to the pod (CNI's portmap).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostPort {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The one node address it is published on (`hostIP`); `None`: all.
+    pub host_ip: Option<Ipv4Addr>,
+    /// The port on the node.
+    pub host_port: u16,
+    /// The pod's address.
+    pub pod_ip: Ipv4Addr,
+    /// The container's port.
+    pub container_port: u16,
+}
+
 /// One endpoint of a service port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Endpoint {
@@ -124,11 +146,17 @@ impl ServiceProxy {
         })
     }
 
-    /// Makes the table match `services` in one transaction. Blocking (it
-    /// runs `nft`): call it from a blocking thread.
-    pub fn sync(&self, config: &ProxyConfig, services: &[ServicePort]) -> Result<(), NetworkError> {
+    /// Makes the table match `services` and `host_ports` in one
+    /// transaction. Blocking (it runs `nft`): call it from a blocking
+    /// thread.
+    pub fn sync(
+        &self,
+        config: &ProxyConfig,
+        services: &[ServicePort],
+        host_ports: &[HostPort],
+    ) -> Result<(), NetworkError> {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        let rendered = render(config, services, applied.as_ref());
+        let rendered = render(config, services, host_ports, applied.as_ref());
         // Until it succeeds the table's contents are unknown.
         let previous = applied.take();
         match self.apply(&rendered.text) {
@@ -140,7 +168,7 @@ impl ServiceProxy {
                 // A flush-based update can fail where a fresh table would
                 // not (an object changed under us): start afresh once.
                 tracing::warn!(error = %err, "updating the service proxy's table; rewriting it");
-                let fresh = render(config, services, None);
+                let fresh = render(config, services, host_ports, None);
                 self.apply(&fresh.text)?;
                 *applied = Some(fresh.objects);
                 Ok(())

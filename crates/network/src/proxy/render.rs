@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
 
-use super::{Endpoint, Protocol, ProxyConfig, ServicePort};
+use super::{Endpoint, HostPort, Protocol, ProxyConfig, ServicePort};
 
 /// The table the proxy owns (`table ip bulwark_proxy`).
 pub(crate) const TABLE: &str = "bulwark_proxy";
@@ -62,11 +62,15 @@ pub(crate) struct Rendered {
 pub(crate) fn render(
     config: &ProxyConfig,
     services: &[ServicePort],
+    host_ports: &[HostPort],
     previous: Option<&Objects>,
 ) -> Rendered {
     let mut body = Body::default();
     for service in services {
         body.service(config, service);
+    }
+    for host_port in host_ports {
+        body.host_port(host_port);
     }
     let objects = Objects {
         chains: body.chain_names.clone(),
@@ -93,7 +97,7 @@ pub(crate) fn render(
     }
     let _ = writeln!(text, "table ip {TABLE} {{");
     text.push_str(&body.declarations(config));
-    text.push_str(&fixed_chains());
+    text.push_str(&fixed_chains(&body.host_port_rules));
     text.push_str(&body.chains);
     text.push_str("}\n");
     Rendered { text, objects }
@@ -114,6 +118,8 @@ struct Body {
     no_endpoint_nodeports: Vec<String>,
     /// Affinity sets: name, timeout in seconds.
     affinity_sets: Vec<(String, u32)>,
+    /// The `hostports` chain's rules.
+    host_port_rules: Vec<String>,
     chain_names: BTreeSet<String>,
     chains: String,
 }
@@ -259,6 +265,35 @@ impl Body {
         }
     }
 
+    /// A pod's hostPort: node addresses (never loopback) to the pod, with
+    /// the pod reaching its own hostPort masqueraded (hairpin).
+    fn host_port(&mut self, host_port: &HostPort) {
+        let proto = host_port.protocol.keyword();
+        let base = format!(
+            "{}/{}/{proto}/{}",
+            host_port.namespace, host_port.pod, host_port.host_port
+        );
+        let chain = format!("hostport-{}-{base}", hash(&["hostport", &base]));
+        let address = match host_port.host_ip {
+            Some(ip) => format!("ip daddr {ip} "),
+            None => String::new(),
+        };
+        self.host_port_rules.push(format!(
+            "{address}meta l4proto {proto} th dport {} goto {chain}",
+            host_port.host_port
+        ));
+        self.chain(
+            &chain,
+            &[
+                format!("ip saddr {} jump mark-for-masquerade", host_port.pod_ip),
+                format!(
+                    "meta l4proto {proto} dnat to {}:{}",
+                    host_port.pod_ip, host_port.container_port
+                ),
+            ],
+        );
+    }
+
     /// A chain that picks one of `endpoints` at random (or the one a
     /// client's affinity entry names).
     fn balancing_chain(
@@ -357,7 +392,11 @@ fn declare(out: &mut String, kind: &str, name: &str, typ: &str, elements: &[Stri
 /// protocols with ICMP port unreachable. Prerouting catches pods' traffic
 /// before any routing decision (a node need not have a route to the
 /// service range); output catches the node's own.
-fn fixed_chains() -> String {
+fn fixed_chains(host_port_rules: &[String]) -> String {
+    let host_ports: String = host_port_rules
+        .iter()
+        .map(|rule| format!("\t\t{rule}\n"))
+        .collect();
     format!(
         "\tchain filter-prerouting {{
 \t\ttype filter hook prerouting priority dstnat - 10; policy accept;
@@ -379,10 +418,12 @@ fn fixed_chains() -> String {
 \t}}
 \tchain nat-prerouting {{
 \t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump hostports
 \t\tjump services
 \t}}
 \tchain nat-output {{
 \t\ttype nat hook output priority -100; policy accept;
+\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump hostports
 \t\tjump services
 \t}}
 \tchain nat-postrouting {{
@@ -410,6 +451,8 @@ fn fixed_chains() -> String {
 \tchain cluster-ips-check {{
 \t\tip daddr @cluster-ips reject
 \t}}
+\tchain hostports {{
+{host_ports}\t}}
 \tchain services {{
 \t\tip daddr . meta l4proto . th dport vmap @service-ips
 \t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports

@@ -2,8 +2,13 @@
 
 use expect_test::expect;
 
-use super::render::render;
+use super::render::{Rendered, render as render_all};
 use super::*;
+
+/// Services only (host ports have their own test).
+fn render(config: &ProxyConfig, services: &[ServicePort], previous: Option<&Objects>) -> Rendered {
+    render_all(config, services, &[], previous)
+}
 
 fn config() -> ProxyConfig {
     ProxyConfig {
@@ -98,10 +103,12 @@ fn a_first_sync_replaces_the_whole_table() {
         	}
         	chain nat-prerouting {
         		type nat hook prerouting priority dstnat; policy accept;
+        		fib daddr type local ip daddr != 127.0.0.0/8 jump hostports
         		jump services
         	}
         	chain nat-output {
         		type nat hook output priority -100; policy accept;
+        		fib daddr type local ip daddr != 127.0.0.0/8 jump hostports
         		jump services
         	}
         	chain nat-postrouting {
@@ -128,6 +135,8 @@ fn a_first_sync_replaces_the_whole_table() {
         	}
         	chain cluster-ips-check {
         		ip daddr @cluster-ips reject
+        	}
+        	chain hostports {
         	}
         	chain services {
         		ip daddr . meta l4proto . th dport vmap @service-ips
@@ -389,4 +398,54 @@ fn chain_names_differ_per_service_port_and_protocol() {
         assert!(text.contains(chain), "{chain} missing from {text}");
     }
     assert!(text.contains("meta l4proto udp dnat to 10.42.1.5:8080"));
+}
+
+#[test]
+fn host_ports_dnat_from_node_addresses_to_the_pod() {
+    let ports = [
+        HostPort {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            protocol: Protocol::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            pod_ip: Ipv4Addr::new(10, 42, 3, 5),
+            container_port: 80,
+        },
+        HostPort {
+            namespace: "shop".into(),
+            pod: "dns-0".into(),
+            protocol: Protocol::Udp,
+            host_ip: Some(Ipv4Addr::new(192, 168, 0, 3)),
+            host_port: 5353,
+            pod_ip: Ipv4Addr::new(10, 42, 3, 6),
+            container_port: 53,
+        },
+    ];
+    let text = render_all(&config(), &[], &ports, None).text;
+    let start = text.find("chain hostports {").expect("the chain");
+    let end = text.find("\tchain services {").expect("the next chain");
+    expect![[r#"
+        chain hostports {
+        		meta l4proto tcp th dport 8080 goto hostport-4AQYZRDE-shop/web-0/tcp/8080
+        		ip daddr 192.168.0.3 meta l4proto udp th dport 5353 goto hostport-QW46ENWC-shop/dns-0/udp/5353
+        	}
+    "#]]
+    .assert_eq(&text[start..end]);
+    expect![[r#"
+        	chain hostport-4AQYZRDE-shop/web-0/tcp/8080 {
+        		ip saddr 10.42.3.5 jump mark-for-masquerade
+        		meta l4proto tcp dnat to 10.42.3.5:80
+        	}
+        	chain hostport-QW46ENWC-shop/dns-0/udp/5353 {
+        		ip saddr 10.42.3.6 jump mark-for-masquerade
+        		meta l4proto udp dnat to 10.42.3.6:53
+        	}
+        }
+    "#]]
+    .assert_eq(&service_chains(&text));
+    assert!(
+        text.contains("fib daddr type local ip daddr != 127.0.0.0/8 jump hostports"),
+        "{text}"
+    );
 }
