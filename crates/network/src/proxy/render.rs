@@ -4,7 +4,7 @@
 //! which picks an endpoint chain with `numgen random`; the endpoint chain
 //! marks hairpin traffic for masquerade and DNATs. No IO here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -28,12 +28,13 @@ const STATIC_MAPS: [(&str, &str); 6] = [
     ("map", "service-nodeports"),
 ];
 
-/// What a sync left in the table besides the fixed chains and maps: the
-/// per-service chains and the affinity sets (whose contents — clients and
-/// their endpoints — must outlive a sync, so they are never recreated).
+/// What a sync left in the table besides the fixed maps: every chain with
+/// its rules (a later sync rewrites only the chains that changed), and the
+/// affinity sets (whose contents — clients and their endpoints — must
+/// outlive a sync, so they are never recreated).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Objects {
-    chains: BTreeSet<String>,
+    chains: BTreeMap<String, String>,
     sets: BTreeSet<String>,
 }
 
@@ -54,11 +55,14 @@ pub(crate) struct Rendered {
     pub(crate) objects: Objects,
 }
 
-/// Renders the whole table. With `previous` (what the last applied sync
-/// left), the table is flushed rather than deleted, the fixed maps are
-/// emptied, chains and affinity sets no longer wanted are deleted, and the
-/// affinity sets still wanted keep their entries. Without it (first sync,
-/// or after a failed one) the table is deleted and made afresh.
+/// Renders the table. Without `previous` (first sync, or after a failed
+/// one) the table is deleted and made afresh. With it (what the last
+/// applied sync left), the transaction rewrites the maps whole but touches
+/// only the chains that changed: a changed chain is flushed and refilled,
+/// a new one added, one no longer wanted flushed and deleted; affinity
+/// sets still wanted keep their entries. One endpoint changing at 1,000
+/// Services is a few chains, not the whole table (upstream's reason for
+/// the same design).
 pub(crate) fn render(
     config: &ProxyConfig,
     services: &[ServicePort],
@@ -72,33 +76,55 @@ pub(crate) fn render(
     for host_port in host_ports {
         body.host_port(host_port);
     }
+    let mut chains: Vec<(String, String)> = fixed_chains(&body.host_port_rules)
+        .into_iter()
+        .map(|(name, rules)| (name, rule_lines(&rules)))
+        .collect();
+    chains.append(&mut body.chains);
     let objects = Objects {
-        chains: body.chain_names.clone(),
+        chains: chains.iter().cloned().collect(),
         sets: body.affinity_sets.iter().map(|(n, _)| n.clone()).collect(),
     };
 
     let mut text = String::new();
+    let mut wanted: Vec<&(String, String)> = chains.iter().collect();
     match previous {
         None => {
             let _ = writeln!(text, "table ip {TABLE}\ndelete table ip {TABLE}");
         }
         Some(previous) => {
-            let _ = writeln!(text, "add table ip {TABLE}\nflush table ip {TABLE}");
+            let _ = writeln!(text, "add table ip {TABLE}");
             for (kind, name) in STATIC_MAPS {
                 let _ = writeln!(text, "flush {kind} ip {TABLE} {name}");
             }
-            for stale in previous.chains.difference(&objects.chains) {
-                let _ = writeln!(text, "delete chain ip {TABLE} {stale}");
+            wanted.retain(|(name, rules)| previous.chains.get(name) != Some(rules));
+            for (name, _) in &wanted {
+                if previous.chains.contains_key(name) {
+                    let _ = writeln!(text, "flush chain ip {TABLE} {name}");
+                }
             }
-            for stale in previous.sets.difference(&objects.sets) {
-                let _ = writeln!(text, "delete set ip {TABLE} {stale}");
+            // Stale chains may refer to each other: empty them all first.
+            let stale: Vec<&String> = previous
+                .chains
+                .keys()
+                .filter(|name| !objects.chains.contains_key(*name))
+                .collect();
+            for name in &stale {
+                let _ = writeln!(text, "flush chain ip {TABLE} {name}");
+            }
+            for name in &stale {
+                let _ = writeln!(text, "delete chain ip {TABLE} {name}");
+            }
+            for set in previous.sets.difference(&objects.sets) {
+                let _ = writeln!(text, "delete set ip {TABLE} {set}");
             }
         }
     }
     let _ = writeln!(text, "table ip {TABLE} {{");
     text.push_str(&body.declarations(config));
-    text.push_str(&fixed_chains(&body.host_port_rules));
-    text.push_str(&body.chains);
+    for (name, rules) in wanted {
+        let _ = write!(text, "\tchain {name} {{\n{rules}\t}}\n");
+    }
     text.push_str("}\n");
     Rendered { text, objects }
 }
@@ -121,7 +147,8 @@ struct Body {
     /// The `hostports` chain's rules.
     host_port_rules: Vec<String>,
     chain_names: BTreeSet<String>,
-    chains: String,
+    /// The per-service chains: name, rule lines.
+    chains: Vec<(String, String)>,
 }
 
 /// Names of one service port's chains.
@@ -331,11 +358,7 @@ impl Body {
         if !self.chain_names.insert(name.to_owned()) {
             return;
         }
-        let _ = writeln!(self.chains, "\tchain {name} {{");
-        for rule in rules {
-            let _ = writeln!(self.chains, "\t\t{rule}");
-        }
-        self.chains.push_str("\t}\n");
+        self.chains.push((name.to_owned(), rule_lines(rules)));
     }
 
     fn declarations(&self, config: &ProxyConfig) -> String {
@@ -378,6 +401,11 @@ impl Body {
     }
 }
 
+/// Rules as they sit in a chain's block, a line each.
+fn rule_lines(rules: &[String]) -> String {
+    rules.iter().map(|rule| format!("\t\t{rule}\n")).collect()
+}
+
 fn declare(out: &mut String, kind: &str, name: &str, typ: &str, elements: &[String]) {
     let _ = writeln!(out, "\t{kind} {name} {{\n\t\ttype {typ}");
     if !elements.is_empty() {
@@ -392,73 +420,104 @@ fn declare(out: &mut String, kind: &str, name: &str, typ: &str, elements: &[Stri
 /// protocols with ICMP port unreachable. Prerouting catches pods' traffic
 /// before any routing decision (a node need not have a route to the
 /// service range); output catches the node's own.
-fn fixed_chains(host_port_rules: &[String]) -> String {
-    let host_ports: String = host_port_rules
-        .iter()
-        .map(|rule| format!("\t\t{rule}\n"))
-        .collect();
-    format!(
-        "\tchain filter-prerouting {{
-\t\ttype filter hook prerouting priority dstnat - 10; policy accept;
-\t\tct state new jump service-endpoints-check
-\t\tct state new jump nodeport-endpoints-check
-\t}}
-\tchain filter-output {{
-\t\ttype filter hook output priority -110; policy accept;
-\t\tct state new jump service-endpoints-check
-\t\tct state new jump nodeport-endpoints-check
-\t}}
-\tchain filter-forward {{
-\t\ttype filter hook forward priority filter - 10; policy accept;
-\t\tct state new jump cluster-ips-check
-\t}}
-\tchain filter-output-post-dnat {{
-\t\ttype filter hook output priority -90; policy accept;
-\t\tct state new jump cluster-ips-check
-\t}}
-\tchain nat-prerouting {{
-\t\ttype nat hook prerouting priority dstnat; policy accept;
-\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump hostports
-\t\tjump services
-\t}}
-\tchain nat-output {{
-\t\ttype nat hook output priority -100; policy accept;
-\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump hostports
-\t\tjump services
-\t}}
-\tchain nat-postrouting {{
-\t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\tjump masquerading
-\t}}
-\tchain reject-chain {{
-\t\tmeta l4proto tcp reject with tcp reset
-\t\treject
-\t}}
-\tchain mark-for-masquerade {{
-\t\tmeta mark set meta mark | {MASQUERADE_MARK}
-\t}}
-\tchain masquerading {{
-\t\tmeta mark & {MASQUERADE_MARK} == 0 return
-\t\tmeta mark set meta mark ^ {MASQUERADE_MARK}
-\t\tmasquerade fully-random
-\t}}
-\tchain service-endpoints-check {{
-\t\tip daddr . meta l4proto . th dport vmap @no-endpoint-services
-\t}}
-\tchain nodeport-endpoints-check {{
-\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports
-\t}}
-\tchain cluster-ips-check {{
-\t\tip daddr @cluster-ips reject
-\t}}
-\tchain hostports {{
-{host_ports}\t}}
-\tchain services {{
-\t\tip daddr . meta l4proto . th dport vmap @service-ips
-\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
-\t}}
-"
-    )
+fn fixed_chains(host_port_rules: &[String]) -> Vec<(String, Vec<String>)> {
+    vec![
+        (
+            "filter-prerouting".to_owned(),
+            vec![
+                "type filter hook prerouting priority dstnat - 10; policy accept;".to_owned(),
+                "ct state new jump service-endpoints-check".to_owned(),
+                "ct state new jump nodeport-endpoints-check".to_owned(),
+            ],
+        ),
+        (
+            "filter-output".to_owned(),
+            vec![
+                "type filter hook output priority -110; policy accept;".to_owned(),
+                "ct state new jump service-endpoints-check".to_owned(),
+                "ct state new jump nodeport-endpoints-check".to_owned(),
+            ],
+        ),
+        (
+            "filter-forward".to_owned(),
+            vec![
+                "type filter hook forward priority filter - 10; policy accept;".to_owned(),
+                "ct state new jump cluster-ips-check".to_owned(),
+            ],
+        ),
+        (
+            "filter-output-post-dnat".to_owned(),
+            vec![
+                "type filter hook output priority -90; policy accept;".to_owned(),
+                "ct state new jump cluster-ips-check".to_owned(),
+            ],
+        ),
+        (
+            "nat-prerouting".to_owned(),
+            vec![
+                "type nat hook prerouting priority dstnat; policy accept;".to_owned(),
+                "fib daddr type local ip daddr != 127.0.0.0/8 jump hostports".to_owned(),
+                "jump services".to_owned(),
+            ],
+        ),
+        (
+            "nat-output".to_owned(),
+            vec![
+                "type nat hook output priority -100; policy accept;".to_owned(),
+                "fib daddr type local ip daddr != 127.0.0.0/8 jump hostports".to_owned(),
+                "jump services".to_owned(),
+            ],
+        ),
+        (
+            "nat-postrouting".to_owned(),
+            vec![
+                "type nat hook postrouting priority srcnat; policy accept;".to_owned(),
+                "jump masquerading".to_owned(),
+            ],
+        ),
+        (
+            "reject-chain".to_owned(),
+            vec![
+                "meta l4proto tcp reject with tcp reset".to_owned(),
+                "reject".to_owned(),
+            ],
+        ),
+        (
+            "mark-for-masquerade".to_owned(),
+            vec![format!("meta mark set meta mark | {MASQUERADE_MARK}")],
+        ),
+        (
+            "masquerading".to_owned(),
+            vec![
+                format!("meta mark & {MASQUERADE_MARK} == 0 return"),
+                format!("meta mark set meta mark ^ {MASQUERADE_MARK}"),
+                "masquerade fully-random".to_owned(),
+            ],
+        ),
+        (
+            "service-endpoints-check".to_owned(),
+            vec!["ip daddr . meta l4proto . th dport vmap @no-endpoint-services".to_owned()],
+        ),
+        (
+            "nodeport-endpoints-check".to_owned(),
+            vec![
+                "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"
+                    .to_owned(),
+            ],
+        ),
+        (
+            "cluster-ips-check".to_owned(),
+            vec!["ip daddr @cluster-ips reject".to_owned()],
+        ),
+        ("hostports".to_owned(), host_port_rules.to_vec()),
+        (
+            "services".to_owned(),
+            vec![
+                "ip daddr . meta l4proto . th dport vmap @service-ips".to_owned(),
+                "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports".to_owned(),
+            ],
+        ),
+    ]
 }
 
 impl Protocol {

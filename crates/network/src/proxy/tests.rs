@@ -359,13 +359,14 @@ fn a_later_sync_flushes_deletes_what_went_and_keeps_affinity_entries() {
         .collect();
     expect![[r#"
         add table ip bulwark_proxy
-        flush table ip bulwark_proxy
         flush set ip bulwark_proxy cluster-ips
         flush set ip bulwark_proxy nodeport-ips
         flush map ip bulwark_proxy no-endpoint-services
         flush map ip bulwark_proxy no-endpoint-nodeports
         flush map ip bulwark_proxy service-ips
         flush map ip bulwark_proxy service-nodeports
+        flush chain ip bulwark_proxy service-7GM5H76F-shop/web/tcp/http
+        flush chain ip bulwark_proxy endpoint-OWGN3DMN-shop/web/tcp/http__10.42.2.7/8080
         delete chain ip bulwark_proxy endpoint-OWGN3DMN-shop/web/tcp/http__10.42.2.7/8080
         delete set ip bulwark_proxy affinity-OAJSJDSY-shop/web/tcp/http__10.42.2.7/8080
     "#]]
@@ -380,6 +381,23 @@ fn a_later_sync_flushes_deletes_what_went_and_keeps_affinity_entries() {
         second.text
     );
     assert!(second.objects.chains() < first.objects.chains());
+    // Only what changed is written: the service's chain, not the fixed
+    // chains or the remaining endpoint's.
+    let written: Vec<&str> = second
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("\tchain "))
+        .collect();
+    assert_eq!(written, ["service-7GM5H76F-shop/web/tcp/http {"]);
+    // Nothing changed: maps rewritten, no chain touched.
+    let third = render(&config(), &[after_again()], Some(&second.objects));
+    assert!(!third.text.contains("chain "), "{}", third.text);
+}
+
+fn after_again() -> ServicePort {
+    let mut service = web(&[("10.42.1.5", false)]);
+    service.affinity_timeout = Some(60);
+    service
 }
 
 #[test]
