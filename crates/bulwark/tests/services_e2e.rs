@@ -186,6 +186,48 @@ fn services_reach_their_endpoints_from_pods_and_from_other_nodes() {
         }
     });
 
+    // A hostPort (Pod Security's baseline forbids them: a privileged
+    // namespace), reached on node-a's address from node-b's namespace.
+    cluster.ok(&["create", "namespace", "hp"]);
+    cluster.ok(&[
+        "label",
+        "namespace",
+        "hp",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    let overrides = serde_json::json!({"spec": {
+        "nodeSelector": {"kubernetes.io/hostname": "node-a"},
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{
+            "name": "hp",
+            "image": IMAGE,
+            "command": ["sh", "-c", "mkdir -p /tmp/www && echo published > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"],
+            "ports": [{"containerPort": 8080, "hostPort": 18080}],
+        }],
+    }})
+    .to_string();
+    cluster.ok(&[
+        "run",
+        "hp",
+        "-n",
+        "hp",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--overrides",
+        &overrides,
+    ]);
+    cluster.eventually("the hostPort answering", 90, || {
+        let url = format!("http://{}:18080/", cluster.server_ip());
+        let out = wget_from_node(&cluster.link.b, &url);
+        let (stdout, stderr) = text(&out);
+        if out.status.success() && stdout == "published\n" {
+            Ok(())
+        } else {
+            Err(format!("{stdout:?} {stderr:?}"))
+        }
+    });
+
     // The `kubernetes` Service reaches the API server from a pod on either
     // node: any answer of its TLS server proves the path — an HTTP status,
     // or the TLS alert it sends busybox's wget, whose cipher suites rustls
