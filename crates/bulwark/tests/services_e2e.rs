@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use support::netns::{Cluster, IMAGE, Link, start};
 
