@@ -268,6 +268,15 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
         assert_eq!(value.trim(), "0", "{path}");
     }
 
+    // A restarted agent's proxy (no memory of the table) rewrites it:
+    // the same rules, none twice, still serving.
+    let before = node.exec("nft", &["list", "table", "ip", PROXY_TABLE]);
+    let restarted = ServiceProxy::new(Some(&node.path())).unwrap();
+    restarted.sync(&config, &[service(&[a])], &[]).unwrap();
+    let after = node.exec("nft", &["list", "table", "ip", PROXY_TABLE]);
+    assert_eq!(after, before);
+    assert!(ask(&client, CLUSTER_IP, 80).unwrap().starts_with("a "));
+
     proxy.cleanup().unwrap();
     let tables = node.exec("nft", &["list", "tables"]);
     assert!(!tables.contains(PROXY_TABLE), "{tables}");
@@ -332,4 +341,74 @@ fn bench_sync_1000_services_with_10_endpoints() {
         rules.lines().count()
     );
     proxy.cleanup().unwrap();
+}
+
+/// Request latency through a Service vs to the pod's address directly
+/// (TCP connect + one-line answer, sequential). Run with
+/// `cargo test --release -p bulwark-network --test service_proxy -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark"]
+async fn bench_latency_through_a_service_vs_pod_ip() {
+    if !is_root() {
+        return;
+    }
+    let (node, server, client) = (
+        TestNetns::new("lnode"),
+        TestNetns::new("lsrv"),
+        TestNetns::new("lcli"),
+    );
+    node.exec("ip", &["link", "set", "lo", "up"]);
+    let state = tempfile::tempdir().unwrap();
+    let network = PodNetwork::new(NetworkConfig {
+        netns: Some(node.path()),
+        ..NetworkConfig::new(
+            "10.42.7.0/24".parse().unwrap(),
+            "10.42.0.0/16".parse().unwrap(),
+            state.path().to_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    let pod = network.attach("srv", &server.path()).await.unwrap().ip;
+    network.attach("cli", &client.path()).await.unwrap();
+    serve(&server, "srv");
+    let proxy = ServiceProxy::new(Some(&node.path())).unwrap();
+    let config = ProxyConfig {
+        node_ips: vec![NODE_IP],
+        cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+    };
+    proxy.sync(&config, &[service(&[pod])], &[]).unwrap();
+    let measure = |ip: Ipv4Addr, port: u16| {
+        client.run(|| {
+            let mut times: Vec<Duration> = (0..2000)
+                .map(|_| {
+                    let started = Instant::now();
+                    ask_here(ip, port).unwrap();
+                    started.elapsed()
+                })
+                .collect();
+            times.sort();
+            (times[times.len() / 2], times[times.len() * 99 / 100])
+        })
+    };
+    // Interleaved rounds, so load from elsewhere hits both alike.
+    let mut direct = Vec::new();
+    let mut service = Vec::new();
+    for _ in 0..3 {
+        direct.push(measure(pod, 8080));
+        service.push(measure(CLUSTER_IP, 80));
+    }
+    direct.sort();
+    service.sort();
+    let (d, s) = (direct[1], service[1]);
+    println!(
+        "pod -> pod IP p50 {:?} p99 {:?}; pod -> Service p50 {:?} p99 {:?}; ratio p50 {:.2}",
+        d.0,
+        d.1,
+        s.0,
+        s.1,
+        s.0.as_secs_f64() / d.0.as_secs_f64()
+    );
+    proxy.cleanup().unwrap();
+    network.cleanup().await.unwrap();
 }
