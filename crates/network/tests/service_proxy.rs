@@ -277,6 +277,23 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     assert_eq!(after, before);
     assert!(ask(&client, CLUSTER_IP, 80).unwrap().starts_with("a "));
 
+    // The longest names Kubernetes allows still make valid nftables names.
+    let mut long = service(&[a]);
+    long.namespace = "n".repeat(63);
+    long.name = "s".repeat(63);
+    long.port_name = "p".repeat(15);
+    long.affinity_timeout = Some(60);
+    let long_pod = HostPort {
+        namespace: "n".repeat(63),
+        pod: "p".repeat(253),
+        protocol: Protocol::Udp,
+        host_ip: Some(NODE_IP),
+        host_port: 5353,
+        pod_ip: a,
+        container_port: 53,
+    };
+    proxy.sync(&config, &[long], &[long_pod]).unwrap();
+
     proxy.cleanup().unwrap();
     let tables = node.exec("nft", &["list", "tables"]);
     assert!(!tables.contains(PROXY_TABLE), "{tables}");

@@ -146,6 +146,8 @@ struct Body {
     affinity_sets: Vec<(String, u32)>,
     /// The `hostports` chain's rules.
     host_port_rules: Vec<String>,
+    /// Cluster IP and NodePort keys already in the maps.
+    claimed: BTreeSet<String>,
     chain_names: BTreeSet<String>,
     /// The per-service chains: name, rule lines.
     chains: Vec<(String, String)>,
@@ -174,7 +176,7 @@ impl Names {
             service.protocol.keyword(),
             port
         );
-        let hashed = |prefix: &str| format!("{prefix}-{}-{base}", hash(&[prefix, &base]));
+        let hashed = |prefix: &str| object_name(prefix, &[prefix, &base], &base);
         Self {
             cluster: hashed("service"),
             local: hashed("local"),
@@ -185,18 +187,39 @@ impl Names {
 
     fn endpoint(&self, endpoint: &Endpoint) -> String {
         let tail = format!("{}__{}/{}", self.base, endpoint.ip, endpoint.port);
-        format!("endpoint-{}-{tail}", hash(&["endpoint", &tail]))
+        object_name("endpoint", &["endpoint", &tail], &tail)
     }
 
     fn affinity(&self, endpoint: &Endpoint, timeout: u32) -> String {
         let tail = format!("{}__{}/{}", self.base, endpoint.ip, endpoint.port);
         let timeout = timeout.to_string();
-        format!("affinity-{}-{tail}", hash(&["affinity", &tail, &timeout]))
+        object_name("affinity", &["affinity", &tail, &timeout], &tail)
     }
 }
 
 impl Body {
     fn service(&mut self, config: &ProxyConfig, service: &ServicePort) {
+        // One address, protocol and port (or NodePort) serves one Service:
+        // a second claim (which the API server does not allow) is skipped
+        // rather than failing the whole transaction.
+        let claims = [
+            format!(
+                "{} {:?} {}",
+                service.cluster_ip, service.protocol, service.port
+            ),
+            match service.node_port {
+                Some(port) => format!("node {:?} {port}", service.protocol),
+                None => String::new(),
+            },
+        ];
+        if claims
+            .iter()
+            .any(|c| !c.is_empty() && self.claimed.contains(c))
+        {
+            return;
+        }
+        self.claimed
+            .extend(claims.into_iter().filter(|c| !c.is_empty()));
         let names = Names::new(service);
         let proto = service.protocol.keyword();
         let local: Vec<&Endpoint> = service.endpoints.iter().filter(|e| e.local).collect();
@@ -300,7 +323,7 @@ impl Body {
             "{}/{}/{proto}/{}",
             host_port.namespace, host_port.pod, host_port.host_port
         );
-        let chain = format!("hostport-{}-{base}", hash(&["hostport", &base]));
+        let chain = object_name("hostport", &["hostport", &base], &base);
         let address = match host_port.host_ip {
             Some(ip) => format!("ip daddr {ip} "),
             None => String::new(),
@@ -529,6 +552,18 @@ impl Protocol {
             Protocol::Sctp => "sctp",
         }
     }
+}
+
+/// The longest name a chain or set gets (the kernel's limit is 255 bytes).
+const MAX_NAME: usize = 200;
+
+/// `<prefix>-<hash of hashed>-<readable>`, the readable part cut short
+/// where the whole would pass [`MAX_NAME`] (the hash keeps it unique).
+fn object_name(prefix: &str, hashed: &[&str], readable: &str) -> String {
+    let mut name = format!("{prefix}-{}-{readable}", hash(hashed));
+    // Every part is ASCII (DNS names, port names, addresses).
+    name.truncate(MAX_NAME);
+    name
 }
 
 /// 8 uppercase base-32 characters of sha256 over `parts` (upstream's

@@ -407,6 +407,7 @@ fn chain_names_differ_per_service_port_and_protocol() {
     udp.protocol = Protocol::Udp;
     let mut other = tcp.clone();
     other.name = "api".into();
+    other.cluster_ip = Ipv4Addr::new(10, 43, 0, 21);
     let text = render(&config(), &[tcp, udp, other], None).text;
     for chain in [
         "service-7GM5H76F-shop/web/tcp/http",
@@ -466,4 +467,39 @@ fn host_ports_dnat_from_node_addresses_to_the_pod() {
         text.contains("fib daddr type local ip daddr != 127.0.0.0/8 jump hostports"),
         "{text}"
     );
+}
+
+#[test]
+fn a_second_claim_on_an_address_and_port_is_skipped_not_fatal() {
+    let first = web(&[("10.42.1.5", false)]);
+    let mut second = web(&[("10.42.1.9", false)]);
+    second.name = "copy".into();
+    let text = render(&config(), &[first, second], None).text;
+    assert!(!text.contains("shop/copy/"), "{text}");
+    assert_eq!(text.matches("10.43.0.20 . tcp . 80").count(), 1, "{text}");
+}
+
+#[test]
+fn long_names_are_cut_to_what_nftables_takes() {
+    let long = "a".repeat(63);
+    let mut service = web(&[("10.42.1.5", false)]);
+    service.namespace = long.clone();
+    service.name = long.clone();
+    service.port_name = "a-very-long-nam".into();
+    let host_port = HostPort {
+        namespace: long.clone(),
+        pod: "p".repeat(253),
+        protocol: Protocol::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        pod_ip: Ipv4Addr::new(10, 42, 3, 5),
+        container_port: 80,
+    };
+    let text = render_all(&config(), &[service], &[host_port], None).text;
+    for line in text.lines() {
+        if let Some(name) = line.trim().strip_prefix("chain ") {
+            assert!(name.len() <= 202, "{name}");
+        }
+    }
+    assert!(text.contains("goto hostport-"), "{text}");
 }
