@@ -110,6 +110,7 @@ fn ask(client: &TestNetns, ip: Ipv4Addr, port: u16) -> std::io::Result<String> {
 
 const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 20);
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
 
 fn service(endpoints: &[Ipv4Addr]) -> ServicePort {
     ServicePort {
@@ -139,24 +140,42 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     if !is_root() {
         return;
     }
-    let (node, pod_a, pod_b, client) = (
+    let (node, pod_a, pod_b, client, outside) = (
         TestNetns::new("node"),
         TestNetns::new("a"),
         TestNetns::new("b"),
         TestNetns::new("c"),
+        TestNetns::new("out"),
     );
-    // The node's uplink: a default route, as a real host has (node-local
-    // connections to a cluster IP need one before DNAT).
+    // The node's uplink to a host outside the cluster, and a default
+    // route, as a real host has (node-local connections to a cluster IP
+    // need one before DNAT).
     node.exec(
         "ip",
-        &["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+        &[
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "up1",
+            "netns",
+            &outside.name,
+        ],
     );
+    outside.exec(
+        "ip",
+        &["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", "up1"],
+    );
+    outside.exec("ip", &["link", "set", "up1", "up"]);
+    outside.exec("ip", &["link", "set", "lo", "up"]);
     node.exec(
         "ip",
         &["addr", "add", &format!("{NODE_IP}/24"), "dev", "up0"],
     );
     node.exec("ip", &["link", "set", "up0", "up"]);
-    node.exec("ip", &["link", "set", "up1", "up"]);
     node.exec("ip", &["link", "set", "lo", "up"]);
     node.exec("ip", &["route", "add", "default", "via", "192.168.77.254"]);
     let state = tempfile::tempdir().unwrap();
@@ -202,6 +221,19 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
             "{answer}"
         );
     }
+
+    // A NodePort from outside the cluster: masqueraded (the endpoint sees
+    // the node), or with externalTrafficPolicy Local, the client's own
+    // address kept.
+    proxy.sync(&config, &[service(&[a])], &[]).unwrap();
+    assert_eq!(ask(&outside, NODE_IP, 30080).unwrap(), "a 10.42.3.1");
+    let mut local = service(&[a]);
+    local.external_local = true;
+    proxy.sync(&config, &[local], &[]).unwrap();
+    assert_eq!(
+        ask(&outside, NODE_IP, 30080).unwrap(),
+        format!("a {OUTSIDE_IP}")
+    );
 
     // Hairpin: a pod reaching itself through its Service is masqueraded
     // (to the bridge's address), or its reply would never match.
