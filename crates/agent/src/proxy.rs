@@ -25,6 +25,9 @@ const SERVICE_NAME: &str = "kubernetes.io/service-name";
 /// How long a burst of changes is collected before one sync.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
+/// How often the table is rewritten with no change seen.
+const RESYNC: Duration = Duration::from_secs(60);
+
 /// upstream's default `sessionAffinityConfig.clientIP.timeoutSeconds`.
 const DEFAULT_AFFINITY_TIMEOUT: u32 = 10_800;
 
@@ -88,11 +91,19 @@ pub(crate) async fn run(
         slices,
         pods,
     };
+    let mut applied = None;
     loop {
         // Let a burst of changes (a rollout, a scale) land in one sync.
         tokio::time::sleep(DEBOUNCE).await;
-        if sync(&proxy, &options, &caches).await {
-            changed.notified().await;
+        if sync(&proxy, &options, &caches, &mut applied).await {
+            // A change, or now and then a sync anyway: it repairs a table
+            // someone else flushed or deleted.
+            if tokio::time::timeout(RESYNC, changed.notified())
+                .await
+                .is_err()
+            {
+                applied = None;
+            }
         } else {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -122,8 +133,17 @@ struct Caches {
     pods: Store<Pod>,
 }
 
-/// One sync from the caches; whether it applied.
-async fn sync(proxy: &Arc<ServiceProxy>, options: &ProxyOptions, caches: &Caches) -> bool {
+/// What the last sync programmed.
+type Applied = Option<(Vec<ServicePort>, Vec<HostPort>)>;
+
+/// One sync from the caches, skipped when nothing the table shows changed
+/// (most pod and slice updates); whether the table is current.
+async fn sync(
+    proxy: &Arc<ServiceProxy>,
+    options: &ProxyOptions,
+    caches: &Caches,
+    applied: &mut Applied,
+) -> bool {
     let ports = service_ports(
         &caches.services.state(),
         &caches.slices.state(),
@@ -131,15 +151,23 @@ async fn sync(proxy: &Arc<ServiceProxy>, options: &ProxyOptions, caches: &Caches
         &options.skip,
     );
     let host_ports = host_ports(&caches.pods.state());
+    let wanted = (ports, host_ports);
+    if applied.as_ref() == Some(&wanted) {
+        return true;
+    }
+    *applied = None;
     let proxy = proxy.clone();
     let config = options.config.clone();
-    let count = ports.len();
+    let count = wanted.0.len();
     let started = Instant::now();
-    let result =
-        tokio::task::spawn_blocking(move || proxy.sync(&config, &ports, &host_ports)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        proxy.sync(&config, &wanted.0, &wanted.1).map(|()| wanted)
+    })
+    .await;
     match result {
-        Ok(Ok(())) => {
+        Ok(Ok(wanted)) => {
             tracing::debug!(service_ports = count, elapsed = ?started.elapsed(), "service proxy synced");
+            *applied = Some(wanted);
             true
         }
         Ok(Err(err)) => {
