@@ -16,6 +16,10 @@
 //! - routes to other nodes' pod CIDRs via their node IPs (same L2), marked
 //!   with routing protocol [`ROUTE_PROTOCOL`].
 //!
+//! [`ServiceProxy`] is kube-proxy's part: Services' cluster IPs, NodePorts
+//! and pods' hostPorts, in a table of its own (`ip bulwark_proxy`) that
+//! the pod network never rewrites.
+//!
 //! Everything goes through netlink (`rtnetlink`) except nftables, which is
 //! one `nft -f -` transaction per sync. IPv4 only; VXLAN (nodes on different
 //! L2 segments) and IPv6 are not done yet.
