@@ -300,6 +300,18 @@ pub async fn node_mtu(
     link::mtu_of(&handle, address).await
 }
 
+/// Removes everything the pod network, NetworkPolicy and the service proxy
+/// made in the node's namespace (`netns`; `None`: the caller's) — veth
+/// pairs, the bridge `bulwark0`, the VXLAN device, peer routes, the
+/// nftables tables — and the IPAM state in `state_dir`, without knowing
+/// the node's pod CIDR: `bulwark agent --cleanup`, with the agent stopped
+/// (a running one holds the IPAM lock: refused).
+pub async fn cleanup_node(netns: Option<&Path>, state_dir: &Path) -> Result<(), NetworkError> {
+    let kernel = Linux::new(netns)?;
+    ipam::IpamStore::remove_at(state_dir)?;
+    network::remove_wiring(&kernel, DEFAULT_BRIDGE).await
+}
+
 /// The host end of the pod's veth pair: `bw` + 11 hex digits of
 /// sha256(pod id), 13 characters (interface names stop at 15).
 pub fn host_veth(pod_id: &str) -> String {

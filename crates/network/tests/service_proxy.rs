@@ -332,6 +332,50 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     network.cleanup().await.unwrap();
 }
 
+/// `bulwark agent --cleanup`: with the agent gone, everything it made in
+/// the node's namespace goes, the service proxy's table included; while a
+/// pod network holds the state, it is refused.
+#[tokio::test]
+async fn cleanup_node_removes_the_pod_network_and_the_proxy_table() {
+    if !is_root() {
+        return;
+    }
+    let (node, pod) = (TestNetns::new("cnode"), TestNetns::new("cpod"));
+    let state = tempfile::tempdir().unwrap();
+    let network = PodNetwork::new(NetworkConfig {
+        netns: Some(node.path()),
+        ..NetworkConfig::new(
+            "10.42.9.0/24".parse().unwrap(),
+            "10.42.0.0/16".parse().unwrap(),
+            state.path().to_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    let ip = network.attach("p", &pod.path()).await.unwrap().ip;
+    let proxy = ServiceProxy::new(Some(&node.path())).unwrap();
+    let config = ProxyConfig {
+        node_ips: vec![NODE_IP],
+        cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+    };
+    proxy.sync(&config, &[service(&[ip])], &[]).unwrap();
+
+    let refused = bulwark_network::cleanup_node(Some(&node.path()), state.path()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    drop(network);
+    bulwark_network::cleanup_node(Some(&node.path()), state.path())
+        .await
+        .unwrap();
+    let tables = node.exec("nft", &["list", "tables"]);
+    assert_eq!(tables.trim(), "", "{tables}");
+    let links = node.exec("ip", &["-o", "link"]);
+    assert!(
+        !links.contains("bulwark0") && !links.contains(" bw"),
+        "{links}"
+    );
+    assert!(!state.path().join("ipam.json").exists());
+}
+
 /// `ask` from the calling thread's namespace.
 fn ask_here(ip: Ipv4Addr, port: u16) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
