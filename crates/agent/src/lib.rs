@@ -20,6 +20,7 @@ mod netpol;
 mod node;
 mod pod;
 mod probe;
+mod proxy;
 mod sandbox;
 mod server;
 mod status;
@@ -213,6 +214,9 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
             network,
         ))
     });
+    let proxy = network
+        .as_ref()
+        .and_then(|_| service_proxy(&options, dns_ready));
     let _guards = (
         AbortOnDrop(lease),
         AbortOnDrop(status),
@@ -220,6 +224,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         routes.map(AbortOnDrop),
         dns.map(AbortOnDrop),
         policy.map(AbortOnDrop),
+        proxy.map(AbortOnDrop),
     );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),
@@ -337,6 +342,42 @@ async fn node_local_dns(
         .map_err(|e| e.to_string())?;
     tracing::info!(%ip, "cluster DNS listening");
     Ok(tokio::spawn(server.run()))
+}
+
+/// Starts the service proxy (as `system:kube-proxy`). The `kube-dns`
+/// Service is left alone while this node answers at its address itself.
+fn service_proxy(options: &AgentOptions, dns_ready: bool) -> Option<tokio::task::JoinHandle<()>> {
+    let cluster_cidr = options.cluster_cidr?;
+    let proxy = match bulwark_network::ServiceProxy::new(None) {
+        Ok(proxy) => Arc::new(proxy),
+        Err(err) => {
+            tracing::error!(error = %err, "the service proxy is not available: Services are not reachable");
+            return None;
+        }
+    };
+    let node_ips = match options.node_ip {
+        IpAddr::V4(ip) => vec![ip],
+        IpAddr::V6(_) => Vec::new(),
+    };
+    let skip = if dns_ready {
+        ["kube-system/kube-dns".to_owned()].into()
+    } else {
+        Default::default()
+    };
+    let proxy_options = proxy::ProxyOptions {
+        node_name: options.node_name.clone(),
+        config: bulwark_network::ProxyConfig {
+            node_ips,
+            cluster_cidr,
+        },
+        skip,
+    };
+    Some(tokio::spawn(proxy::run(
+        options.proxy_client.clone(),
+        options.client.clone(),
+        proxy,
+        proxy_options,
+    )))
 }
 
 /// Keeps a route to every other node's pod CIDR via its address.

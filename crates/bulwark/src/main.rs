@@ -155,8 +155,14 @@ struct ServerArgs {
 #[derive(Debug, clap::Args)]
 struct AgentArgs {
     /// The API server, e.g. https://10.0.0.1:6443.
-    #[arg(long, env = "BULWARK_SERVER")]
-    server: String,
+    #[arg(long, env = "BULWARK_SERVER", required_unless_present = "cleanup")]
+    server: Option<String>,
+    /// Remove what a stopped agent left in this host's network — pods'
+    /// veth pairs, the bridge, the VXLAN device, routes to other nodes,
+    /// the nftables tables (pod network, NetworkPolicy, service proxy) and
+    /// the IPAM state — then exit. Containers are not stopped.
+    #[arg(long)]
+    cleanup: bool,
     /// The node token `bulwark server` wrote to <data-dir>/node-token.
     #[arg(long, env = "BULWARK_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -668,6 +674,16 @@ async fn ensure_node_token(
 /// of an earlier join), then runs the node agent.
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     use bulwark_agent::join;
+    if args.cleanup {
+        let state = args.data_dir.join("agent").join("network");
+        bulwark_network::cleanup_node(None, &state).await?;
+        println!("removed the node's pod network, service proxy and policy rules");
+        return Ok(());
+    }
+    let server = args
+        .server
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--server is needed to join"))?;
     let creds = join::Credentials::at(&args.data_dir.join("agent"));
     let name = node_name(&args.node);
     let ip = args
@@ -689,9 +705,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("--token or --token-file is needed to join"),
             };
             let token: join::NodeToken = token.parse()?;
-            let ca = join::fetch_pinned_ca(&args.server, &token).await?;
-            let bootstrap =
-                join::client(&args.server, &ca, join::Auth::Token(&token.bootstrap)).await?;
+            let ca = join::fetch_pinned_ca(&server, &token).await?;
+            let bootstrap = join::client(&server, &ca, join::Auth::Token(&token.bootstrap)).await?;
             let (cert, key) = join::request_certificate(
                 &bootstrap,
                 &name,
@@ -705,12 +720,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             creds.write("ca.crt", &ca, 0o644)?;
             creds.write("client.key", &key, 0o600)?;
             creds.write("client.crt", &cert, 0o644)?;
-            println!("joined {} as system:node:{name}", args.server);
+            println!("joined {server} as system:node:{name}");
             (ca, cert, key)
         }
     };
     let client = join::client(
-        &args.server,
+        &server,
         &ca_pem,
         join::Auth::Certificate {
             cert_pem: &cert_pem,
@@ -772,7 +787,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         }
     };
     let proxy_client = join::client(
-        &args.server,
+        &server,
         &serving.ca_pem,
         join::Auth::Certificate {
             cert_pem: &proxy_cert,

@@ -178,6 +178,35 @@ impl IpamStore {
     }
 
     /// Forgets every allocation and removes the file.
+    /// Deletes the state in `state_dir` without knowing its CIDR (cleanup
+    /// of a stopped node), holding the lock while it does.
+    pub(crate) fn remove_at(state_dir: &Path) -> Result<(), NetworkError> {
+        let lock_path = state_dir.join(Self::LOCK);
+        let lock_file = match fs::OpenOptions::new().write(true).open(&lock_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(NetworkError::State {
+                    path: lock_path,
+                    source,
+                });
+            }
+        };
+        let _lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                NetworkError::StateInUse {
+                    path: lock_path.clone(),
+                    source: errno.into(),
+                }
+            })?;
+        let path = state_dir.join(Self::FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(NetworkError::State { path, source }),
+        }
+    }
+
     pub(crate) fn remove(&mut self) -> Result<(), NetworkError> {
         match fs::remove_file(&self.path) {
             Ok(()) => {}

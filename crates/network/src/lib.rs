@@ -23,6 +23,10 @@
 //!   `inet bulwark_policy`, from the plain model in [`policy`]
 //!   ([`PodNetwork::sync_policy`]).
 //!
+//! [`ServiceProxy`] is kube-proxy's part: Services' cluster IPs, NodePorts
+//! and pods' hostPorts, in a table of its own (`ip bulwark_proxy`) that
+//! the pod network never rewrites.
+//!
 //! Everything goes through netlink (`rtnetlink`) except nftables, which is
 //! one `nft -f -` transaction per sync. IPv4 only; IPv6 is not done yet.
 //!
@@ -55,6 +59,7 @@ mod netns;
 mod network;
 mod nft;
 pub mod policy;
+mod proxy;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -64,6 +69,9 @@ use sha2::{Digest, Sha256};
 pub use error::NetworkError;
 pub use ipnet::Ipv4Net;
 pub use link::ROUTE_PROTOCOL;
+pub use proxy::{
+    Endpoint, HostPort, PROXY_TABLE, Protocol, ProxyConfig, ServicePort, ServiceProxy,
+};
 
 use kernel::Linux;
 use network::Network;
@@ -261,7 +269,8 @@ impl PodNetwork {
     }
 
     /// Removes everything this crate made: veth pairs, the bridge, the
-    /// VXLAN device, peer routes, the nftables tables, and the IPAM state.
+    /// VXLAN device, peer routes, the nftables tables (the service proxy's
+    /// too), and the IPAM state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         self.inner.cleanup().await
     }
@@ -289,6 +298,18 @@ pub async fn node_mtu(
     let node = netns.map(netns::Netns::open).transpose()?;
     let handle = netns::netlink(node.as_ref())?;
     link::mtu_of(&handle, address).await
+}
+
+/// Removes everything the pod network, NetworkPolicy and the service proxy
+/// made in the node's namespace (`netns`; `None`: the caller's) — veth
+/// pairs, the bridge `bulwark0`, the VXLAN device, peer routes, the
+/// nftables tables — and the IPAM state in `state_dir`, without knowing
+/// the node's pod CIDR: `bulwark agent --cleanup`, with the agent stopped
+/// (a running one holds the IPAM lock: refused).
+pub async fn cleanup_node(netns: Option<&Path>, state_dir: &Path) -> Result<(), NetworkError> {
+    let kernel = Linux::new(netns)?;
+    ipam::IpamStore::remove_at(state_dir)?;
+    network::remove_wiring(&kernel, DEFAULT_BRIDGE).await
 }
 
 /// The host end of the pod's veth pair: `bw` + 11 hex digits of

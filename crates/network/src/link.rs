@@ -16,7 +16,9 @@ use rtnetlink::packet_route::neighbour::{
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
+};
 
 use crate::NetworkError;
 use crate::error::errno;
@@ -169,6 +171,16 @@ pub(crate) async fn create_veth(
         .await
         .map_err(NetworkError::netlink(format!(
             "attaching {host} to the bridge"
+        )))?;
+    // Hairpin: a pod reaching itself through a Service address gets its
+    // DNATed frame back out of the port it came in by (br_netfilter
+    // bridges DNAT to a pod on the same bridge), as CNI's hairpinMode.
+    node.link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "turning on hairpin mode on {host}"
         )))?;
     Ok(())
 }

@@ -24,6 +24,24 @@ const VXLAN: Vxlan = Vxlan {
     port: VXLAN_PORT,
 };
 
+/// Removes the links, routes and nftables tables the crate makes (the
+/// service proxy's table too) — everything but the IPAM state.
+pub(crate) async fn remove_wiring<K: Kernel>(kernel: &K, bridge: &str) -> Result<(), NetworkError> {
+    for destination in kernel.routes().await?.keys() {
+        kernel.delete_route(*destination).await?;
+    }
+    let bridge_index = kernel.link_index(bridge).await?;
+    for (_, name, controller) in kernel.links().await? {
+        if (bridge_index.is_some() && controller == bridge_index) || is_veth_name(&name) {
+            kernel.delete_link(&name).await?;
+        }
+    }
+    kernel.delete_link(bridge).await?;
+    kernel.delete_link(VXLAN_DEVICE).await?;
+    let tables = format!("{}{}", nft::render_delete(), policy::render_delete());
+    kernel.apply_nft(tables).await
+}
+
 /// What `PodNetwork` does, over any `Kernel` (the unit tests' is a fake).
 #[derive(Debug)]
 pub(crate) struct Network<K> {
@@ -234,19 +252,7 @@ impl<K: Kernel> Network<K> {
     }
 
     pub(crate) async fn cleanup(&self) -> Result<(), NetworkError> {
-        for destination in self.kernel.routes().await?.keys() {
-            self.kernel.delete_route(*destination).await?;
-        }
-        let bridge = self.kernel.link_index(&self.config.bridge).await?;
-        for (_, name, controller) in self.kernel.links().await? {
-            if (bridge.is_some() && controller == bridge) || is_veth_name(&name) {
-                self.kernel.delete_link(&name).await?;
-            }
-        }
-        self.kernel.delete_link(&self.config.bridge).await?;
-        self.kernel.delete_link(VXLAN_DEVICE).await?;
-        let tables = format!("{}{}", nft::render_delete(), policy::render_delete());
-        self.kernel.apply_nft(tables).await?;
+        remove_wiring(&self.kernel, &self.config.bridge).await?;
         *self.policy.lock().await = None;
         self.ipam.lock().await.remove()?;
         info!(bridge = %self.config.bridge, "pod network removed");

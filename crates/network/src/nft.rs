@@ -96,10 +96,12 @@ fn mac(bytes: [u8; 6]) -> String {
         .join(":")
 }
 
-/// Removes both tables (and nothing else); a no-op when they are absent.
+/// Removes both tables, and the service proxy's (and nothing else); a
+/// no-op when they are absent.
 pub(crate) fn render_delete() -> String {
     format!(
-        "table ip {TABLE}\ndelete table ip {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n"
+        "table ip {TABLE}\ndelete table ip {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n{}",
+        crate::proxy::render_delete()
     )
 }
 

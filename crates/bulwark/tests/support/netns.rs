@@ -281,6 +281,10 @@ pub(crate) fn start(tag: &str, subnet: u8) -> Cluster {
         .arg(cluster.data("server"))
         .args(["--node-name", "node-a", "--node-ip", &cluster.server_ip()])
         .args([
+            // The `kubernetes` Service's endpoint (the netns has no
+            // default route to guess it from).
+            "--advertise-address",
+            &cluster.server_ip(),
             "--tls-san",
             &cluster.server_ip(),
             "--node-monitor-grace-period",
