@@ -18,9 +18,13 @@ mod host;
 pub mod join;
 mod node;
 mod pod;
+mod portforward;
 mod probe;
+mod remotecommand;
 mod sandbox;
 mod server;
+mod spdy;
+mod stats;
 mod status;
 mod volumes;
 

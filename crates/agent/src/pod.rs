@@ -1458,6 +1458,45 @@ fn target(dir: &Path, pod: &Pod) -> probe::Target {
     }
 }
 
+/// A pod this node runs, from its record (for `/stats/summary`).
+#[derive(Clone, Debug)]
+pub(crate) struct RecordedPod {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
+    pub(crate) start_time: Option<String>,
+    /// (container name, runtime id of its current run).
+    pub(crate) containers: Vec<(String, String)>,
+}
+
+/// The pods with records under `pods_dir` (their directories are named
+/// by UID).
+pub(crate) fn recorded_pods(pods_dir: &Path) -> Vec<RecordedPod> {
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let record = Record::load(&entry.path());
+            if record.name.is_empty() || record.terminal.is_some() {
+                return None;
+            }
+            Some(RecordedPod {
+                uid: entry.file_name().to_string_lossy().into_owned(),
+                containers: record
+                    .containers
+                    .iter()
+                    .filter_map(|(name, c)| Some((name.clone(), c.current.clone()?)))
+                    .collect(),
+                namespace: record.namespace,
+                name: record.name,
+                start_time: record.start_time,
+            })
+        })
+        .collect()
+}
+
 /// The runtime id of a pod's container, current or previous run, found
 /// from the pods' records (for the agent's API).
 pub(crate) fn find_container(

@@ -359,9 +359,10 @@ fn http_get(
 
 /// Runs `f` on a fresh thread inside `netns` (or the agent's own), which
 /// then ends: no pooled thread is ever left in a pod's namespace.
-async fn in_netns<F>(netns: Option<PathBuf>, f: F) -> Result<(), String>
+pub(crate) async fn in_netns<T, F>(netns: Option<PathBuf>, f: F) -> Result<T, String>
 where
-    F: FnOnce() -> Result<(), String> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, String> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()

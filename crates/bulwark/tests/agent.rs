@@ -805,3 +805,236 @@ impl Node {
         (cert, key)
     }
 }
+
+/// A kubectl left running (port-forward, attach): what it printed so far
+/// (stdout and stderr together), killed by PID when dropped.
+struct Background {
+    child: Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Node {
+    fn background(&self, args: &[&str], stdin: Option<&str>) -> Background {
+        let mut child = Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write as _;
+            pipe.write_all(text.as_bytes()).unwrap();
+            // Dropped: kubectl sees the end of its input.
+        }
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let readers: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut reader in readers {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Background { child, output }
+    }
+}
+
+impl Background {
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /` on a loopback port, as curl prints it.
+fn curl(port: u16) -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn kubectl_port_forward_reaches_a_server_inside_the_pod() {
+    require_root!();
+    let node = Node::start("portfwd");
+    node.apply(&pod(
+        "web",
+        "Never",
+        "mkdir -p /tmp/www && echo hello-from-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        "",
+    ));
+    node.wait_phase("web", "Running");
+    let local = bulwark_testkit::free_loopback_port().unwrap();
+    // kubectl 1.32 speaks SPDY tunnelled in a WebSocket by default.
+    let forward = node.background(&["port-forward", "pod/web", &format!("{local}:8080")], None);
+    node.eventually("kubectl to listen", || {
+        let out = forward.output();
+        if out.contains(&format!("Forwarding from 127.0.0.1:{local} -> 8080")) {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // httpd listens in the pod's own network namespace, on its loopback.
+    let page = node.eventually("the page through the forwarded port", || curl(local));
+    assert_eq!(page, "hello-from-the-pod\n");
+    // Several connections in one session, some at the same time.
+    let parallel: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || curl(local)))
+        .collect();
+    for request in parallel {
+        assert_eq!(request.join().unwrap().unwrap(), "hello-from-the-pod\n");
+    }
+    assert_eq!(curl(local).unwrap(), "hello-from-the-pod\n");
+    // Nothing listens inside the pod on the port nothing listens on:
+    // kubectl reports the agent's error, the connection ends (no hang).
+    let other = bulwark_testkit::free_loopback_port().unwrap();
+    let mut refused = node.background(&["port-forward", "pod/web", &format!("{other}:8081")], None);
+    node.eventually("kubectl to listen", || {
+        let out = refused.output();
+        if out.contains("Forwarding from 127.0.0.1") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    let answer = curl(other);
+    assert!(answer.is_err(), "{answer:?}");
+    node.eventually("kubectl to report the refused port", || {
+        let out = refused.output();
+        let expected = format!(
+            "an error occurred forwarding {other} -> 8081: error forwarding port 8081 to pod default/web"
+        );
+        if out.contains(&expected) && out.to_lowercase().contains("connection refused") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // kubectl ends a session whose connection failed (upstream's choice).
+    node.eventually("kubectl port-forward to exit", || {
+        refused.exited().map(|_| ()).ok_or_else(|| refused.output())
+    });
+    drop(forward);
+}
+
+#[test]
+fn kubectl_attach_exec_stdin_and_run_interactive_reach_the_container() {
+    require_root!();
+    let node = Node::start("attach");
+    node.ok(&[
+        "run",
+        "ticker",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 1; done",
+    ]);
+    node.wait_phase("ticker", "Running");
+
+    // exec -i without a terminal: stdin reaches the command, and its end
+    // (v5's close of channel 0) lets `cat` finish.
+    let mut exec = node.background(
+        &["exec", "-i", "ticker", "--", "sh", "-c", "cat; echo done"],
+        Some("piped text\n"),
+    );
+    node.eventually("exec -i to finish", || {
+        exec.exited().ok_or_else(|| exec.output())
+    });
+    assert_eq!(exec.output(), "piped text\ndone\n");
+
+    // attach: the main process's output from now on, streamed.
+    let attach = node.background(&["attach", "ticker"], None);
+    let seen = node.eventually("attached output", || {
+        let out = attach.output();
+        let ticks: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with("tick-"))
+            .map(str::to_owned)
+            .collect();
+        if ticks.len() >= 2 {
+            Ok(ticks)
+        } else {
+            Err(out)
+        }
+    });
+    let numbers: Vec<u32> = seen
+        .iter()
+        .map(|t| t.trim_start_matches("tick-").parse().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, live: {seen:?}"
+    );
+    drop(attach);
+
+    // run -i --rm: a new pod's main process reads what kubectl's stdin
+    // holds and answers through the attachment; the pod is then deleted.
+    let mut run = node.background(
+        &[
+            "run",
+            "asker",
+            "-i",
+            "--rm",
+            "--image",
+            IMAGE,
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got-$line",
+        ],
+        Some("hello\n"),
+    );
+    node.eventually("kubectl run -i to finish", || {
+        run.exited().ok_or_else(|| run.output())
+    });
+    assert!(run.output().contains("got-hello"), "{}", run.output());
+    node.eventually("the pod to be deleted", || {
+        let out = node.kubectl(&["get", "pod", "asker"]);
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    });
+}

@@ -65,6 +65,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-admin (2 rules)
         ClusterRole system:aggregate-to-edit (13 rules)
         ClusterRole system:aggregate-to-view (10 rules)
+        ClusterRole system:aggregated-metrics-reader (1 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
         ClusterRole system:bulwark-dns (2 rules)
@@ -355,8 +356,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=83 unchanged=0 []
-        created=0 unchanged=83 []
-        created=1 unchanged=82 []"#]]
+        created=84 unchanged=0 []
+        created=0 unchanged=84 []
+        created=1 unchanged=83 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

@@ -68,6 +68,20 @@ impl Attach {
         self.stream.write_all(&frame(KIND_STDIN, data))
     }
 
+    /// A second handle on the same connection (one thread reads while
+    /// another writes).
+    pub fn try_clone(&self) -> io::Result<Attach> {
+        Ok(Attach {
+            stream: self.stream.try_clone()?,
+        })
+    }
+
+    /// Ends the connection for every handle: a blocked [`Attach::read`]
+    /// returns, and the shim forgets this client.
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Resizes the main process's terminal (containers with `tty: true`).
     pub fn resize(&mut self, rows: u16, cols: u16) -> io::Result<()> {
         let mut size = rows.to_be_bytes().to_vec();
