@@ -1038,3 +1038,96 @@ fn kubectl_attach_exec_stdin_and_run_interactive_reach_the_container() {
         }
     });
 }
+
+#[test]
+fn kubectl_top_reads_node_and_pod_usage_from_the_agents() {
+    require_root!();
+    let node = Node::start("top");
+    // A shell holding 8 MB in a variable: a working set kubectl shows.
+    node.ok(&[
+        "run",
+        "holder",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "x=$(yes 0123456789abcdef | head -c 8000000); sleep 600",
+    ]);
+    node.wait_phase("holder", "Running");
+    // Mebibytes in a `kubectl top` memory column ("12Mi").
+    let mebibytes = |cell: &str| -> u64 {
+        cell.strip_suffix("Mi")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    node.eventually("a node row in kubectl top node", || {
+        let out = node.kubectl(&["top", "node"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&node.name))
+            .ok_or_else(|| format!("{text}{}", String::from_utf8_lossy(&out.stderr)))?;
+        // NAME CPU(cores) CPU(%) MEMORY(bytes) MEMORY(%)
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        if cells.len() == 5 && cells[1].ends_with('m') && mebibytes(cells[3]) > 0 {
+            Ok(())
+        } else {
+            Err(row.to_owned())
+        }
+    });
+    node.eventually("the pod's memory in kubectl top pod", || {
+        let out = node.kubectl(&["top", "pod", "holder", "--containers"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // POD NAME CPU(cores) MEMORY(bytes)
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("holder"))
+            .ok_or_else(|| {
+                let raw = node.kubectl(&[
+                    "get",
+                    "--raw",
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                ]);
+                format!(
+                    "{text}{} (metrics: {}{})",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&raw.stdout),
+                    String::from_utf8_lossy(&raw.stderr)
+                )
+            })?;
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        if cells.len() == 4 && cells[1] == "holder" && mebibytes(cells[3]) >= 8 {
+            Ok(())
+        } else {
+            Err(row.to_owned())
+        }
+    });
+    // metrics.k8s.io is authorized as any resource: `view` may read it
+    // (aggregated from system:aggregated-metrics-reader), others may not.
+    let viewer = node.user_kubeconfig("metrics-viewer");
+    let stranger = node.user_kubeconfig("metrics-stranger");
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "metrics-viewer",
+        "--clusterrole=view",
+        "--user=metrics-viewer",
+    ]);
+    node.eventually("the viewer to read pod metrics", || {
+        let out = node.as_user(&viewer, &["top", "pod", "holder"]);
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("holder") {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    let denied = node.as_user(&stranger, &["top", "pod", "holder"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
