@@ -20,6 +20,7 @@ mod node;
 mod pod;
 mod portforward;
 mod probe;
+mod pullsecrets;
 mod remotecommand;
 mod sandbox;
 mod server;

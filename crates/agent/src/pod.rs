@@ -808,9 +808,25 @@ async fn step(
                 &format!("Pulling image \"{image}\""),
             )
             .await;
+            let (registries, missing) =
+                crate::pullsecrets::registries_for(&ctx.client, pod, &ctx.registries).await;
+            if !missing.is_empty() {
+                let message = format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                );
+                event(
+                    ctx,
+                    pod,
+                    None,
+                    EventType::Warning,
+                    "FailedToRetrieveImagePullSecret",
+                    &message,
+                )
+                .await;
+            }
             let started = std::time::Instant::now();
             let images = ctx.images.clone();
-            let registries = ctx.registries.clone();
             let name = image.clone();
             let pulled = blocking(move || images.pull(&name, &registries)).await;
             match pulled {

@@ -31,10 +31,16 @@ struct Node {
     agent_port: u16,
     name: String,
     kubeconfig: PathBuf,
+    /// More `bulwark server` arguments.
+    args: Vec<String>,
 }
 
 impl Node {
     fn start(tag: &str) -> Node {
+        Self::start_with(tag, &[])
+    }
+
+    fn start_with(tag: &str, args: &[&str]) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("bulwark-agent-e2e-")
             .tempdir()
@@ -51,6 +57,7 @@ impl Node {
             port,
             agent_port,
             name,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         node.spawn();
         node.eventually("the node to be Ready", || {
@@ -89,6 +96,7 @@ impl Node {
             .args(["--agent-port", &self.agent_port.to_string()])
             // The host's own network is not the test's to change.
             .args(["--pod-network", "none"])
+            .args(&self.args)
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -1130,4 +1138,199 @@ fn kubectl_top_reads_node_and_pod_usage_from_the_agents() {
         "{}",
         String::from_utf8_lossy(&denied.stderr)
     );
+}
+
+/// A `docker-registry` on loopback with htpasswd auth (user `bulwark`,
+/// password `s3cret`), killed by PID when dropped.
+struct PrivateRegistry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRegistry {
+    fn start() -> PrivateRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = bulwark_testkit::free_loopback_port().unwrap();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", "bulwark", "s3cret"])
+            .output()
+            .expect("htpasswd (apache2-utils) is installed");
+        std::fs::write(dir.path().join("htpasswd"), htpasswd.stdout).unwrap();
+        let root = dir.path().display();
+        std::fs::write(
+            dir.path().join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+                 http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: bulwark-test\n    path: {root}/htpasswd\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed");
+        let registry = PrivateRegistry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        registry
+    }
+
+    /// Pushes [`IMAGE`] from the node's image store (an OCI layout) as
+    /// `repo` (with its tag).
+    fn push(&self, node: &Node, repo: &str) {
+        let out = Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "bulwark:s3cret",
+            ])
+            .arg(format!(
+                "oci:{}:{IMAGE}",
+                node.data().join("images").display()
+            ))
+            .arg(format!("docker://127.0.0.1:{}/{repo}", self.port))
+            .output()
+            .expect("skopeo is installed");
+        assert!(
+            out.status.success(),
+            "skopeo push: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn image_pull_secrets_of_the_pod_or_its_service_account_unlock_a_private_registry() {
+    require_root!();
+    let registry = PrivateRegistry::start();
+    let port = registry.port;
+    // The node knows the registry speaks plain HTTP, but has no credentials.
+    let scratch = tempfile::tempdir().unwrap();
+    let registries = scratch.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"127.0.0.1:{port}\":\n    endpoint:\n      - \"http://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let node = Node::start_with(
+        "pullsecret",
+        &["--registries", registries.to_str().unwrap()],
+    );
+    registry.push(&node, "private/busybox:v1");
+    let image = format!("127.0.0.1:{port}/private/busybox:v1");
+    let private_pod = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+{extra}  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Always
+    command: [sleep, \"600\"]
+"
+        )
+    };
+    let waiting_reason = |pod: &str| {
+        node.jsonpath(
+            &["pod", pod],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+
+    // Without credentials the registry refuses the pull.
+    node.apply(&private_pod("locked-out", ""));
+    node.eventually("the pull to be refused", || {
+        let reason = waiting_reason("locked-out");
+        if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+            Ok(())
+        } else {
+            Err(reason)
+        }
+    });
+    let events = node.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=locked-out",
+    ]);
+    assert!(events.contains("401"), "{events}");
+
+    // The pod's own pull secret.
+    node.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server=127.0.0.1:{port}"),
+        "--docker-username=bulwark",
+        "--docker-password=s3cret",
+    ]);
+    node.apply(&private_pod(
+        "with-secret",
+        "  imagePullSecrets:\n  - name: regcred\n",
+    ));
+    node.wait_phase("with-secret", "Running");
+
+    // Its ServiceAccount's, copied into the pod at admission.
+    node.ok(&["create", "serviceaccount", "puller"]);
+    node.ok(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "regcred"}]}"#,
+    ]);
+    node.apply(&private_pod(
+        "via-account",
+        "  serviceAccountName: puller\n",
+    ));
+    assert_eq!(
+        node.jsonpath(&["pod", "via-account"], "{.spec.imagePullSecrets[0].name}"),
+        "regcred"
+    );
+    node.wait_phase("via-account", "Running");
+
+    // A secret that does not exist: upstream's warning, and the pull fails.
+    node.apply(&private_pod(
+        "missing-secret",
+        "  imagePullSecrets:\n  - name: nowhere\n",
+    ));
+    node.eventually("the warning about the missing secret", || {
+        let events = node.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=missing-secret",
+        ]);
+        if events.contains("FailedToRetrieveImagePullSecret") {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    });
 }
