@@ -14,6 +14,7 @@
 
 mod container;
 mod env;
+mod grpc;
 mod host;
 pub mod join;
 mod node;
