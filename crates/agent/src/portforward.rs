@@ -1,7 +1,7 @@
 //! `pods/portforward`: what `kubectl port-forward` 1.32 speaks by default
 //! (KEP-4006) — a WebSocket with subprotocol `SPDY/3.1+portforward.k8s.io`
 //! whose binary messages carry a SPDY/3.1 session ([`crate::spdy`]) as one
-//! byte stream.
+//! byte stream — and the plain `Upgrade: SPDY/3.1` it falls back to.
 //!
 //! For each local connection the client opens two streams with headers
 //! `streamtype` (`error`, then `data`), `port` and `requestid`. The data
@@ -32,6 +32,11 @@ use crate::spdy::{Codec, Frame, Headers, PROTOCOL_ERROR, header};
 
 /// The WebSocket subprotocol of SPDY tunnelled for port forwarding.
 pub(crate) const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The plain upgrade: `Upgrade: SPDY/3.1`, the stream protocol named in
+/// `X-Stream-Protocol-Version`.
+const SPDY: &str = "SPDY/3.1";
+const SUBPROTOCOL: &str = "portforward.k8s.io";
+const STREAM_PROTOCOL: &str = "x-stream-protocol-version";
 
 /// How long connecting inside the pod may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +66,16 @@ pub(crate) async fn handle(
         Ok(target) => Arc::new(target),
         Err(response) => return response,
     };
+    if let Some(response) = spdy_upgrade(&request) {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                tracing::debug!(pod = %target.pod, "port-forward session (SPDY)");
+                over_spdy(upgraded, target).await;
+            }
+        });
+        return response;
+    }
     let (response, upgrade) = match crate::server::websocket_upgrade(&mut request, &[PROTOCOL]) {
         Ok((response, upgrade, _)) => (response, upgrade),
         Err(response) => return response,
@@ -72,9 +87,37 @@ pub(crate) async fn handle(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
         tracing::debug!(pod = %target.pod, "port-forward session");
-        session(ws, target).await;
+        over_websocket(ws, target).await;
     });
     response
+}
+
+/// The `101` for a plain SPDY/3.1 upgrade offering `portforward.k8s.io`
+/// (`X-Stream-Protocol-Version`), if that is what `request` asks.
+fn spdy_upgrade(request: &Request<Incoming>) -> Option<Response<Body>> {
+    let headers = request.headers();
+    let spdy = headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(SPDY));
+    let offered = headers
+        .get_all(STREAM_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL);
+    if !(spdy && offered) {
+        return None;
+    }
+    let mut response = text(StatusCode::SWITCHING_PROTOCOLS, "");
+    let h = response.headers_mut();
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(http::header::UPGRADE, http::HeaderValue::from_static(SPDY));
+    h.insert(STREAM_PROTOCOL, http::HeaderValue::from_static(SUBPROTOCOL));
+    Some(response)
 }
 
 /// The pod, as this node runs it: its UID names its directory, which holds
@@ -125,15 +168,25 @@ async fn target(state: &ApiState, namespace: &str, name: &str) -> Result<Target,
 
 type Ws = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
-/// One client session: frames in from the WebSocket, frames out through a
-/// single writer (header compression is ordered), one task per connection.
-async fn session(ws: Ws, target: Arc<Target>) {
+/// The WebSocket transport: SPDY bytes in binary messages, each frame we
+/// send in one message, a normal closure at the end.
+async fn over_websocket(ws: Ws, target: Arc<Target>) {
     let (mut sink, mut source) = ws.split();
-    let (out, mut outgoing) = mpsc::channel::<Frame>(64);
+    let (incoming_tx, incoming) = mpsc::channel::<Vec<u8>>(16);
+    let (outgoing, mut outgoing_rx) = mpsc::channel::<Vec<u8>>(64);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = source.next().await {
+            match message {
+                Message::Binary(bytes) if incoming_tx.send(bytes.to_vec()).await.is_err() => {
+                    return;
+                }
+                Message::Close(_) => return,
+                _ => {}
+            }
+        }
+    });
     let writer = tokio::spawn(async move {
-        let mut codec = Codec::new();
-        while let Some(frame) = outgoing.recv().await {
-            let bytes = codec.encode(&frame);
+        while let Some(bytes) = outgoing_rx.recv().await {
             if sink.send(Message::Binary(bytes.into())).await.is_err() {
                 return;
             }
@@ -142,14 +195,65 @@ async fn session(ws: Ws, target: Arc<Target>) {
             .send(Message::Close(Some(crate::server::normal_close())))
             .await;
     });
+    session(incoming, outgoing, target).await;
+    reader.abort();
+    let _ = writer.await;
+}
+
+/// The plain SPDY transport (kubectl's fallback, and clients before
+/// 1.31): the upgraded connection carries the session's bytes as they are.
+async fn over_spdy(upgraded: hyper::upgrade::Upgraded, target: Arc<Target>) {
+    let io = hyper_util::rt::TokioIo::new(upgraded);
+    let (mut read, mut write) = tokio::io::split(io);
+    let (incoming_tx, incoming) = mpsc::channel::<Vec<u8>>(16);
+    let (outgoing, mut outgoing_rx) = mpsc::channel::<Vec<u8>>(64);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if incoming_tx.send(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = outgoing_rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+    session(incoming, outgoing, target).await;
+    reader.abort();
+    let _ = writer.await;
+}
+
+/// One client session, whatever carries it: SPDY bytes in, encoded frames
+/// out through a single writer (header compression is ordered), one task
+/// per forwarded connection.
+async fn session(
+    mut incoming: mpsc::Receiver<Vec<u8>>,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    target: Arc<Target>,
+) {
+    let (out, mut frames) = mpsc::channel::<Frame>(64);
+    let writer = tokio::spawn(async move {
+        let mut codec = Codec::new();
+        while let Some(frame) = frames.recv().await {
+            if outgoing.send(codec.encode(&frame)).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut codec = Codec::new();
     let mut streams = Streams::new(out.clone(), target);
-    'session: while let Some(Ok(message)) = source.next().await {
-        match message {
-            Message::Binary(bytes) => codec.feed(&bytes),
-            Message::Close(_) => break,
-            _ => continue,
-        }
+    'session: while let Some(bytes) = incoming.recv().await {
+        codec.feed(&bytes);
         loop {
             match codec.next_frame() {
                 Ok(Some(frame)) => {

@@ -823,11 +823,21 @@ struct Background {
 
 impl Node {
     fn background(&self, args: &[&str], stdin: Option<&str>) -> Background {
+        self.background_env(args, stdin, &[])
+    }
+
+    fn background_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Background {
         let mut child = Command::new("kubectl")
             .arg("--cache-dir")
             .arg(self.dir.path().join("kube-cache"))
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
+            .envs(env.iter().copied())
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -960,6 +970,26 @@ fn kubectl_port_forward_reaches_a_server_inside_the_pod() {
         refused.exited().map(|_| ()).ok_or_else(|| refused.output())
     });
     drop(forward);
+    // kubectl's fallback (and older clients): plain SPDY/3.1 over an
+    // HTTP upgrade, through the API server to the agent.
+    let spdy_port = bulwark_testkit::free_loopback_port().unwrap();
+    let spdy = node.background_env(
+        &["port-forward", "pod/web", &format!("{spdy_port}:8080")],
+        None,
+        &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")],
+    );
+    node.eventually("kubectl to listen (SPDY)", || {
+        let out = spdy.output();
+        if out.contains("Forwarding from 127.0.0.1") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    assert_eq!(
+        node.eventually("the page over SPDY", || curl(spdy_port)),
+        "hello-from-the-pod\n"
+    );
 }
 
 #[test]
