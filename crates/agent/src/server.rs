@@ -264,6 +264,7 @@ async fn handle(
     match segments.as_slice() {
         ["healthz"] => text(StatusCode::OK, "ok"),
         ["stats", "summary"] => crate::stats::summary(state).await,
+        ["metrics", "resource"] => crate::stats::resource_metrics(state).await,
         ["containerLogs", ns, pod, container] => {
             logs(&state, ns, pod, container, &parse_query(&query)).await
         }

@@ -2,7 +2,9 @@
 //! `kubectl top` needs through the API server's `metrics.k8s.io`: the
 //! node's CPU and memory from `/proc`, each running container's from its
 //! cgroup (`cpu.stat`, `memory.current`, `memory.stat` through the
-//! runtime), pods as the sum of their containers.
+//! runtime), pods as the sum of their containers. `/metrics/resource` gives
+//! the same figures in Prometheus text, named as upstream's kubelet names
+//! them.
 //!
 //! CPU usage in cores is a rate: it needs two samples. The last sample of
 //! every counter is kept; a counter seen for the first time is sampled
@@ -200,6 +202,122 @@ pub(crate) async fn summary(state: std::sync::Arc<ApiState>) -> Response<Body> {
     response
 }
 
+/// `GET /metrics/resource`: the same figures as upstream's kubelet
+/// exposes them to Prometheus (cumulative CPU seconds, working sets).
+pub(crate) async fn resource_metrics(state: std::sync::Arc<ApiState>) -> Response<Body> {
+    let pods = {
+        let dir = state.pods_dir.clone();
+        tokio::task::spawn_blocking(move || crate::pod::recorded_pods(&dir))
+            .await
+            .unwrap_or_default()
+    };
+    let reading = {
+        let (state, pods) = (state.clone(), pods.clone());
+        tokio::task::spawn_blocking(move || read_all(&state, &pods)).await
+    };
+    let Ok(reading) = reading else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading statistics failed",
+        );
+    };
+    let mut response = Response::new(Full::new(Bytes::from(prometheus(&pods, &reading))).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// A Prometheus label value, escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn prometheus(pods: &[crate::pod::RecordedPod], reading: &Reading) -> String {
+    use std::fmt::Write as _;
+    let seconds = |ns: u64| ns as f64 / 1e9;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} [STABLE] {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let mut container_cpu = Vec::new();
+    let mut container_memory = Vec::new();
+    let mut pod_cpu = Vec::new();
+    let mut pod_memory = Vec::new();
+    for pod in pods {
+        let (ns, name) = (label(&pod.namespace), label(&pod.name));
+        let (mut cpu, mut memory, mut any) = (0u64, 0u64, false);
+        for (container, id) in &pod.containers {
+            let Some((sample, stats)) = reading.containers.get(id) else {
+                continue;
+            };
+            any = true;
+            let labels = format!(
+                "{{container=\"{}\",namespace=\"{ns}\",pod=\"{name}\"}}",
+                label(container)
+            );
+            container_cpu.push((labels.clone(), seconds(sample.usage_ns)));
+            container_memory.push((labels, stats.memory_working_set_bytes as f64));
+            cpu += sample.usage_ns;
+            memory += stats.memory_working_set_bytes;
+        }
+        if any {
+            let labels = format!("{{namespace=\"{ns}\",pod=\"{name}\"}}");
+            pod_cpu.push((labels.clone(), seconds(cpu)));
+            pod_memory.push((labels, memory as f64));
+        }
+    }
+    family(
+        "container_cpu_usage_seconds_total",
+        "counter",
+        "Cumulative cpu time consumed by the container in core-seconds",
+        container_cpu,
+    );
+    family(
+        "container_memory_working_set_bytes",
+        "gauge",
+        "Current working set of the container in bytes",
+        container_memory,
+    );
+    family(
+        "node_cpu_usage_seconds_total",
+        "counter",
+        "Cumulative cpu time consumed by the node in core-seconds",
+        reading
+            .node_cpu
+            .map(|n| (String::new(), seconds(n.usage_ns)))
+            .into_iter()
+            .collect(),
+    );
+    family(
+        "node_memory_working_set_bytes",
+        "gauge",
+        "Current working set of the node in bytes",
+        vec![(String::new(), reading.memory.working_set as f64)],
+    );
+    family(
+        "pod_cpu_usage_seconds_total",
+        "counter",
+        "Cumulative cpu time consumed by the pod in core-seconds",
+        pod_cpu,
+    );
+    family(
+        "pod_memory_working_set_bytes",
+        "gauge",
+        "Current working set of the pod in bytes",
+        pod_memory,
+    );
+    out
+}
+
 fn render(
     node_name: &str,
     pods: &[crate::pod::RecordedPod],
@@ -292,6 +410,53 @@ mod tests {
             at: t0 + Duration::from_secs(2),
         };
         assert_eq!(rate(before, reset), None);
+    }
+
+    #[test]
+    fn resource_metrics_render_as_prometheus_text() {
+        let pods = vec![crate::pod::RecordedPod {
+            namespace: "shop".into(),
+            name: "we\"b".into(),
+            uid: "u".into(),
+            start_time: None,
+            containers: vec![("app".into(), "c1".into())],
+        }];
+        let at = Instant::now();
+        let reading = Reading {
+            node_cpu: Some(CpuSample {
+                usage_ns: 2_500_000_000,
+                at,
+            }),
+            memory: NodeMemory {
+                working_set: 1024,
+                ..NodeMemory::default()
+            },
+            containers: HashMap::from([(
+                "c1".to_owned(),
+                (
+                    CpuSample {
+                        usage_ns: 500_000_000,
+                        at,
+                    },
+                    bulwark_runtime::ContainerStats {
+                        cpu_usage_ns: 500_000_000,
+                        memory_usage_bytes: 4096,
+                        memory_working_set_bytes: 2048,
+                    },
+                ),
+            )]),
+        };
+        let text = prometheus(&pods, &reading);
+        for line in [
+            "# TYPE container_cpu_usage_seconds_total counter",
+            "container_cpu_usage_seconds_total{container=\"app\",namespace=\"shop\",pod=\"we\\\"b\"} 0.5",
+            "container_memory_working_set_bytes{container=\"app\",namespace=\"shop\",pod=\"we\\\"b\"} 2048",
+            "node_cpu_usage_seconds_total 2.5",
+            "node_memory_working_set_bytes 1024",
+            "pod_memory_working_set_bytes{namespace=\"shop\",pod=\"we\\\"b\"} 2048",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

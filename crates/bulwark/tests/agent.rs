@@ -1364,3 +1364,90 @@ spec:
         }
     });
 }
+
+#[test]
+fn grpc_probes_and_resource_metrics_through_the_agent() {
+    require_root!();
+    let node = Node::start("grpc");
+    // A gRPC readiness probe on a port nothing serves: never Ready, with
+    // upstream's words in the Unhealthy event.
+    node.apply(&pod(
+        "unready",
+        "Never",
+        "sleep 600",
+        "    readinessProbe:
+      grpc:
+        port: 9555
+      periodSeconds: 1
+",
+    ));
+    node.wait_phase("unready", "Running");
+    node.eventually("the gRPC probe's failure event", || {
+        let events = node.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=unready",
+        ]);
+        if events.contains("Readiness probe failed: timeout: failed to connect service") {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    });
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "unready"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}"
+        ),
+        "False"
+    );
+
+    // /metrics/resource: Prometheus text for whoever may get nodes/metrics.
+    let ip = node.jsonpath(
+        &["node", &node.name],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let url = format!("https://{ip}:{}/metrics/resource", node.agent_port);
+    let ca = node.data().join("pki/ca.crt");
+    node.ok(&[
+        "create",
+        "clusterrole",
+        "node-metrics",
+        "--verb=get",
+        "--resource=nodes/metrics",
+    ]);
+    node.ok(&[
+        "create",
+        "clusterrolebinding",
+        "node-metrics",
+        "--clusterrole=node-metrics",
+        "--user=metrics-scraper",
+    ]);
+    let (cert, key) = node.user_certificate("metrics-scraper");
+    let text = node.eventually("the resource metrics", || {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "10", "--cacert"])
+            .arg(&ca)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(&url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("pod=\"unready\"") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    for family in [
+        "node_cpu_usage_seconds_total",
+        "node_memory_working_set_bytes",
+        "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"unready\"}",
+    ] {
+        assert!(text.contains(family), "{family} not in\n{text}");
+    }
+}
