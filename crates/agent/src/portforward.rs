@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::server::{ApiState, Body, text};
-use crate::spdy::{Codec, Frame, Headers, PROTOCOL_ERROR, header};
+use crate::spdy::{Codec, Frame, Headers, PROTOCOL_ERROR, REFUSED_STREAM, header};
 
 /// The WebSocket subprotocol of SPDY tunnelled for port forwarding.
 pub(crate) const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
@@ -43,6 +43,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest data frame we send.
 const CHUNK: usize = 32 * 1024;
+
+/// Streams a session may have open at once (a client opening streams
+/// without end would otherwise grow the agent without bound).
+const MAX_STREAMS: usize = 1024;
 
 /// The pod a session forwards into.
 #[derive(Debug)]
@@ -346,6 +350,13 @@ impl Streams {
     }
 
     async fn open(&mut self, stream: u32, headers: &Headers) -> bool {
+        if self.errors.len() + self.inputs.len() >= MAX_STREAMS {
+            let refused = Frame::RstStream {
+                stream,
+                status: REFUSED_STREAM,
+            };
+            return self.out.send(refused).await.is_ok();
+        }
         let reply = Frame::SynReply {
             stream,
             fin: false,
@@ -603,6 +614,42 @@ mod tests {
             "{message}"
         );
         assert!(got[&7].0.is_empty());
+    }
+
+    /// A client opening streams without end is refused past the cap,
+    /// instead of growing the agent's memory.
+    #[tokio::test]
+    async fn streams_past_the_cap_are_refused() {
+        let (out, mut frames) = mpsc::channel(4 * MAX_STREAMS);
+        let target = Arc::new(Target {
+            pod: "default/web".into(),
+            uid: "u".into(),
+            netns: None,
+        });
+        let mut streams = Streams::new(out, target);
+        for i in 0..=MAX_STREAMS as u32 {
+            let frame = Frame::SynStream {
+                stream: 2 * i + 1,
+                fin: false,
+                headers: vec![
+                    ("streamtype".into(), "error".into()),
+                    ("requestid".into(), i.to_string()),
+                ],
+            };
+            assert!(streams.handle(frame).await);
+        }
+        let mut last = None;
+        while let Ok(frame) = frames.try_recv() {
+            last = Some(frame);
+        }
+        assert_eq!(
+            last,
+            Some(Frame::RstStream {
+                stream: 2 * MAX_STREAMS as u32 + 1,
+                status: REFUSED_STREAM
+            })
+        );
+        assert_eq!(streams.errors.len(), MAX_STREAMS);
     }
 
     #[tokio::test]

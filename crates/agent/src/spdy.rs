@@ -29,6 +29,8 @@ const MAX_HEADER_BLOCK: usize = 64 * 1024;
 
 /// RST_STREAM status: PROTOCOL_ERROR.
 pub(crate) const PROTOCOL_ERROR: u32 = 1;
+/// RST_STREAM status: REFUSED_STREAM.
+pub(crate) const REFUSED_STREAM: u32 = 7;
 
 /// Header names and values; a name may repeat.
 pub(crate) type Headers = Vec<(String, String)>;

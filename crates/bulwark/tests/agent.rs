@@ -832,11 +832,26 @@ impl Node {
         stdin: Option<&str>,
         env: &[(&str, &str)],
     ) -> Background {
+        self.background_as(&self.kubeconfig, args, stdin, env)
+    }
+
+    fn background_as(
+        &self,
+        kubeconfig: &Path,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Background {
+        let cache = if kubeconfig == self.kubeconfig {
+            "kube-cache"
+        } else {
+            "kube-cache-user"
+        };
         let mut child = Command::new("kubectl")
             .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
+            .arg(self.dir.path().join(cache))
             .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -990,6 +1005,45 @@ fn kubectl_port_forward_reaches_a_server_inside_the_pod() {
         node.eventually("the page over SPDY", || curl(spdy_port)),
         "hello-from-the-pod\n"
     );
+    // Reading pods is not forwarding into them: pods/portforward is a
+    // `create` the API server checks before the agent is reached.
+    let reader = node.user_kubeconfig("pod-reader");
+    node.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "pod-reader",
+        "--role=pod-reader",
+        "--user=pod-reader",
+    ]);
+    let denied_port = bulwark_testkit::free_loopback_port().unwrap();
+    let mut denied = node.background_as(
+        &reader,
+        &["port-forward", "pod/web", &format!("{denied_port}:8080")],
+        None,
+        &[],
+    );
+    // Whether kubectl refuses at once or on the first connection, nothing
+    // from the pod comes through.
+    let _ = curl(denied_port).map(|page| assert_ne!(page, "hello-from-the-pod\n"));
+    let status = node.eventually("kubectl to give up", || {
+        denied.exited().ok_or_else(|| denied.output())
+    });
+    assert!(!status.success());
+    node.eventually("the refusal in kubectl's output", || {
+        let out = denied.output();
+        if out.contains("forbidden") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
 }
 
 #[test]
