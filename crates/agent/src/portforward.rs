@@ -296,6 +296,8 @@ struct Streams {
     inputs: HashMap<u32, mpsc::Sender<Vec<u8>>>,
     tasks: tokio::task::JoinSet<()>,
     aborts: HashMap<u32, tokio::task::AbortHandle>,
+    /// Which data stream each connection task serves.
+    task_streams: HashMap<tokio::task::Id, u32>,
     last_stream: u32,
 }
 
@@ -308,14 +310,24 @@ impl Streams {
             inputs: HashMap::new(),
             tasks: tokio::task::JoinSet::new(),
             aborts: HashMap::new(),
+            task_streams: HashMap::new(),
             last_stream: 0,
         }
     }
 
     /// Acts on one frame; false ends the session.
     async fn handle(&mut self, frame: Frame) -> bool {
-        // Reap finished connections.
-        while self.tasks.try_join_next().is_some() {}
+        // Forget finished connections.
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(err) => err.id(),
+            };
+            if let Some(stream) = self.task_streams.remove(&id) {
+                self.aborts.remove(&stream);
+                self.inputs.remove(&stream);
+            }
+        }
         match frame {
             Frame::SynStream {
                 stream, headers, ..
@@ -388,6 +400,7 @@ impl Streams {
                     target: self.target.clone(),
                 };
                 let abort = self.tasks.spawn(connection.run(receiver));
+                self.task_streams.insert(abort.id(), stream);
                 self.aborts.insert(stream, abort);
             }
             _ => {

@@ -66,7 +66,7 @@ pub(crate) fn exec(
         if tty {
             exec_tty(ws, runtime, id, command, v5).await;
         } else {
-            exec_plain(ws, runtime, id, command, stdin, v5).await;
+            exec_plain(ws, runtime, id, command, stdin).await;
         }
     });
     response
@@ -226,14 +226,7 @@ fn pump(
 
 /// A command without a terminal: its output streamed as it comes, the
 /// client's stdin (when asked for) piped to it until the client closes it.
-async fn exec_plain(
-    ws: Ws,
-    runtime: Arc<Runtime>,
-    id: String,
-    command: Vec<String>,
-    stdin: bool,
-    v5: bool,
-) {
+async fn exec_plain(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String>, stdin: bool) {
     let (mut sink, source) = ws.split();
     let started =
         tokio::task::spawn_blocking(move || runtime.exec_streaming(&id, &command, stdin)).await;
@@ -269,7 +262,6 @@ async fn exec_plain(
         });
     }
     // Before v5 there is no way to close stdin but leaving.
-    let _ = v5;
     let mut client = tokio::spawn(read_client(source, input_tx));
     loop {
         tokio::select! {
@@ -424,19 +416,12 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
             match data.first() {
                 Some(0) if writer.write_all(&data[1..]).is_err() => return,
                 Some(4) => {
-                    #[derive(serde::Deserialize)]
-                    struct Size {
-                        #[serde(rename = "Width")]
-                        width: u16,
-                        #[serde(rename = "Height")]
-                        height: u16,
-                    }
-                    if let Ok(size) = serde_json::from_slice::<Size>(&data[1..]) {
+                    if let Some((cols, rows)) = terminal_size(&data[1..]) {
                         let _ = rustix::termios::tcsetwinsize(
                             &sizer,
                             rustix::termios::Winsize {
-                                ws_row: size.height,
-                                ws_col: size.width,
+                                ws_row: rows,
+                                ws_col: cols,
                                 ws_xpixel: 0,
                                 ws_ypixel: 0,
                             },
