@@ -1505,3 +1505,72 @@ fn grpc_probes_and_resource_metrics_through_the_agent() {
         assert!(text.contains(family), "{family} not in\n{text}");
     }
 }
+
+#[test]
+fn kubectl_run_it_gives_the_container_a_terminal() {
+    require_root!();
+    let node = Node::start("tty");
+    // kubectl -t wants a terminal of its own: `script` gives it one.
+    let kubectl = format!(
+        "kubectl --cache-dir {} --kubeconfig {} run -it --rm ttyrun --image {IMAGE} \
+         --restart=Never -- sh -c 'read line; if [ -t 0 ]; then echo tty-$line; fi'",
+        node.dir.path().join("kube-cache").display(),
+        node.kubeconfig.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &kubectl, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let guard = Background {
+        child,
+        output: output.clone(),
+    };
+    // Typed once the session is up (kubectl says so on the terminal).
+    node.eventually("the interactive session", || {
+        let out = guard.output();
+        if out.contains("If you don't see a command prompt") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    std::io::Write::write_all(&mut stdin, b"hello\r").unwrap();
+    node.eventually("the answer through the terminal", || {
+        let out = guard.output();
+        if out.contains("tty-hello") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    node.eventually("the pod to be deleted", || {
+        let out = node.kubectl(&["get", "pod", "ttyrun"]);
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    });
+    drop(stdin);
+}
