@@ -11,6 +11,7 @@ use bulwark_runtime::{OutputStream, Runtime};
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use k8s_openapi::api::core::v1::Pod;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -107,13 +108,25 @@ pub(crate) fn attach(
         Err(response) => return response,
     };
     let runtime = state.runtime.clone();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(state.client.clone(), ns);
+    let (pod, container) = (pod.to_owned(), container.to_owned());
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
+        // `stdinOnce`: the first attached client's end of input is the
+        // process's (not for a terminal, whose input is typed).
+        let stdin_once = !wanted.tty
+            && pods.get_opt(&pod).await.ok().flatten().is_some_and(|p| {
+                p.spec.is_some_and(|s| {
+                    s.containers
+                        .iter()
+                        .any(|c| c.name == container && c.stdin_once == Some(true))
+                })
+            });
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        attach_session(ws, runtime, id, wanted).await;
+        attach_session(ws, runtime, id, wanted, stdin_once).await;
     });
     response
 }
@@ -155,7 +168,12 @@ fn framed(channel: u8, data: &[u8]) -> Message {
 /// What the client sends, for the thread that writes it.
 enum Input {
     Stdin(Vec<u8>),
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    /// The client's stdin ended (v5's `[255, 0]`).
+    CloseStdin,
 }
 
 /// Reads the client's messages until it leaves: stdin and resizes go to
@@ -183,7 +201,11 @@ async fn read_client(
                     let _ = input.send(Input::Resize { rows, cols });
                 }
             }
-            Some(255) if data.get(1) == Some(&0) => input = None,
+            Some(255) if data.get(1) == Some(&0) => {
+                if let Some(input) = input.take() {
+                    let _ = input.send(Input::CloseStdin);
+                }
+            }
             _ => {}
         }
     }
@@ -291,7 +313,13 @@ async fn exec_plain(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<Stri
 
 /// Attached to a container's main process until it ends or the client
 /// leaves.
-async fn attach_session(ws: Ws, runtime: Arc<Runtime>, id: String, wanted: Wanted) {
+async fn attach_session(
+    ws: Ws,
+    runtime: Arc<Runtime>,
+    id: String,
+    wanted: Wanted,
+    stdin_once: bool,
+) {
     let (mut sink, source) = ws.split();
     let attached = tokio::task::spawn_blocking(move || {
         let attach = runtime.attach(&id).map_err(|e| e.to_string())?;
@@ -342,6 +370,8 @@ async fn attach_session(ws: Ws, runtime: Arc<Runtime>, id: String, wanted: Wante
                 let written = match input {
                     Input::Stdin(data) => writer.write_stdin(&data),
                     Input::Resize { rows, cols } => writer.resize(rows, cols),
+                    Input::CloseStdin if stdin_once => writer.close_stdin(),
+                    Input::CloseStdin => Ok(()),
                 };
                 if written.is_err() {
                     return;

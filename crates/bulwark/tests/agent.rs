@@ -1121,6 +1121,32 @@ fn kubectl_attach_exec_stdin_and_run_interactive_reach_the_container() {
         run.exited().ok_or_else(|| run.output())
     });
     assert!(run.output().contains("got-hello"), "{}", run.output());
+    // stdinOnce (kubectl run -i sets it): the end of kubectl's input is the
+    // end of the process's, so a filter like `wc` finishes.
+    let mut counted = node.background(
+        &[
+            "run",
+            "counter",
+            "-i",
+            "--rm",
+            "--image",
+            IMAGE,
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "wc -c",
+        ],
+        Some("twelve bytes"),
+    );
+    node.eventually("the filter to finish", || {
+        counted.exited().ok_or_else(|| counted.output())
+    });
+    assert!(
+        counted.output().lines().any(|l| l.trim() == "12"),
+        "{}",
+        counted.output()
+    );
     node.eventually("the pod to be deleted", || {
         let out = node.kubectl(&["get", "pod", "asker"]);
         if out.status.success() {
