@@ -17,6 +17,7 @@ mod env;
 mod grpc;
 mod host;
 pub mod join;
+mod netpol;
 mod node;
 mod pod;
 mod portforward;
@@ -86,6 +87,9 @@ pub struct AgentOptions {
     /// The pod network: the cluster CIDR (this node's part of it comes from
     /// its Node's `spec.podCIDR`); `None`: pods get only loopback.
     pub cluster_cidr: Option<bulwark_network::Ipv4Net>,
+    /// Pod traffic to other nodes goes through VXLAN (works across routed
+    /// networks) rather than direct routes (nodes on one L2 segment).
+    pub vxlan: bool,
     /// The cluster DNS Service's address (`kube-dns`, 10.43.0.10): the
     /// agent answers there itself, on its bridge, NodeLocal-DNSCache style;
     /// pods with `dnsPolicy: ClusterFirst` resolve through it.
@@ -207,12 +211,21 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
             network,
         ))
     });
+    // NetworkPolicy: this node's rules, from every policy, pod and namespace.
+    let policy = network.clone().map(|network| {
+        tokio::spawn(netpol::enforce(
+            options.proxy_client.clone(),
+            options.node_name.clone(),
+            network,
+        ))
+    });
     let _guards = (
         AbortOnDrop(lease),
         AbortOnDrop(status),
         api.map(AbortOnDrop),
         routes.map(AbortOnDrop),
         dns.map(AbortOnDrop),
+        policy.map(AbortOnDrop),
     );
     let ctx = Arc::new(pod::Ctx {
         client: options.client.clone(),
@@ -268,8 +281,21 @@ async fn pod_network(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let config =
+    let mut config =
         bulwark_network::NetworkConfig::new(pod_cidr, cluster_cidr, options.root.join("network"));
+    if options.vxlan {
+        let std::net::IpAddr::V4(local) = options.node_ip else {
+            return Err(format!(
+                "the VXLAN backend needs an IPv4 node address, not {}",
+                options.node_ip
+            ));
+        };
+        let node_mtu = bulwark_network::node_mtu(None, local)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(1500);
+        config = config.vxlan(local, node_mtu);
+    }
     let network = bulwark_network::PodNetwork::new(config)
         .await
         .map_err(|e| e.to_string())?;

@@ -246,7 +246,7 @@ async fn global_default(
 ) -> ApiResult<Option<(String, i64, Option<Value>)>> {
     const PREFIX: &str = "/registry/priorityclasses/";
     let classes: Vec<Arc<Value>> = match api.caches.objects(PREFIX) {
-        Some(cached) => cached.into_iter().map(|c| c.value.clone()).collect(),
+        Some(cached) => cached.iter().map(|c| Arc::new(c.value())).collect(),
         None => api
             .store
             .range(bulwark_store::Range::prefix(PREFIX))

@@ -257,7 +257,7 @@ fn deleted_long_ago(object: &Value, now: i64) -> bool {
 /// the cache does not (yet) hold it.
 pub(crate) async fn lookup(api: &Api, key: &str) -> ApiResult<Option<Arc<Value>>> {
     if let Some(Some(object)) = api.caches.object(key) {
-        return Ok(Some(object));
+        return Ok(Some(Arc::new(object.value())));
     }
     use bulwark_store::StoreExt as _;
     match api.store.get(key).await? {

@@ -87,13 +87,20 @@ const SERVED_ELSEWHERE: &[Served] = &[
     },
 ];
 
+/// The version `/version` reports: the Kubernetes API version served,
+/// with Bulwark's own version as build metadata.
+pub(crate) fn git_version() -> String {
+    let (major, minor) = KUBERNETES_VERSION;
+    format!("v{major}.{minor}.0+bulwark.{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// `GET /version`.
 pub(crate) fn version() -> Value {
     let (major, minor) = KUBERNETES_VERSION;
     json!({
         "major": major,
         "minor": minor,
-        "gitVersion": format!("v{major}.{minor}.0+bulwark.{}", env!("CARGO_PKG_VERSION")),
+        "gitVersion": git_version(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z",

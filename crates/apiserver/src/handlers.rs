@@ -216,6 +216,12 @@ impl Selectors {
         self.labels.is_empty() && self.fields.is_empty()
     }
 
+    /// Whether an object of the watch cache is selected.
+    pub(crate) fn matches_cached(&self, object: &crate::watchcache::Cached) -> bool {
+        (self.labels.is_empty() || self.labels.matches(object.labels()))
+            && (self.fields.is_empty() || self.fields.matches(|f| object.field(f)))
+    }
+
     /// Whether `object` (of `resource`) is selected.
     pub(crate) fn matches(&self, resource: &ResourceType, object: &Value) -> bool {
         if !self.labels.is_empty() {
@@ -278,7 +284,7 @@ async fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Listed> {
         let (objects, revision) = cache.snapshot(&prefix);
         let items: Vec<Bytes> = objects
             .iter()
-            .filter(|o| selectors.is_empty() || selectors.matches(&req.resource, &o.value))
+            .filter(|o| selectors.matches_cached(o))
             .map(|o| o.list_item())
             .collect();
         return Ok(Listed {

@@ -705,6 +705,11 @@ async fn other(
             aggregated_response(&discovery::aggregated(&server.registry, false))
         }
         ("GET", "/apis") => json_response(200, &discovery::group_list(&server.registry), &[]),
+        ("GET", "/openapi/v2") => (
+            [(CONTENT_TYPE, openapi::V2_PROTOBUF)],
+            openapi::v2_document(&discovery::git_version()),
+        )
+            .into_response(),
         ("GET", "/openapi/v3") => json_response(200, &server.openapi.root(&server.registry), &[]),
         ("GET", p) if p.starts_with("/openapi/v3/") => {
             let gv = p.trim_start_matches("/openapi/v3/");

@@ -95,3 +95,94 @@ fn subresources(
         .map(|r| r.subresources.iter().map(|s| (s.name, s.kind)).collect())
         .collect()
 }
+
+/// The media type of `/openapi/v2`: gnostic's protobuf encoding of an
+/// `openapi.v2.Document` (client-go never parses JSON there). Clients ask
+/// for `…spec.v2@v1.0+protobuf`, but `@` may not appear in a Content-Type
+/// Go can parse, so the answer spells it with a dot, as upstream's does.
+pub(crate) const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `GET /openapi/v2`: a Swagger 2.0 document that describes no models.
+///
+/// Bulwark publishes its schemas as OpenAPI v3, which kubectl uses for
+/// `explain`, patches and to learn that the server validates fields itself.
+/// kubectl reads the v2 document for one case only: client-side validation
+/// of a `kind: List`, which its v3 check never accepts. A v2 document
+/// without definitions makes that validation find no model and stand aside;
+/// every item of the list is then created with `fieldValidation=Strict` and
+/// validated here, as any single object is. Without this document
+/// `kubectl create -f list.yaml` fails with "the server could not find the
+/// requested resource".
+pub(crate) fn v2_document(version: &str) -> Vec<u8> {
+    // openapi.v2.Document: swagger = 1, info = 2, paths = 8, definitions = 9;
+    // openapi.v2.Info: title = 1, version = 2.
+    let mut info = Vec::new();
+    protobuf_field(&mut info, 1, b"Bulwark");
+    protobuf_field(&mut info, 2, version.as_bytes());
+    let mut document = Vec::new();
+    protobuf_field(&mut document, 1, b"2.0");
+    protobuf_field(&mut document, 2, &info);
+    protobuf_field(&mut document, 8, &[]);
+    protobuf_field(&mut document, 9, &[]);
+    document
+}
+
+/// Appends a length-delimited protobuf field (wire type 2).
+fn protobuf_field(out: &mut Vec<u8>, number: u32, value: &[u8]) {
+    protobuf_varint(out, u64::from(number << 3 | 2));
+    protobuf_varint(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+fn protobuf_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the length-delimited fields of one protobuf message.
+    fn fields(mut bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        fn varint(bytes: &mut &[u8]) -> u64 {
+            let mut value = 0;
+            let mut shift = 0;
+            loop {
+                let byte = bytes[0];
+                *bytes = &bytes[1..];
+                value |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return value;
+                }
+                shift += 7;
+            }
+        }
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let key = varint(&mut bytes);
+            assert_eq!(key & 7, 2, "only length-delimited fields are written");
+            let len = varint(&mut bytes) as usize;
+            out.push((key >> 3, bytes[..len].to_vec()));
+            bytes = &bytes[len..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_v2_document_is_a_swagger_2_document_without_models() {
+        let version = "v1.33.0+bulwark.".to_owned() + &"9".repeat(200);
+        let document = fields(&v2_document(&version));
+        let numbers: Vec<u64> = document.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 2, 8, 9]);
+        assert_eq!(document[0].1, b"2.0");
+        let info = fields(&document[1].1);
+        assert_eq!(info[0], (1, b"Bulwark".to_vec()));
+        // A version longer than 127 bytes needs a two-byte length.
+        assert_eq!(info[1], (2, version.into_bytes()));
+        assert!(document[2].1.is_empty() && document[3].1.is_empty());
+    }
+}

@@ -187,11 +187,11 @@ impl Watcher {
         if !event.key.starts_with(&self.prefix) {
             return true;
         }
-        let now = self.selectors.matches(&self.resource, &event.object);
+        let now = self.selectors.matches_cached(&event.object);
         let before = event
             .prev
             .as_ref()
-            .is_some_and(|prev| self.selectors.matches(&self.resource, prev));
+            .is_some_and(|prev| self.selectors.matches_cached(prev));
         let kind = match (event.kind, before, now) {
             (WatchType::Added, _, true) => WatchType::Added,
             (WatchType::Modified, true, true) => WatchType::Modified,
@@ -206,7 +206,7 @@ impl Watcher {
             let meta = json!({"resourceVersion": event.revision.to_string()});
             let table = crate::table::table(
                 &self.resource,
-                std::slice::from_ref(&event.object),
+                std::slice::from_ref(&event.object.value()),
                 meta,
                 with_columns,
                 self.include,
@@ -215,7 +215,7 @@ impl Watcher {
         } else if kind == event.kind && self.selectors.is_empty() {
             event.json_line()
         } else {
-            watch_line(kind.as_str(), &event.object)
+            event.object.watch_line(kind)
         };
         self.tx.send(Ok(line)).await.is_ok()
     }

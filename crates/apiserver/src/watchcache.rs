@@ -6,6 +6,11 @@
 //! from resourceVersion R replays the window after R, then follows live
 //! events; R older than the window answers 410 Expired so clients relist.
 //! A watch without R (or R = 0) starts with a synthetic ADDED per object.
+//!
+//! Objects are kept as JSON text, not parsed values: a parsed pod takes
+//! several times the bytes of its text, and what a cache serves is text
+//! anyway (list items, watch lines). Only what selectors read — labels and
+//! the resource's selectable fields — is kept parsed beside it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -52,9 +57,9 @@ pub(crate) struct CacheEvent {
     pub kind: WatchType,
     /// The object after the change (for a deletion: its last state, with
     /// the deletion's resourceVersion).
-    pub object: Arc<Value>,
+    pub object: Arc<Cached>,
     /// The object before the change.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Cached>>,
     /// The store revision of the change.
     pub revision: i64,
     /// The storage key.
@@ -67,7 +72,7 @@ impl CacheEvent {
     /// watchers.
     pub(crate) fn json_line(&self) -> Bytes {
         self.line
-            .get_or_init(|| watch_line(self.kind.as_str(), &self.object))
+            .get_or_init(|| self.object.watch_line(self.kind))
             .clone()
     }
 }
@@ -79,26 +84,121 @@ pub(crate) fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// One object in the cache, with its list-item JSON made at most once.
+/// One object in the cache: its JSON text, and what selectors read.
+#[derive(Debug)]
 pub(crate) struct Cached {
-    /// The object, resourceVersion stamped.
-    pub(crate) value: Arc<Value>,
-    item: OnceLock<Bytes>,
+    /// The object as a list item: its JSON without `kind` and
+    /// `apiVersion`, resourceVersion stamped.
+    item: Bytes,
+    /// `"kind":…,"apiVersion":…` as JSON members, shared by the objects of
+    /// one type: with `item`, the whole object.
+    type_meta: Arc<str>,
+    /// The resourceVersion stamped in `item`.
+    revision: i64,
+    labels: BTreeMap<String, String>,
+    /// The resource's selectable fields (`metadata.name`, `spec.nodeName`,
+    /// …) and their values.
+    fields: BTreeMap<String, String>,
 }
 
 impl Cached {
-    fn new(value: Arc<Value>) -> Arc<Self> {
+    /// From a parsed object (resourceVersion stamped) of the cache's type.
+    fn new(object: &Value, kind: &Kind) -> Arc<Self> {
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let member = |name: &str| {
+            object
+                .get(name)
+                .map(|v| serde_json::to_string(v).unwrap_or_default())
+        };
+        let type_meta = match (member("kind"), member("apiVersion")) {
+            (Some(kind), Some(version)) => format!("\"kind\":{kind},\"apiVersion\":{version}"),
+            (Some(kind), None) => format!("\"kind\":{kind}"),
+            (None, Some(version)) => format!("\"apiVersion\":{version}"),
+            (None, None) => String::new(),
+        };
         Arc::new(Cached {
-            value,
-            item: OnceLock::new(),
+            item: crate::objects::value_list_item(object),
+            type_meta: kind.intern(type_meta),
+            revision: resource_version(object),
+            labels,
+            fields: bulwark_api::fields::object_fields(&kind.api_version, &kind.kind, object),
         })
     }
 
     /// The object as a list item (no kind/apiVersion).
     pub(crate) fn list_item(&self) -> Bytes {
-        self.item
-            .get_or_init(|| crate::objects::value_list_item(&self.value))
-            .clone()
+        self.item.clone()
+    }
+
+    /// The whole object's JSON.
+    pub(crate) fn json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.item.len() + self.type_meta.len() + 1);
+        out.push(b'{');
+        out.extend_from_slice(self.type_meta.as_bytes());
+        let rest = self.item.get(1..).unwrap_or_default();
+        if !self.type_meta.is_empty() && rest.first().is_some_and(|b| *b != b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+
+    /// The object, parsed (for the few readers that need more than
+    /// labels and selectable fields).
+    pub(crate) fn value(&self) -> Value {
+        serde_json::from_slice(&self.json()).unwrap_or(Value::Null)
+    }
+
+    /// Its labels.
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// The value of a selectable field.
+    pub(crate) fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// `{"type":…,"object":…}\n`, spliced from the object's text.
+    pub(crate) fn watch_line(&self, kind: WatchType) -> Bytes {
+        let json = self.json();
+        let mut line = Vec::with_capacity(json.len() + 32);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(kind.as_str().as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(&json);
+        line.extend_from_slice(b"}\n");
+        Bytes::from(line)
+    }
+}
+
+/// The type a cache holds, for selectable fields, and the `kind`/`apiVersion`
+/// text its objects share.
+struct Kind {
+    api_version: String,
+    kind: String,
+    type_meta: Mutex<Vec<Arc<str>>>,
+}
+
+impl Kind {
+    /// One shared copy of each distinct type-meta text.
+    fn intern(&self, text: String) -> Arc<str> {
+        let mut seen = self.type_meta.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = seen.iter().find(|s| ***s == *text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        seen.push(shared.clone());
+        shared
     }
 }
 
@@ -112,6 +212,7 @@ struct State {
 
 /// The cache of one resource.
 pub(crate) struct Cache {
+    kind: Kind,
     state: RwLock<State>,
     /// Replaced on every relist: watchers of the old one learn (Closed)
     /// that they may have missed events and must relist.
@@ -162,9 +263,9 @@ impl Cache {
                     .map(|(key, cached)| {
                         Arc::new(CacheEvent {
                             kind: WatchType::Added,
-                            object: cached.value.clone(),
+                            object: cached.clone(),
                             prev: None,
-                            revision: resource_version(&cached.value),
+                            revision: cached.revision,
                             key: key.clone(),
                             line: OnceLock::new(),
                         })
@@ -249,7 +350,7 @@ impl Caches {
     /// One object by storage key (`/registry/<plural>/…`) from its
     /// resource's cache: `None` if that cache is not started, `Some(None)`
     /// if the cache holds no such object.
-    pub(crate) fn object(&self, key: &str) -> Option<Option<Arc<Value>>> {
+    pub(crate) fn object(&self, key: &str) -> Option<Option<Arc<Cached>>> {
         let rest = key.strip_prefix("/registry/")?;
         let prefix = format!("/registry/{}/", rest.split('/').next()?);
         let cache = self
@@ -259,7 +360,7 @@ impl Caches {
             .get(&prefix)
             .cloned()?;
         let state = cache.state.read().unwrap_or_else(|p| p.into_inner());
-        Some(state.objects.get(key).map(|cached| cached.value.clone()))
+        Some(state.objects.get(key).cloned())
     }
 
     /// The cache of `resource`, starting it (list, then watch) if needed.
@@ -273,15 +374,20 @@ impl Caches {
         {
             return Ok(cache.clone());
         }
-        let cache = self.start(&prefix).await?;
+        let cache = self.start(&prefix, resource).await?;
         let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
         Ok(caches.entry(prefix).or_insert(cache).clone())
     }
 
-    async fn start(&self, prefix: &str) -> ApiResult<Arc<Cache>> {
+    async fn start(&self, prefix: &str, resource: &ResourceType) -> ApiResult<Arc<Cache>> {
         let (events, _) = broadcast::channel(WINDOW);
         let (revision_tx, _) = watch::channel(0);
         let cache = Arc::new(Cache {
+            kind: Kind {
+                api_version: resource.api_version(),
+                kind: resource.kind.to_owned(),
+                type_meta: Mutex::new(Vec::new()),
+            },
             state: RwLock::new(State {
                 objects: BTreeMap::new(),
                 revision: 0,
@@ -309,7 +415,7 @@ async fn relist(store: &dyn Store, cache: &Cache, prefix: &str) -> ApiResult<i64
     for kv in &page.kvs {
         objects.insert(
             kv.key.clone(),
-            Cached::new(Arc::new(decode_stored(&kv.value, kv.mod_revision)?)),
+            Cached::new(&decode_stored(&kv.value, kv.mod_revision)?, &cache.kind),
         );
     }
     let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
@@ -365,17 +471,15 @@ fn apply(cache: &Cache, event: bulwark_store::Event) {
     let revision = event.revision();
     let key = event.kv.key.clone();
     let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
-    let prev = state.objects.get(&key).map(|cached| cached.value.clone());
+    let prev = state.objects.get(&key).cloned();
     let (kind, object) = match event.kind {
         EventKind::Put => {
             let Ok(object) = decode_stored(&event.kv.value, revision) else {
                 tracing::warn!(key, "undecodable object skipped by the watch cache");
                 return;
             };
-            let object = Arc::new(object);
-            state
-                .objects
-                .insert(key.clone(), Cached::new(object.clone()));
+            let object = Cached::new(&object, &cache.kind);
+            state.objects.insert(key.clone(), object.clone());
             let kind = if prev.is_some() {
                 WatchType::Modified
             } else {
@@ -386,9 +490,9 @@ fn apply(cache: &Cache, event: bulwark_store::Event) {
         EventKind::Delete => {
             state.objects.remove(&key);
             let Some(prev) = prev.clone() else { return };
-            let mut last = (*prev).clone();
+            let mut last = prev.value();
             crate::objects::set_resource_version(&mut last, revision);
-            (WatchType::Deleted, Arc::new(last))
+            (WatchType::Deleted, Cached::new(&last, &cache.kind))
         }
     };
     let event = Arc::new(CacheEvent {
@@ -413,4 +517,69 @@ fn apply(cache: &Cache, event: bulwark_store::Event) {
         .send(event);
     drop(state);
     cache.revision.send_replace(revision);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods() -> Kind {
+        Kind {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            type_meta: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pod(name: &str, node: &str) -> Value {
+        json!({
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": "ns", "resourceVersion": "7",
+                         "labels": {"app": "web", "n": 1}},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+        })
+    }
+
+    #[test]
+    fn a_cached_object_is_its_text_and_reads_back_whole() {
+        let kind = pods();
+        let object = pod("a", "node-1");
+        let cached = Cached::new(&object, &kind);
+        assert_eq!(cached.value(), object);
+        assert_eq!(cached.revision, 7);
+        let item: Value = serde_json::from_slice(&cached.list_item()).unwrap_or_default();
+        assert!(item.get("kind").is_none() && item.get("apiVersion").is_none());
+        assert_eq!(item["metadata"]["name"], "a");
+
+        let line = cached.watch_line(WatchType::Modified);
+        assert!(line.ends_with(b"\n"));
+        let event: Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert_eq!(event, json!({"type": "MODIFIED", "object": object}));
+    }
+
+    #[test]
+    fn selectors_read_labels_and_fields_kept_beside_the_text() {
+        let kind = pods();
+        let cached = Cached::new(&pod("a", "node-1"), &kind);
+        assert_eq!(cached.labels().get("app").map(String::as_str), Some("web"));
+        // Labels are strings; anything else was never a label.
+        assert!(!cached.labels().contains_key("n"));
+        assert_eq!(cached.field("spec.nodeName"), Some("node-1"));
+        assert_eq!(cached.field("metadata.namespace"), Some("ns"));
+        assert_eq!(cached.field("spec.unknown"), None);
+    }
+
+    #[test]
+    fn objects_of_one_type_share_their_type_text() {
+        let kind = pods();
+        let a = Cached::new(&pod("a", "n"), &kind);
+        let b = Cached::new(&pod("b", "n"), &kind);
+        assert!(Arc::ptr_eq(&a.type_meta, &b.type_meta));
+        // An object without kind or apiVersion still reads back as itself.
+        let bare = json!({"metadata": {"name": "x"}});
+        assert_eq!(Cached::new(&bare, &kind).value(), bare);
+        let empty = json!({});
+        assert_eq!(Cached::new(&empty, &kind).value(), empty);
+    }
 }

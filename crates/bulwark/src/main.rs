@@ -140,6 +140,10 @@ struct ServerArgs {
     /// marked NotReady/Unknown and tainted (upstream's 50 s).
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// How many terminated pods (Succeeded or Failed) may remain before
+    /// the oldest are deleted (upstream's 12,500); 0 keeps them all.
+    #[arg(long, default_value_t = 12_500)]
+    terminated_pod_gc_threshold: usize,
     /// Do not run a node agent in this server (a control-plane-only node).
     /// Without root the agent cannot run and is left out with a warning.
     #[arg(long)]
@@ -175,6 +179,15 @@ enum PodNetworkMode {
     None,
 }
 
+/// How pods reach pods on other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodNetworkBackend {
+    /// VXLAN encapsulation (UDP 8472): nodes may be on different subnets.
+    Vxlan,
+    /// Direct routes via each node's address: nodes on one L2 segment.
+    HostGw,
+}
+
 /// How the node agent presents its node.
 #[derive(Debug, clap::Args)]
 struct NodeArgs {
@@ -194,6 +207,11 @@ struct NodeArgs {
     /// between nodes) or `none` (each pod only has loopback).
     #[arg(long, value_enum, default_value_t = PodNetworkMode::Bridge)]
     pod_network: PodNetworkMode,
+    /// How pods reach other nodes' pods: `vxlan` (works across routed
+    /// networks; every node must use the same) or `host-gw` (direct routes,
+    /// no encapsulation, nodes on one L2 segment).
+    #[arg(long, value_enum, default_value_t = PodNetworkBackend::Vxlan)]
+    pod_network_backend: PodNetworkBackend,
     /// The cluster DNS Service's address, answered on every node.
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: std::net::Ipv4Addr,
@@ -519,6 +537,7 @@ fn start_components(
             clock: std::sync::Arc::new(bulwark_client::SystemClock),
             only: Vec::new(),
             node_monitor_grace_period: args.node_monitor_grace_period,
+            terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
             csr_signer: Some({
                 let pki = running.pki.clone();
@@ -816,6 +835,7 @@ fn start_agent(
         agent_port: node.agent_port,
         serving,
         cluster_cidr: (node.pod_network == PodNetworkMode::Bridge).then_some(node.cluster_cidr),
+        vxlan: node.pod_network_backend == PodNetworkBackend::Vxlan,
         cluster_dns: Some(node.cluster_dns),
         cluster_domain: node.cluster_domain.clone(),
     };

@@ -391,6 +391,40 @@ fn watch_sees_a_change() {
 }
 
 #[test]
+fn a_list_manifest_is_created_and_its_items_still_validated_strictly() {
+    let c = Cluster::start();
+    let list = "apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: first}
+  data: {a: b}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: second}
+  data: {c: d}
+";
+    let path = c.dir.path().join("list.yaml");
+    std::fs::write(&path, list).unwrap();
+    let out = c.ok(&["create", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.contains("configmap/first created") && out.contains("configmap/second created"),
+        "{out}"
+    );
+
+    // kubectl validates nothing itself for a List; the server still does.
+    let typo = list
+        .replace("first", "third")
+        .replace("second", "fourth")
+        .replace("  data: {c: d}", "  dta: {c: d}");
+    let path = c.dir.path().join("typo.yaml");
+    std::fs::write(&path, typo).unwrap();
+    let err = c.fails(&["create", "-f", path.to_str().unwrap()]);
+    assert!(err.contains("unknown field \"dta\""), "{err}");
+}
+
+#[test]
 fn errors_read_as_upstream_words_them() {
     let c = Cluster::start();
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: once}\ndata: {a: b}\n";

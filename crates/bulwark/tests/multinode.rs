@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // harness code: a panic is the failure report
 
 mod support;
-use support::netns::{IMAGE, start};
+use support::netns::{IMAGE, Link, start};
 
 #[test]
 fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
@@ -103,6 +103,16 @@ fn an_agent_joins_with_the_token_runs_pods_and_its_pods_move_when_it_stops() {
             Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
         }
     });
+    // By default the way between nodes is VXLAN.
+    let routes = Link::exec(&cluster.link.a, "ip")
+        .args(["route", "show", "proto", "0x62"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains(&format!("{cidr_b} via ")) && routes.contains("dev bulwark.vxlan onlink"),
+        "{routes}"
+    );
 
     // Cluster DNS, answered on each node at the kube-dns address: Service
     // names resolve from pods on both nodes, through ClusterFirst's

@@ -31,6 +31,7 @@ mod nodeipam;
 mod nodelifecycle;
 mod owned;
 mod ownership;
+mod podgc;
 mod pods;
 mod queue;
 mod replicaset;
@@ -65,6 +66,10 @@ pub struct Options {
     /// How long a node may go without a heartbeat before it is marked
     /// unreachable (upstream's `--node-monitor-grace-period`, 50 s).
     pub node_monitor_grace_period: std::time::Duration,
+    /// How many terminated pods may remain before the pod garbage
+    /// collector deletes the oldest (upstream's
+    /// `--terminated-pod-gc-threshold`, 12,500; 0 keeps them all).
+    pub terminated_pod_gc_threshold: usize,
     /// The cluster CA (PEM) the `root-ca-cert-publisher` puts in every
     /// namespace's `kube-root-ca.crt` (`None`: that controller idles).
     pub root_ca_pem: Option<String>,
@@ -159,6 +164,7 @@ async fn run_controllers(manager: kube::Client, options: Options) -> Result<(), 
             informers: informers.clone(),
             clock: Arc::clone(&options.clock),
             node_monitor_grace_period: options.node_monitor_grace_period,
+            terminated_pod_gc_threshold: options.terminated_pod_gc_threshold,
             root_ca_pem: options.root_ca_pem.clone(),
             signer: options.csr_signer.clone(),
             cluster_cidr: options.cluster_cidr,
@@ -192,6 +198,8 @@ struct Context {
     clock: Arc<dyn Clock>,
     /// See [`Options::node_monitor_grace_period`].
     node_monitor_grace_period: std::time::Duration,
+    /// See [`Options::terminated_pod_gc_threshold`].
+    terminated_pod_gc_threshold: usize,
     /// See [`Options::root_ca_pem`].
     root_ca_pem: Option<String>,
     /// See [`Options::csr_signer`].
@@ -281,6 +289,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "node-controller",
         component: "node-controller",
         run: |cx| Box::pin(nodelifecycle::run(cx)),
+    },
+    Controller {
+        name: "pod-garbage-collector",
+        component: "pod-garbage-collector",
+        run: |cx| Box::pin(podgc::run(cx)),
     },
     Controller {
         name: "replicaset-controller",

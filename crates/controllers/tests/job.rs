@@ -416,17 +416,27 @@ async fn a_suspended_job_starts_no_pods_until_resumed() {
     })
     .await
     .unwrap();
-    let resumed = jobs.get("later").await.unwrap().status.unwrap();
-    let condition = resumed
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Suspended")
-        .unwrap();
-    assert_eq!(
-        (condition.status.as_str(), condition.reason.as_deref()),
-        ("False", Some("JobResumed"))
-    );
+    // The pods come first, the status after them.
+    let resumed = wait_for("the Suspended condition turned False", PATIENCE, || async {
+        let status = jobs
+            .get("later")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let condition = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Suspended")
+            .map(|c| (c.status.clone(), c.reason.clone()));
+        match condition {
+            Some((s, Some(r))) if s == "False" && r == "JobResumed" => Ok(status),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap();
     assert!(resumed.start_time.is_some());
     let events = events_for(&client, "later").await;
     assert!(

@@ -67,17 +67,62 @@ pub(crate) trait Kernel: Send + Sync {
     fn routes(
         &self,
     ) -> impl Future<Output = Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError>> + Send;
-    /// Adds or replaces a peer route.
+    /// Adds or replaces a peer route; with `onlink`, through that device.
     fn replace_route(
         &self,
         destination: Ipv4Net,
         gateway: Ipv4Addr,
+        onlink: Option<u32>,
     ) -> impl Future<Output = Result<(), NetworkError>> + Send;
     /// Deletes a peer route.
     fn delete_route(
         &self,
         destination: Ipv4Net,
     ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Creates the VXLAN device afresh; returns its index.
+    fn recreate_vxlan(
+        &self,
+        vxlan: &Vxlan,
+        local: Ipv4Addr,
+        address: Ipv4Addr,
+        mtu: u32,
+    ) -> impl Future<Output = Result<u32, NetworkError>> + Send;
+    /// Points a peer VTEP's address at its MAC (`fdb: false`), or its MAC
+    /// at its node (`fdb: true`), on the VXLAN device.
+    fn replace_vtep(
+        &self,
+        device: u32,
+        peer: Vtep,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Removes both entries `replace_vtep` made for `peer`.
+    fn delete_vtep(
+        &self,
+        device: u32,
+        peer: Vtep,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+}
+
+/// The VXLAN device's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Vxlan {
+    /// Its name.
+    pub(crate) name: &'static str,
+    /// The VXLAN network identifier.
+    pub(crate) vni: u32,
+    /// The UDP port, the same on every node.
+    pub(crate) port: u16,
+}
+
+/// A node's end of the tunnel: the address and MAC of its VXLAN device and
+/// the node address its encapsulated frames go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Vtep {
+    /// The device's address: the network address of the node's pod CIDR.
+    pub(crate) ip: Ipv4Addr,
+    /// The device's MAC, derived from the node address.
+    pub(crate) mac: [u8; 6],
+    /// The node's address.
+    pub(crate) node_ip: Ipv4Addr,
 }
 
 /// The real kernel, in the node's namespace (`None`: the caller's own).
@@ -183,8 +228,9 @@ impl Kernel for Linux {
         &self,
         destination: Ipv4Net,
         gateway: Ipv4Addr,
+        onlink: Option<u32>,
     ) -> Result<(), NetworkError> {
-        link::replace_route(&self.netlink, destination, gateway).await
+        link::replace_route(&self.netlink, destination, gateway, onlink).await
     }
 
     async fn delete_route(&self, destination: Ipv4Net) -> Result<(), NetworkError> {
@@ -192,6 +238,37 @@ impl Kernel for Linux {
             link::delete_route(&self.netlink, route).await?;
         }
         Ok(())
+    }
+
+    async fn recreate_vxlan(
+        &self,
+        vxlan: &Vxlan,
+        local: Ipv4Addr,
+        address: Ipv4Addr,
+        mtu: u32,
+    ) -> Result<u32, NetworkError> {
+        let mac = crate::vtep_mac(local);
+        link::recreate_vxlan(
+            &self.netlink,
+            vxlan.name,
+            vxlan.vni,
+            vxlan.port,
+            local,
+            mac,
+            address,
+            mtu,
+        )
+        .await
+    }
+
+    async fn replace_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
+        link::replace_fdb(&self.netlink, device, peer.mac, peer.node_ip).await?;
+        link::replace_neighbour(&self.netlink, device, peer.ip, peer.mac).await
+    }
+
+    async fn delete_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
+        link::delete_neighbour(&self.netlink, device, peer.ip, None).await?;
+        link::delete_neighbour(&self.netlink, device, peer.node_ip, Some(peer.mac)).await
     }
 }
 
@@ -345,11 +422,15 @@ pub(crate) mod fake {
             &self,
             destination: Ipv4Net,
             gateway: Ipv4Addr,
+            onlink: Option<u32>,
         ) -> Result<(), NetworkError> {
             let mut state = self.state();
+            let device = onlink
+                .map(|d| format!(" dev {d} onlink"))
+                .unwrap_or_default();
             state
                 .calls
-                .push(format!("route {destination} via {gateway}"));
+                .push(format!("route {destination} via {gateway}{device}"));
             state.routes.insert(destination, Some(gateway));
             Ok(())
         }
@@ -358,6 +439,37 @@ pub(crate) mod fake {
             let mut state = self.state();
             state.calls.push(format!("delete route {destination}"));
             state.routes.remove(&destination);
+            Ok(())
+        }
+
+        async fn recreate_vxlan(
+            &self,
+            vxlan: &Vxlan,
+            local: Ipv4Addr,
+            address: Ipv4Addr,
+            mtu: u32,
+        ) -> Result<u32, NetworkError> {
+            let mut state = self.state();
+            state.calls.push(format!(
+                "vxlan {} vni {} port {} local {local} address {address}/32 mtu {mtu}",
+                vxlan.name, vxlan.vni, vxlan.port
+            ));
+            state.links.retain(|l| l.1 != vxlan.name);
+            Ok(Self::add_link(&mut state, vxlan.name, None))
+        }
+
+        async fn replace_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
+            self.state()
+                .calls
+                .push(format!("vtep {} at {} on {device}", peer.ip, peer.node_ip));
+            Ok(())
+        }
+
+        async fn delete_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
+            self.state().calls.push(format!(
+                "delete vtep {} at {} on {device}",
+                peer.ip, peer.node_ip
+            ));
             Ok(())
         }
     }

@@ -13,12 +13,18 @@
 //!   cluster traffic and masquerades pod traffic leaving the cluster CIDR;
 //! - a table `bridge bulwark` that drops frames a pod sends with a MAC, IP
 //!   or ARP source address other than its own (no posing as another pod);
-//! - routes to other nodes' pod CIDRs via their node IPs (same L2), marked
-//!   with routing protocol [`ROUTE_PROTOCOL`].
+//! - routes to other nodes' pod CIDRs, marked with routing protocol
+//!   [`ROUTE_PROTOCOL`], by one of two [`Backend`]s: `HostGw`, via each
+//!   node's address (the nodes share one L2 segment), or `Vxlan` (the
+//!   default of `bulwark agent`), through the device [`VXLAN_DEVICE`], which
+//!   carries pod traffic to other nodes in UDP (port [`VXLAN_PORT`]) over
+//!   any IP network, as flannel's vxlan backend does.
+//! - NetworkPolicy enforcement for the node's pods: the table
+//!   `inet bulwark_policy`, from the plain model in [`policy`]
+//!   ([`PodNetwork::sync_policy`]).
 //!
 //! Everything goes through netlink (`rtnetlink`) except nftables, which is
-//! one `nft -f -` transaction per sync. IPv4 only; VXLAN (nodes on different
-//! L2 segments) and IPv6 are not done yet.
+//! one `nft -f -` transaction per sync. IPv4 only; IPv6 is not done yet.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), bulwark_network::NetworkError> {
@@ -48,6 +54,7 @@ mod link;
 mod netns;
 mod network;
 mod nft;
+pub mod policy;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -66,6 +73,30 @@ pub(crate) const VETH_PREFIX: &str = "bw";
 
 /// The default bridge name.
 pub const DEFAULT_BRIDGE: &str = "bulwark0";
+/// The VXLAN device of the `Vxlan` backend.
+pub const VXLAN_DEVICE: &str = "bulwark.vxlan";
+/// The VXLAN network identifier every node uses.
+pub const VXLAN_VNI: u32 = 1;
+/// The UDP port VXLAN traffic between nodes uses (Linux's and flannel's).
+pub const VXLAN_PORT: u16 = 8472;
+/// What VXLAN encapsulation adds to each packet (outer IPv4, UDP, VXLAN
+/// and Ethernet headers): pod MTUs are this much below the node's.
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// How pods reach pods on other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A route per peer node: its pod CIDR via its address. Needs the
+    /// nodes on one L2 segment; no encapsulation.
+    HostGw,
+    /// A route per peer node through the VXLAN device, whose forwarding
+    /// entries send the peer's frames in UDP to its address: works across
+    /// routed networks.
+    Vxlan {
+        /// This node's address, the tunnel's outer source.
+        local: Ipv4Addr,
+    },
+}
 /// The name of the nftables tables the crate owns (`table ip bulwark`,
 /// `table bridge bulwark`).
 pub const NFT_TABLE: &str = nft::TABLE;
@@ -86,10 +117,13 @@ pub struct NetworkConfig {
     /// The node's network namespace; `None` is the caller's own. (Tests and
     /// multi-node setups on one machine give each node its own.)
     pub netns: Option<PathBuf>,
+    /// How pods reach other nodes' pods.
+    pub backend: Backend,
 }
 
 impl NetworkConfig {
-    /// A config with the default bridge, MTU 1500, in the caller's netns.
+    /// A config with the default bridge, MTU 1500, in the caller's netns,
+    /// with the `HostGw` backend.
     pub fn new(pod_cidr: Ipv4Net, cluster_cidr: Ipv4Net, state_dir: PathBuf) -> Self {
         Self {
             bridge: DEFAULT_BRIDGE.to_owned(),
@@ -98,6 +132,17 @@ impl NetworkConfig {
             state_dir,
             mtu: 1500,
             netns: None,
+            backend: Backend::HostGw,
+        }
+    }
+
+    /// This config with the `Vxlan` backend from `local`, and pod MTUs
+    /// [`VXLAN_OVERHEAD`] below `node_mtu`.
+    pub fn vxlan(self, local: Ipv4Addr, node_mtu: u32) -> Self {
+        Self {
+            backend: Backend::Vxlan { local },
+            mtu: node_mtu.saturating_sub(VXLAN_OVERHEAD),
+            ..self
         }
     }
 
@@ -151,7 +196,8 @@ pub struct PodAddress {
     pub prefix_len: u8,
 }
 
-/// Another node, reached directly (same L2) for its pods.
+/// Another node, whose pods this node reaches (directly or through the
+/// tunnel, by the backend).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Peer {
     /// The other node's pod CIDR.
@@ -164,6 +210,9 @@ pub struct Peer {
 #[derive(Debug)]
 pub struct PodNetwork {
     inner: Network<Linux>,
+    /// Counts attaches, so policy enforcement hears of a new pod address
+    /// before the pod's status carries it.
+    attached: tokio::sync::watch::Sender<u64>,
 }
 
 impl PodNetwork {
@@ -176,6 +225,7 @@ impl PodNetwork {
         let kernel = Linux::new(config.netns.as_deref())?;
         Ok(Self {
             inner: Network::start(config, kernel).await?,
+            attached: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -184,7 +234,15 @@ impl PodNetwork {
     /// path such as `/run/bulwark/netns/<id>` or `/proc/<pid>/ns/net`).
     /// Calling it again rebuilds the wiring with the same address.
     pub async fn attach(&self, pod_id: &str, netns: &Path) -> Result<PodAddress, NetworkError> {
-        self.inner.attach(pod_id, netns).await
+        let address = self.inner.attach(pod_id, netns).await?;
+        self.attached.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(address)
+    }
+
+    /// Changes after every attach: a pod has an address (see
+    /// [`PodNetwork::address`]) that its status may not show yet.
+    pub fn attachments(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.attached.subscribe()
     }
 
     /// Disconnects the pod: removes its veth pair and frees its address.
@@ -194,22 +252,43 @@ impl PodNetwork {
     }
 
     /// Makes Bulwark's routes exactly one per peer: its pod CIDR via its
-    /// node IP. Routes to peers no longer listed are removed; a peer with
-    /// this node's own pod CIDR is skipped.
+    /// node IP (`HostGw`) or via its VTEP on the VXLAN device, whose
+    /// neighbour and forwarding entries follow (`Vxlan`). Routes and
+    /// entries of peers no longer listed are removed; a peer with this
+    /// node's own pod CIDR is skipped.
     pub async fn sync_routes(&self, peers: &[Peer]) -> Result<(), NetworkError> {
         self.inner.sync_routes(peers).await
     }
 
-    /// Removes everything this crate made: veth pairs, the bridge, peer
-    /// routes, the nftables tables, and the IPAM state.
+    /// Removes everything this crate made: veth pairs, the bridge, the
+    /// VXLAN device, peer routes, the nftables tables, and the IPAM state.
     pub async fn cleanup(&self) -> Result<(), NetworkError> {
         self.inner.cleanup().await
+    }
+
+    /// Makes the network policy table (`inet bulwark_policy`) enforce
+    /// `input`'s policies on this node's pods, in one transaction; does
+    /// nothing when the rules would not change. True when they changed.
+    pub async fn sync_policy(&self, input: &policy::PolicyInput) -> Result<bool, NetworkError> {
+        self.inner.sync_policy(input).await
     }
 
     /// The pod's address, if it has one.
     pub async fn address(&self, pod_id: &str) -> Option<PodAddress> {
         self.inner.address(pod_id).await
     }
+}
+
+/// The MTU of the node's link that carries `address` (in `netns`, or the
+/// caller's namespace), if one does: what the `Vxlan` backend subtracts its
+/// overhead from. Must be called inside a tokio runtime.
+pub async fn node_mtu(
+    netns: Option<&Path>,
+    address: Ipv4Addr,
+) -> Result<Option<u32>, NetworkError> {
+    let node = netns.map(netns::Netns::open).transpose()?;
+    let handle = netns::netlink(node.as_ref())?;
+    link::mtu_of(&handle, address).await
 }
 
 /// The host end of the pod's veth pair: `bw` + 11 hex digits of
@@ -227,6 +306,13 @@ fn short_hash(pod_id: &str) -> String {
     let digest = Sha256::digest(pod_id.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     hex[..11].to_owned()
+}
+
+/// The MAC of a node's VXLAN device: locally administered, from its
+/// address, so peers know it without asking.
+pub(crate) fn vtep_mac(node_ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = node_ip.octets();
+    [0x0a, 0x62, a, b, c, d]
 }
 
 pub(crate) fn is_veth_name(name: &str) -> bool {

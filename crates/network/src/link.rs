@@ -8,11 +8,15 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 use crate::NetworkError;
 use crate::error::errno;
@@ -271,17 +275,22 @@ pub(crate) async fn routes(
 }
 
 /// Adds (or replaces) the route to `destination` via `gateway`, marked
-/// with `ROUTE_PROTOCOL`.
+/// with `ROUTE_PROTOCOL`; with `onlink`, through that device whether or
+/// not `gateway` is on one of its subnets (a VXLAN peer's VTEP).
 pub(crate) async fn replace_route(
     handle: &Handle,
     destination: Ipv4Net,
     gateway: Ipv4Addr,
+    onlink: Option<u32>,
 ) -> Result<(), NetworkError> {
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+    let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(destination.network(), destination.prefix_len())
         .gateway(gateway)
-        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-        .build();
+        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL));
+    if let Some(device) = onlink {
+        route = route.output_interface(device).onlink();
+    }
+    let route = route.build();
     handle
         .route()
         .add(route)
@@ -301,4 +310,166 @@ pub(crate) async fn delete_route(handle: &Handle, route: RouteMessage) -> Result
         }
         _ => Ok(()),
     }
+}
+
+/// Creates the VXLAN device afresh (an old one, with another agent's
+/// forwarding entries, is deleted first): VNI `vni` on UDP `port`, sending
+/// from `local`, with `mac` and `address`/32, no learning (every entry comes
+/// from the agent), up. Returns its index.
+#[allow(clippy::too_many_arguments)] // one device, described in full
+pub(crate) async fn recreate_vxlan(
+    handle: &Handle,
+    name: &str,
+    vni: u32,
+    port: u16,
+    local: Ipv4Addr,
+    mac: [u8; 6],
+    address: Ipv4Addr,
+    mtu: u32,
+) -> Result<u32, NetworkError> {
+    delete(handle, name).await?;
+    handle
+        .link()
+        .add(
+            LinkVxlan::new(name, vni)
+                .port(port)
+                .local(local)
+                .learning(false)
+                .mtu(mtu)
+                .address(mac.to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "creating VXLAN device {name} (VNI {vni}, UDP {port}, from {local})"
+        )))?;
+    let index = require_index(handle, name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!("bringing {name} up")))?;
+    handle
+        .address()
+        .add(index, IpAddr::V4(address), 32)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding {address}/32 to {name}"
+        )))?;
+    Ok(index)
+}
+
+/// `ip neigh replace <ip> lladdr <mac> dev <device> nud permanent`: the
+/// peer VTEP's MAC, so no ARP crosses the tunnel.
+pub(crate) async fn replace_neighbour(
+    handle: &Handle,
+    device: u32,
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+) -> Result<(), NetworkError> {
+    handle
+        .neighbours()
+        .add(device, IpAddr::V4(ip))
+        .link_layer_address(&mac)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!("adding neighbour {ip}")))
+}
+
+/// `bridge fdb replace <mac> dev <device> dst <remote> self permanent`:
+/// frames for the peer VTEP's MAC go, encapsulated, to its node.
+pub(crate) async fn replace_fdb(
+    handle: &Handle,
+    device: u32,
+    mac: [u8; 6],
+    remote: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    handle
+        .neighbours()
+        .add_bridge(device, &mac)
+        .flags(NeighbourFlags::Own)
+        .destination(IpAddr::V4(remote))
+        .replace()
+        .execute()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "adding forwarding entry to {remote}"
+        )))
+}
+
+/// Removes what `replace_neighbour` (`fdb: None`) or `replace_fdb` added;
+/// an entry already gone is fine.
+pub(crate) async fn delete_neighbour(
+    handle: &Handle,
+    device: u32,
+    ip: Ipv4Addr,
+    fdb: Option<[u8; 6]>,
+) -> Result<(), NetworkError> {
+    let mut message = NeighbourMessage::default();
+    message.header.ifindex = device;
+    message.header.state = NeighbourState::Permanent;
+    match fdb {
+        Some(mac) => {
+            message.header.family = AddressFamily::Bridge;
+            message.header.flags = NeighbourFlags::Own;
+            message
+                .attributes
+                .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+            message
+                .attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        }
+        None => {
+            message.header.family = AddressFamily::Inet;
+            message
+                .attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        }
+    }
+    match handle.neighbours().del(message).execute().await {
+        Err(e) if errno(&e) != Some(Errno::ENOENT as i32) => {
+            Err(NetworkError::netlink(format!("deleting neighbour {ip}"))(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The MTU of the link that carries `address`, if one does.
+pub(crate) async fn mtu_of(
+    handle: &Handle,
+    address: Ipv4Addr,
+) -> Result<Option<u32>, NetworkError> {
+    let addresses: Vec<_> = handle
+        .address()
+        .get()
+        .set_address_filter(IpAddr::V4(address))
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink("listing addresses"))?;
+    let Some(found) = addresses.first() else {
+        return Ok(None);
+    };
+    let links: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .match_index(found.header.index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink(format!(
+            "looking up the link of {address}"
+        )))?;
+    Ok(links
+        .iter()
+        .flat_map(|l| &l.attributes)
+        .find_map(|a| match a {
+            LinkAttribute::Mtu(mtu) => Some(*mtu),
+            _ => None,
+        }))
 }

@@ -10,10 +10,18 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::ipam::{Ipam, IpamStore};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Vtep, Vxlan};
+use crate::policy::{self, Plan, PolicyInput};
 use crate::{
-    Ipv4Net, NetworkConfig, NetworkError, Peer, PodAddress, host_veth, is_veth_name, link, nft,
-    peer_veth,
+    Backend, Ipv4Net, NetworkConfig, NetworkError, Peer, PodAddress, VXLAN_DEVICE, VXLAN_PORT,
+    VXLAN_VNI, host_veth, is_veth_name, link, nft, peer_veth, vtep_mac,
+};
+
+/// The VXLAN device every node makes for the `Vxlan` backend.
+const VXLAN: Vxlan = Vxlan {
+    name: VXLAN_DEVICE,
+    vni: VXLAN_VNI,
+    port: VXLAN_PORT,
 };
 
 /// What `PodNetwork` does, over any `Kernel` (the unit tests' is a fake).
@@ -24,18 +32,27 @@ pub(crate) struct Network<K> {
     gateway: Ipv4Addr,
     kernel: K,
     ipam: Mutex<IpamStore>,
+    /// The VXLAN device's index (`Vxlan` backend).
+    vxlan: Option<u32>,
+    /// The peers' VTEPs the VXLAN device has entries for, by pod CIDR.
+    vteps: Mutex<BTreeMap<Ipv4Net, Vtep>>,
+    /// The network policy table last applied.
+    policy: Mutex<Option<String>>,
 }
 
 impl<K: Kernel> Network<K> {
     pub(crate) async fn start(config: NetworkConfig, kernel: K) -> Result<Self, NetworkError> {
         let pod_cidr = config.pod_cidr.trunc();
         let ipam = IpamStore::open(&config.state_dir, pod_cidr)?;
-        let network = Self {
+        let mut network = Self {
             gateway: Ipam::gateway(pod_cidr),
             config,
             pod_cidr,
             kernel,
             ipam: Mutex::new(ipam),
+            vxlan: None,
+            vteps: Mutex::new(BTreeMap::new()),
+            policy: Mutex::new(None),
         };
         let bridge = &network.config.bridge;
         network
@@ -48,6 +65,18 @@ impl<K: Kernel> Network<K> {
             )
             .await?;
         network.kernel.enable_forwarding().await?;
+        match network.config.backend {
+            // Made afresh: entries for peers that are gone go with the old
+            // one; the first route sync adds the current peers'.
+            Backend::Vxlan { local } => {
+                let device = network
+                    .kernel
+                    .recreate_vxlan(&VXLAN, local, pod_cidr.network(), network.config.mtu)
+                    .await?;
+                network.vxlan = Some(device);
+            }
+            Backend::HostGw => network.kernel.delete_link(VXLAN_DEVICE).await?,
+        }
         {
             let ipam = network.ipam.lock().await;
             network.kernel.apply_nft(network.ruleset(&ipam)).await?;
@@ -148,16 +177,56 @@ impl<K: Kernel> Network<K> {
     }
 
     pub(crate) async fn sync_routes(&self, peers: &[Peer]) -> Result<(), NetworkError> {
-        let desired = desired_routes(self.pod_cidr, peers)?;
+        let peers = desired_routes(self.pod_cidr, peers)?;
+        // Through the tunnel, a peer's pod CIDR is routed via its VTEP, the
+        // CIDR's network address on its VXLAN device.
+        let desired: BTreeMap<Ipv4Net, Ipv4Addr> = peers
+            .iter()
+            .map(|(cidr, node_ip)| match self.vxlan {
+                Some(_) => (*cidr, cidr.network()),
+                None => (*cidr, *node_ip),
+            })
+            .collect();
         let current = self.kernel.routes().await?;
         for (destination, gateway) in &current {
             if desired.get(destination) != gateway.as_ref() {
                 self.kernel.delete_route(*destination).await?;
             }
         }
+        if let Some(device) = self.vxlan {
+            let mut vteps = self.vteps.lock().await;
+            let wanted: BTreeMap<Ipv4Net, Vtep> = peers
+                .iter()
+                .map(|(cidr, node_ip)| {
+                    let vtep = Vtep {
+                        ip: cidr.network(),
+                        mac: vtep_mac(*node_ip),
+                        node_ip: *node_ip,
+                    };
+                    (*cidr, vtep)
+                })
+                .collect();
+            let stale: Vec<(Ipv4Net, Vtep)> = vteps
+                .iter()
+                .filter(|(cidr, vtep)| wanted.get(cidr) != Some(vtep))
+                .map(|(cidr, vtep)| (*cidr, *vtep))
+                .collect();
+            for (cidr, vtep) in stale {
+                self.kernel.delete_vtep(device, vtep).await?;
+                vteps.remove(&cidr);
+            }
+            for (cidr, vtep) in wanted {
+                if vteps.get(&cidr) != Some(&vtep) {
+                    self.kernel.replace_vtep(device, vtep).await?;
+                    vteps.insert(cidr, vtep);
+                }
+            }
+        }
         for (destination, gateway) in &desired {
             if current.get(destination).copied().flatten() != Some(*gateway) {
-                self.kernel.replace_route(*destination, *gateway).await?;
+                self.kernel
+                    .replace_route(*destination, *gateway, self.vxlan)
+                    .await?;
             }
         }
         debug!(routes = desired.len(), "peer routes synced");
@@ -175,10 +244,26 @@ impl<K: Kernel> Network<K> {
             }
         }
         self.kernel.delete_link(&self.config.bridge).await?;
-        self.kernel.apply_nft(nft::render_delete()).await?;
+        self.kernel.delete_link(VXLAN_DEVICE).await?;
+        let tables = format!("{}{}", nft::render_delete(), policy::render_delete());
+        self.kernel.apply_nft(tables).await?;
+        *self.policy.lock().await = None;
         self.ipam.lock().await.remove()?;
         info!(bridge = %self.config.bridge, "pod network removed");
         Ok(())
+    }
+
+    /// Replaces the network policy table with `input`'s rules for this
+    /// node's pods, unless it already holds them; true when it changed.
+    pub(crate) async fn sync_policy(&self, input: &PolicyInput) -> Result<bool, NetworkError> {
+        let text = policy::render(&Plan::new(input, self.pod_cidr));
+        let mut last = self.policy.lock().await;
+        if last.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        self.kernel.apply_nft(text.clone()).await?;
+        *last = Some(text);
+        Ok(true)
     }
 
     pub(crate) async fn address(&self, pod_id: &str) -> Option<PodAddress> {
@@ -372,6 +457,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn through_vxlan_peers_are_routed_via_their_vteps_with_entries_kept_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NetworkConfig::new(
+            "10.42.3.0/24".parse().unwrap(),
+            "10.42.0.0/16".parse().unwrap(),
+            dir.path().to_owned(),
+        )
+        .vxlan("192.168.0.3".parse().unwrap(), 1500);
+        let network = Network::start(config, Fake::default()).await.unwrap();
+        let peers = [
+            peer("10.42.4.0/24", "192.168.9.4"),
+            peer("10.42.5.0/24", "192.168.9.5"),
+        ];
+        network.sync_routes(&peers).await.unwrap();
+        network.sync_routes(&peers).await.unwrap();
+        // One peer gone, the other moved to a new address.
+        network
+            .sync_routes(&[peer("10.42.4.0/24", "192.168.9.40")])
+            .await
+            .unwrap();
+        network.cleanup().await.unwrap();
+        expect![[r#"
+            [
+                "bridge bulwark0 mtu 1450 10.42.3.1/24",
+                "ip_forward=1",
+                "vxlan bulwark.vxlan vni 1 port 8472 local 192.168.0.3 address 10.42.3.0/32 mtu 1450",
+                "nft: no pods",
+                "vtep 10.42.4.0 at 192.168.9.4 on 3",
+                "vtep 10.42.5.0 at 192.168.9.5 on 3",
+                "route 10.42.4.0/24 via 10.42.4.0 dev 3 onlink",
+                "route 10.42.5.0/24 via 10.42.5.0 dev 3 onlink",
+                "delete route 10.42.5.0/24",
+                "delete vtep 10.42.4.0 at 192.168.9.4 on 3",
+                "delete vtep 10.42.5.0 at 192.168.9.5 on 3",
+                "vtep 10.42.4.0 at 192.168.9.40 on 3",
+                "delete route 10.42.4.0/24",
+                "delete link bulwark0",
+                "delete link bulwark.vxlan",
+                "nft: delete tables",
+            ]
+        "#]]
+        .assert_debug_eq(&network.kernel.take_calls());
+    }
+
+    #[tokio::test]
     async fn cleanup_removes_routes_veths_bridge_and_tables() {
         let dir = tempfile::tempdir().unwrap();
         let network = fake_network(dir.path()).await;
@@ -396,6 +526,57 @@ mod tests {
         .assert_debug_eq(&network.kernel.take_calls());
         assert!(network.kernel.state().links.is_empty());
         assert_eq!(network.address("pod-a").await, None);
+    }
+
+    #[tokio::test]
+    async fn policy_rules_are_applied_only_when_they_change_and_cleanup_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = fake_network(dir.path()).await;
+        network.kernel.take_calls();
+        let mut input = crate::policy::PolicyInput::default();
+        assert!(network.sync_policy(&input).await.unwrap());
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("table inet bulwark_policy {")
+        );
+        // The same rules again (an unrelated pod update): no transaction.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.pods.push(crate::policy::PolicyPod {
+            namespace: "a".into(),
+            name: "p".into(),
+            labels: Default::default(),
+            ip: Ipv4Addr::new(10, 42, 3, 9),
+            ports: Vec::new(),
+        });
+        // A pod no policy selects changes nothing either.
+        assert!(!network.sync_policy(&input).await.unwrap());
+        input.policies.push(crate::policy::Policy {
+            namespace: "a".into(),
+            name: "deny".into(),
+            pod_selector: Default::default(),
+            ingress: Some(Vec::new()),
+            egress: None,
+        });
+        assert!(network.sync_policy(&input).await.unwrap());
+        network.cleanup().await.unwrap();
+        let calls = network.kernel.take_calls();
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("nft")).count(),
+            3,
+            "{calls:?}"
+        );
+        assert!(
+            network
+                .kernel
+                .state()
+                .nft
+                .contains("delete table inet bulwark_policy")
+        );
+        // After a cleanup the next sync applies again.
+        assert!(network.sync_policy(&input).await.unwrap());
     }
 
     fn peer(cidr: &str, ip: &str) -> Peer {

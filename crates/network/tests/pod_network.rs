@@ -293,6 +293,131 @@ async fn pods_on_two_nodes_reach_each_other_through_peer_routes() {
     net1.cleanup().await.unwrap();
 }
 
+/// Two nodes on different subnets with a router between them: direct
+/// peer routes cannot work (the peer is not on a shared link), VXLAN
+/// carries pod traffic over the routed network.
+#[tokio::test]
+async fn pods_on_nodes_in_different_subnets_reach_each_other_through_vxlan() {
+    if !is_root() {
+        return;
+    }
+    let (node1, node2, router) = (
+        TestNetns::new("n1"),
+        TestNetns::new("n2"),
+        TestNetns::new("r"),
+    );
+    let (pod1, pod2) = (TestNetns::new("p1"), TestNetns::new("p2"));
+    for (node, router_end, subnet) in [(&node1, "to1", 1), (&node2, "to2", 2)] {
+        ip(&[
+            "link",
+            "add",
+            "uplink",
+            "netns",
+            &node.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            router_end,
+            "netns",
+            &router.name,
+        ]);
+        node.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("172.30.{subnet}.2/24"),
+            "dev",
+            "uplink",
+        ]);
+        node.exec(&["ip", "link", "set", "uplink", "up"]);
+        node.exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("172.30.{subnet}.1"),
+        ]);
+        router.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("172.30.{subnet}.1/24"),
+            "dev",
+            router_end,
+        ]);
+        router.exec(&["ip", "link", "set", router_end, "up"]);
+    }
+    router
+        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
+        .unwrap();
+    let (local1, local2) = (Ipv4Addr::new(172, 30, 1, 2), Ipv4Addr::new(172, 30, 2, 2));
+    assert_eq!(
+        bulwark_network::node_mtu(Some(&node1.path()), local1)
+            .await
+            .unwrap(),
+        Some(1500)
+    );
+
+    let (state1, state2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let net1 = PodNetwork::new(config(&node1, "10.42.1.0/24", state1.path()).vxlan(local1, 1500))
+        .await
+        .unwrap();
+    let net2 = PodNetwork::new(config(&node2, "10.42.2.0/24", state2.path()).vxlan(local2, 1500))
+        .await
+        .unwrap();
+    let p1 = net1.attach("p1", &pod1.path()).await.unwrap();
+    let p2 = net2.attach("p2", &pod2.path()).await.unwrap();
+    let peers = [
+        Peer {
+            pod_cidr: "10.42.1.0/24".parse().unwrap(),
+            node_ip: local1,
+        },
+        Peer {
+            pod_cidr: "10.42.2.0/24".parse().unwrap(),
+            node_ip: local2,
+        },
+    ];
+    net1.sync_routes(&peers).await.unwrap();
+    net2.sync_routes(&peers).await.unwrap();
+    net1.sync_routes(&peers).await.unwrap(); // idempotent
+    let routes = node1.exec(&["ip", "route", "show", "proto", "0x62"]);
+    assert_eq!(
+        routes.trim(),
+        "10.42.2.0/24 via 10.42.2.0 dev bulwark.vxlan onlink",
+        "{routes}"
+    );
+    let pod_mtu = pod1.exec(&["cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(pod_mtu.trim(), "1450", "room for the encapsulation");
+
+    assert_eq!(
+        connect(&pod1, &pod2, p2.ip).ip(),
+        p1.ip,
+        "pod to pod across the router keeps the source"
+    );
+    assert_eq!(connect(&pod2, &pod1, p1.ip).ip(), p2.ip);
+
+    // A restarted agent makes the device afresh; the next sync restores
+    // the path.
+    drop(net1);
+    let net1 = PodNetwork::new(config(&node1, "10.42.1.0/24", state1.path()).vxlan(local1, 1500))
+        .await
+        .unwrap();
+    net1.sync_routes(&peers).await.unwrap();
+    assert_eq!(connect(&pod1, &pod2, p2.ip).ip(), p1.ip);
+
+    // A peer gone: its route and tunnel entries go.
+    net1.sync_routes(&peers[..1]).await.unwrap();
+    assert_eq!(node1.exec(&["ip", "route", "show", "proto", "0x62"]), "");
+    let fdb = node1.exec(&["bridge", "fdb", "show", "dev", "bulwark.vxlan"]);
+    assert!(!fdb.contains("172.30.2.2"), "{fdb}");
+
+    net1.cleanup().await.unwrap();
+    net2.cleanup().await.unwrap();
+    assert!(!node1.exec(&["ip", "link"]).contains("bulwark.vxlan"));
+}
+
 #[tokio::test]
 async fn bad_input_is_a_clear_error() {
     if !is_root() {

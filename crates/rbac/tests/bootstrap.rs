@@ -69,6 +69,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
         ClusterRole system:bulwark-dns (2 rules)
+        ClusterRole system:bulwark-network-policy (2 rules)
         ClusterRole system:certificates.k8s.io:certificatesigningrequests:nodeclient (1 rules)
         ClusterRole system:certificates.k8s.io:certificatesigningrequests:selfnodeclient (1 rules)
         ClusterRole system:certificates.k8s.io:kube-apiserver-client-approver (1 rules)
@@ -114,6 +115,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:discovery -> system:discovery Group:system:authenticated
         ClusterRoleBinding system:kube-controller-manager -> system:kube-controller-manager User:system:kube-controller-manager
         ClusterRoleBinding system:bulwark-dns -> system:bulwark-dns User:system:bulwark-dns,User:system:kube-proxy
+        ClusterRoleBinding system:bulwark-network-policy -> system:bulwark-network-policy User:system:kube-proxy
         ClusterRoleBinding system:kube-dns -> system:kube-dns ServiceAccount:kube-dns
         ClusterRoleBinding system:kube-scheduler -> system:kube-scheduler User:system:kube-scheduler
         ClusterRoleBinding system:kube-apiserver-kubelet-client -> system:kubelet-api-admin User:kube-apiserver-kubelet-client
@@ -356,8 +358,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=84 unchanged=0 []
-        created=0 unchanged=84 []
-        created=1 unchanged=83 []"#]]
+        created=86 unchanged=0 []
+        created=0 unchanged=86 []
+        created=1 unchanged=85 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

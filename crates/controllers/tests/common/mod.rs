@@ -18,6 +18,10 @@ pub(crate) struct Harness {
     manager: tokio::task::JoinHandle<()>,
 }
 
+/// The pod garbage collector's threshold in these tests: small, so a test
+/// can cross it.
+pub(crate) const TERMINATED_POD_GC_THRESHOLD: usize = 5;
+
 impl Harness {
     /// A cluster running `only` these controllers (empty: all).
     pub(crate) async fn start(only: &[&str]) -> Self {
@@ -105,6 +109,7 @@ fn spawn_manager(
         clock,
         only: with_service_accounts(only),
         node_monitor_grace_period: std::time::Duration::from_secs(3),
+        terminated_pod_gc_threshold: TERMINATED_POD_GC_THRESHOLD,
         root_ca_pem: Some(cluster.ca_cert_pem()),
         csr_signer: None,
         cluster_cidr: Some(cluster_cidr),

@@ -168,6 +168,22 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
             None,
         ),
+        // Each node's NetworkPolicy enforcement (crates/agent's netpol),
+        // run with the node's network identity: read-only, as the
+        // ClusterRoles of upstream's policy agents (Calico's calico-node,
+        // kube-router) are for these three resources.
+        role(
+            "system:bulwark-network-policy",
+            &[
+                r(&["list", "watch"], &[""], &["pods", "namespaces"]),
+                r(
+                    &["list", "watch"],
+                    &["networking.k8s.io"],
+                    &["networkpolicies"],
+                ),
+            ],
+            None,
+        ),
         role(
             "system:kube-controller-manager",
             &kube_controller_manager(),
@@ -323,6 +339,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:bulwark-dns",
             // Every node runs the DNS server with its network identity.
             vec![user("system:bulwark-dns"), user("system:kube-proxy")],
+        ),
+        binding(
+            "system:bulwark-network-policy",
+            "system:bulwark-network-policy",
+            vec![user("system:kube-proxy")],
         ),
         binding(
             "system:kube-dns",
