@@ -1,5 +1,7 @@
-//! The agent's own HTTPS API (the kubelet's port 10250): container logs and
-//! exec for the API server's `pods/log` and `pods/exec`. Every request is
+//! The agent's own HTTPS API (the kubelet's port 10250): container logs
+//! here, exec and attach (`remotecommand.rs`) and port forwarding
+//! (`portforward.rs`) for the API server's `pods/log|exec|attach|portforward`,
+//! and `/stats/summary` and `/metrics/resource` (`stats.rs`). Every request is
 //! authenticated by a client certificate of the cluster CA and authorized by
 //! a SubjectAccessReview against the API server, as the `nodes/<sub>`
 //! subresource upstream's kubelet uses (`log`, `stats`, `metrics`, else
