@@ -14,15 +14,21 @@
 
 mod container;
 mod env;
+mod grpc;
 mod host;
 pub mod join;
 mod netpol;
 mod node;
 mod pod;
+mod portforward;
 mod probe;
 mod proxy;
+mod pullsecrets;
+mod remotecommand;
 mod sandbox;
 mod server;
+mod spdy;
+mod stats;
 mod status;
 mod volumes;
 

@@ -808,9 +808,25 @@ async fn step(
                 &format!("Pulling image \"{image}\""),
             )
             .await;
+            let (registries, missing) =
+                crate::pullsecrets::registries_for(&ctx.client, pod, &ctx.registries).await;
+            if !missing.is_empty() {
+                let message = format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                );
+                event(
+                    ctx,
+                    pod,
+                    None,
+                    EventType::Warning,
+                    "FailedToRetrieveImagePullSecret",
+                    &message,
+                )
+                .await;
+            }
             let started = std::time::Instant::now();
             let images = ctx.images.clone();
-            let registries = ctx.registries.clone();
             let name = image.clone();
             let pulled = blocking(move || images.pull(&name, &registries)).await;
             match pulled {
@@ -1456,6 +1472,45 @@ fn target(dir: &Path, pod: &Pod) -> probe::Target {
         netns: (!host_network).then(|| dir.join("ns").join("net")),
         host,
     }
+}
+
+/// A pod this node runs, from its record (for `/stats/summary`).
+#[derive(Clone, Debug)]
+pub(crate) struct RecordedPod {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
+    pub(crate) start_time: Option<String>,
+    /// (container name, runtime id of its current run).
+    pub(crate) containers: Vec<(String, String)>,
+}
+
+/// The pods with records under `pods_dir` (their directories are named
+/// by UID).
+pub(crate) fn recorded_pods(pods_dir: &Path) -> Vec<RecordedPod> {
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let record = Record::load(&entry.path());
+            if record.name.is_empty() || record.terminal.is_some() {
+                return None;
+            }
+            Some(RecordedPod {
+                uid: entry.file_name().to_string_lossy().into_owned(),
+                containers: record
+                    .containers
+                    .iter()
+                    .filter_map(|(name, c)| Some((name.clone(), c.current.clone()?)))
+                    .collect(),
+                namespace: record.namespace,
+                name: record.name,
+                start_time: record.start_time,
+            })
+        })
+        .collect()
 }
 
 /// The runtime id of a pod's container, current or previous run, found

@@ -1,4 +1,4 @@
-//! Liveness, readiness and startup probes (exec, tcpSocket, httpGet) with
+//! Liveness, readiness and startup probes (exec, tcpSocket, httpGet, grpc) with
 //! upstream's timing fields, and lifecycle hooks (exec, httpGet, sleep).
 //!
 //! Network probes connect from inside the pod's network namespace (a
@@ -259,8 +259,28 @@ async fn check(
         })
         .await;
     }
-    if probe.grpc.is_some() {
-        return Err("gRPC probes are not supported by this node yet".into());
+    if let Some(grpc) = &probe.grpc {
+        let port = u16::try_from(grpc.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("invalid port number: {}", grpc.port))?;
+        let host = target.host.clone();
+        let addr = resolve(&host, port)?;
+        // Connected inside the pod's namespace; the call runs here.
+        let stream = in_netns(target.netns.clone(), move || {
+            TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+                format!(
+                    "timeout: failed to connect service \"{addr}\" within {}s: {}",
+                    timeout.as_secs(),
+                    e.to_string().to_lowercase()
+                )
+            })
+        })
+        .await?;
+        stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return crate::grpc::health_check(stream, &addr.to_string(), &service, timeout).await;
     }
     Ok(())
 }
@@ -359,9 +379,10 @@ fn http_get(
 
 /// Runs `f` on a fresh thread inside `netns` (or the agent's own), which
 /// then ends: no pooled thread is ever left in a pod's namespace.
-async fn in_netns<F>(netns: Option<PathBuf>, f: F) -> Result<(), String>
+pub(crate) async fn in_netns<T, F>(netns: Option<PathBuf>, f: F) -> Result<T, String>
 where
-    F: FnOnce() -> Result<(), String> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, String> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()

@@ -1,5 +1,7 @@
-//! The agent's own HTTPS API (the kubelet's port 10250): container logs and
-//! exec for the API server's `pods/log` and `pods/exec`. Every request is
+//! The agent's own HTTPS API (the kubelet's port 10250): container logs
+//! here, exec and attach (`remotecommand.rs`) and port forwarding
+//! (`portforward.rs`) for the API server's `pods/log|exec|attach|portforward`,
+//! and `/stats/summary` and `/metrics/resource` (`stats.rs`). Every request is
 //! authenticated by a client certificate of the cluster CA and authorized by
 //! a SubjectAccessReview against the API server, as the `nodes/<sub>`
 //! subresource upstream's kubelet uses (`log`, `stats`, `metrics`, else
@@ -7,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use bulwark_runtime::{ContainerStatus, OutputStream, Runtime};
 use bytes::Bytes;
-use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -24,10 +24,8 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::Api;
 use kube::api::PostParams;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// The certificate and address the agent's API serves with.
 #[derive(Clone, Debug)]
@@ -52,6 +50,8 @@ pub(crate) struct ApiState {
     pub(crate) pods_dir: PathBuf,
     /// Recent authorization decisions: (user, verb, subresource) → until.
     decisions: Mutex<HashMap<DecisionKey, (bool, Instant)>>,
+    /// The last CPU counters read for `/stats/summary`.
+    pub(crate) cpu_history: crate::stats::CpuHistory,
 }
 
 impl ApiState {
@@ -67,6 +67,7 @@ impl ApiState {
             runtime,
             pods_dir,
             decisions: Mutex::new(HashMap::new()),
+            cpu_history: crate::stats::CpuHistory::default(),
         }
     }
 }
@@ -156,7 +157,7 @@ fn identity(der: &[u8]) -> Option<(String, Vec<String>)> {
     Some((user, groups))
 }
 
-fn text(code: StatusCode, message: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(code: StatusCode, message: impl Into<String>) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(message.into())).boxed());
     *response.status_mut() = code;
     response
@@ -264,18 +265,28 @@ async fn handle(
     let query = request.uri().query().unwrap_or("").to_owned();
     match segments.as_slice() {
         ["healthz"] => text(StatusCode::OK, "ok"),
+        ["stats", "summary"] => crate::stats::summary(state).await,
+        ["metrics", "resource"] => crate::stats::resource_metrics(state).await,
         ["containerLogs", ns, pod, container] => {
             logs(&state, ns, pod, container, &parse_query(&query)).await
         }
         ["exec", ns, pod, container] => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
-            exec(state, request, &ns, &pod, &container, &query)
+            crate::remotecommand::exec(state, request, &ns, &pod, &container, &query)
+        }
+        ["attach", ns, pod, container] => {
+            let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+            crate::remotecommand::attach(state, request, &ns, &pod, &container, &query)
+        }
+        ["portForward", ns, pod] => {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            crate::portforward::handle(state, request, &ns, &pod).await
         }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
 
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -308,14 +319,14 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn first<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn first<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query
         .iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
 }
 
-fn truthy(v: Option<&str>) -> bool {
+pub(crate) fn truthy(v: Option<&str>) -> bool {
     matches!(v, Some("1" | "true" | "True"))
 }
 
@@ -484,46 +495,27 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))))
 }
 
-/// The streaming protocols the agent speaks for exec.
-const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
-
-fn exec(
-    state: Arc<ApiState>,
-    mut request: Request<Incoming>,
-    ns: &str,
-    pod: &str,
-    container: &str,
-    query: &str,
-) -> Response<Body> {
-    let query = parse_query(query);
-    let command: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k == "command")
-        .map(|(_, v)| v.clone())
-        .collect();
-    if command.is_empty() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "you must specify at least 1 command",
-        );
-    }
-    let tty = truthy(first(&query, "tty"));
-    let Some(id) = crate::pod::find_container(&state.pods_dir, ns, pod, container, false) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("container \"{container}\" not found in pod \"{pod}\""),
-        );
-    };
+/// Checks a WebSocket upgrade offering one of `protocols` (in our order of
+/// preference): the `101` to answer with, the upgrade to await and the
+/// protocol chosen; or the error to answer with.
+#[allow(clippy::result_large_err)] // a response either way, once per request
+pub(crate) fn websocket_upgrade(
+    request: &mut Request<Incoming>,
+    protocols: &[&'static str],
+) -> Result<(Response<Body>, hyper::upgrade::OnUpgrade, &'static str), Response<Body>> {
     let headers = request.headers();
     let is_websocket = headers
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_websocket {
-        return text(
+        return Err(text(
             StatusCode::BAD_REQUEST,
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io)",
-        );
+            format!(
+                "this call needs a WebSocket upgrade ({})",
+                protocols.join(", ")
+            ),
+        ));
     }
     let offered: Vec<String> = headers
         .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -531,31 +523,24 @@ fn exec(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
         .collect();
-    let Some(protocol) = PROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p)) else {
-        return text(
+    let Some(protocol) = protocols
+        .iter()
+        .find(|p| offered.iter().any(|o| o == *p))
+        .copied()
+    else {
+        return Err(text(
             StatusCode::BAD_REQUEST,
-            "unsupported streaming protocol; want v5.channel.k8s.io",
-        );
+            format!(
+                "unsupported streaming protocol; want one of: {}",
+                protocols.join(", ")
+            ),
+        ));
     };
     let Some(key) = headers.get(http::header::SEC_WEBSOCKET_KEY) else {
-        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+        return Err(text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let runtime = state.runtime.clone();
-    let v5 = *protocol == PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let io = hyper_util::rt::TokioIo::new(upgraded);
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        if tty {
-            exec_tty(ws, runtime, id, command, v5).await;
-        } else {
-            exec_plain(ws, runtime, id, command).await;
-        }
-    });
+    let on_upgrade = hyper::upgrade::on(request);
     let mut response = Response::new(Full::new(Bytes::new()).boxed());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
@@ -574,160 +559,16 @@ fn exec(
         http::header::SEC_WEBSOCKET_PROTOCOL,
         http::HeaderValue::from_static(protocol),
     );
-    response
+    Ok((response, on_upgrade, protocol))
 }
 
 /// A normal closure: client-go reads it as the end of every stream
 /// (without a code, it reports "close 1005 (no status)").
-fn normal_close() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+pub(crate) fn normal_close() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
     tokio_tungstenite::tungstenite::protocol::CloseFrame {
         code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
         reason: "".into(),
     }
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
-
-/// The channel-3 status upstream sends when the command ended.
-fn exit_status(code: i32) -> Vec<u8> {
-    let status = if code == 0 {
-        serde_json::json!({"metadata": {}, "status": "Success"})
-    } else {
-        serde_json::json!({
-            "metadata": {},
-            "status": "Failure",
-            "message": format!("command terminated with non-zero exit code: error executing command, exit code {code}"),
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
-        })
-    };
-    serde_json::to_vec(&status).unwrap_or_default()
-}
-
-fn framed(channel: u8, data: &[u8]) -> Message {
-    let mut frame = Vec::with_capacity(data.len() + 1);
-    frame.push(channel);
-    frame.extend_from_slice(data);
-    Message::Binary(frame.into())
-}
-
-async fn exec_plain(mut ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String>) {
-    let result = tokio::task::spawn_blocking(move || {
-        runtime.exec(&id, &command, Duration::from_secs(24 * 3600))
-    })
-    .await;
-    let code = match result {
-        Ok(Ok(output)) => {
-            if !output.stdout.is_empty() {
-                let _ = ws.send(framed(1, &output.stdout)).await;
-            }
-            if !output.stderr.is_empty() {
-                let _ = ws.send(framed(2, &output.stderr)).await;
-            }
-            output.code
-        }
-        Ok(Err(err)) => {
-            let _ = ws.send(framed(2, format!("{err}\n").as_bytes())).await;
-            126
-        }
-        Err(_) => 126,
-    };
-    let _ = ws.send(framed(3, &exit_status(code))).await;
-    let _ = ws.close(Some(normal_close())).await;
-}
-
-async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String>, _v5: bool) {
-    let started =
-        tokio::task::spawn_blocking(move || runtime.exec_tty(&id, &command, 24, 80)).await;
-    let (mut sink, mut source) = ws.split();
-    let session = match started {
-        Ok(Ok(session)) => session,
-        Ok(Err(err)) => {
-            let _ = sink.send(framed(1, format!("{err}\r\n").as_bytes())).await;
-            let _ = sink.send(framed(3, &exit_status(126))).await;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
-            return;
-        }
-        Err(_) => return,
-    };
-    let (Ok(mut reader), Ok(mut writer), Ok(sizer)) = (
-        session.terminal().try_clone(),
-        session.terminal().try_clone(),
-        session.terminal().try_clone(),
-    ) else {
-        return;
-    };
-    // Output: the terminal, read on its own thread.
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let waiter = tokio::task::spawn_blocking(move || session.wait().unwrap_or(126));
-    // Input and resizes from the client.
-    let input = tokio::spawn(async move {
-        while let Some(Ok(message)) = source.next().await {
-            let Message::Binary(data) = message else {
-                continue;
-            };
-            match data.first() {
-                Some(0) if writer.write_all(&data[1..]).is_err() => return,
-                Some(4) => {
-                    #[derive(serde::Deserialize)]
-                    struct Size {
-                        #[serde(rename = "Width")]
-                        width: u16,
-                        #[serde(rename = "Height")]
-                        height: u16,
-                    }
-                    if let Ok(size) = serde_json::from_slice::<Size>(&data[1..]) {
-                        let _ = rustix::termios::tcsetwinsize(
-                            &sizer,
-                            rustix::termios::Winsize {
-                                ws_row: size.height,
-                                ws_col: size.width,
-                                ws_xpixel: 0,
-                                ws_ypixel: 0,
-                            },
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    let mut waiter = std::pin::pin!(waiter);
-    let code = loop {
-        tokio::select! {
-            chunk = out_rx.recv() => match chunk {
-                Some(chunk) => {
-                    if sink.send(framed(1, &chunk)).await.is_err() {
-                        break 126;
-                    }
-                }
-                None => break (&mut waiter).await.unwrap_or(126),
-            },
-            code = &mut waiter => {
-                // Drain what the terminal still holds.
-                while let Ok(chunk) = out_rx.try_recv() {
-                    let _ = sink.send(framed(1, &chunk)).await;
-                }
-                break code.unwrap_or(126);
-            }
-        }
-    };
-    input.abort();
-    let _ = sink.send(framed(3, &exit_status(code))).await;
-    let _ = sink.send(Message::Close(Some(normal_close()))).await;
 }
 
 #[cfg(test)]

@@ -364,6 +364,18 @@ pub(crate) fn resource_attributes(req: &ResourceRequest, user: &UserInfo) -> Att
 /// `localsubjectaccessreviews` in its namespace); the rest are non-resource
 /// URLs (discovery, health, version, metrics).
 pub(crate) fn other_attributes(method: &http::Method, path: &str, user: &UserInfo) -> Attributes {
+    if method == http::Method::GET
+        && let Some(metrics) = crate::resourcemetrics::parse(path)
+    {
+        return Attributes::resource(
+            rbac_user(user),
+            metrics.verb(),
+            crate::resourcemetrics::GROUP,
+            metrics.resource,
+            metrics.namespace.as_deref().unwrap_or(""),
+            metrics.name.as_deref().unwrap_or(""),
+        );
+    }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let review = match segments.as_slice() {
         ["apis", group, _, "namespaces", namespace, resource] => {

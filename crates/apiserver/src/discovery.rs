@@ -13,46 +13,79 @@ pub(crate) const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
 pub(crate) const AGGREGATED: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-/// Groups served outside the resource table (review APIs), as discovery
-/// lists them: (group, version, resource, kind).
-const REVIEWS: &[(&str, &str, &str, &str)] = &[
-    (
-        "authentication.k8s.io",
-        "v1",
+/// A resource served outside the resource table (nothing stored): the
+/// review APIs and `metrics.k8s.io`.
+struct Served {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    verbs: &'static [&'static str],
+}
+
+const fn review(plural: &'static str, kind: &'static str, group: &'static str) -> Served {
+    Served {
+        group,
+        version: "v1",
+        plural,
+        singular: "",
+        kind,
+        // Only the local access review is namespaced.
+        namespaced: matches!(plural.as_bytes(), b"localsubjectaccessreviews"),
+        verbs: &["create"],
+    }
+}
+
+/// What discovery lists besides the table.
+const SERVED_ELSEWHERE: &[Served] = &[
+    review(
         "selfsubjectreviews",
         "SelfSubjectReview",
+        "authentication.k8s.io",
     ),
-    ("authentication.k8s.io", "v1", "tokenreviews", "TokenReview"),
-    (
-        "authorization.k8s.io",
-        "v1",
+    review("tokenreviews", "TokenReview", "authentication.k8s.io"),
+    review(
         "selfsubjectaccessreviews",
         "SelfSubjectAccessReview",
-    ),
-    (
         "authorization.k8s.io",
-        "v1",
+    ),
+    review(
         "selfsubjectrulesreviews",
         "SelfSubjectRulesReview",
-    ),
-    (
         "authorization.k8s.io",
-        "v1",
+    ),
+    review(
         "subjectaccessreviews",
         "SubjectAccessReview",
-    ),
-    (
         "authorization.k8s.io",
-        "v1",
+    ),
+    review(
         "localsubjectaccessreviews",
         "LocalSubjectAccessReview",
+        "authorization.k8s.io",
     ),
+    // `kubectl top` (served by `resourcemetrics.rs` from the agents).
+    Served {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "nodes",
+        singular: "",
+        kind: "NodeMetrics",
+        namespaced: false,
+        verbs: &["get", "list"],
+    },
+    Served {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "pods",
+        singular: "",
+        kind: "PodMetrics",
+        namespaced: true,
+        verbs: &["get", "list"],
+    },
 ];
-
-/// Whether a review resource is namespaced (only the local access review).
-fn review_namespaced(plural: &str) -> bool {
-    plural == "localsubjectaccessreviews"
-}
 
 /// The version `/version` reports: the Kubernetes API version served,
 /// with Bulwark's own version as build metadata.
@@ -102,9 +135,9 @@ fn group_versions(registry: &Registry) -> Vec<(String, Vec<String>)> {
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .collect();
-    for (group, version, _, _) in REVIEWS {
-        if !groups.iter().any(|(g, _)| g == group) {
-            groups.push(((*group).to_owned(), vec![(*version).to_owned()]));
+    for served in SERVED_ELSEWHERE {
+        if !groups.iter().any(|(g, _)| g == served.group) {
+            groups.push((served.group.to_owned(), vec![served.version.to_owned()]));
         }
     }
     groups
@@ -179,9 +212,9 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             resources.push(entry);
         }
     }
-    for (g, v, plural, kind) in REVIEWS {
-        if *g == group && *v == version {
-            resources.push(json!({"name": plural, "singularName": "", "namespaced": review_namespaced(plural), "kind": kind, "verbs": ["create"]}));
+    for r in SERVED_ELSEWHERE {
+        if r.group == group && r.version == version {
+            resources.push(json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": r.verbs}));
         }
     }
     if resources.is_empty() {
@@ -238,14 +271,14 @@ pub(crate) fn aggregated(registry: &Registry, core: bool) -> Value {
                     .filter(|r| r.group == group && r.version == version)
                     .map(|r| aggregated_resource(r))
                     .collect();
-                for (g, v, plural, kind) in REVIEWS {
-                    if *g == group && v == version {
+                for r in SERVED_ELSEWHERE {
+                    if r.group == group && r.version == version {
                         resources.push(json!({
-                            "resource": plural,
-                            "singularResource": "",
-                            "scope": if review_namespaced(plural) { "Namespaced" } else { "Cluster" },
-                            "responseKind": {"group": g, "version": v, "kind": kind},
-                            "verbs": ["create"],
+                            "resource": r.plural,
+                            "singularResource": r.singular,
+                            "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                            "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                            "verbs": r.verbs,
                         }));
                     }
                 }

@@ -38,6 +38,7 @@ mod openapi;
 pub mod pki;
 mod registry;
 mod request;
+mod resourcemetrics;
 mod sa_admission;
 mod services;
 mod status;
@@ -513,6 +514,19 @@ async fn route(
             let attrs = authz::other_attributes(&parts.method, &path, &user);
             if let Err(err) = server.authz.check(&attrs) {
                 return (err.into_response(), "", String::new());
+            }
+            if parts.method == http::Method::GET
+                && let Some(metrics) = resourcemetrics::parse(&path)
+            {
+                let query = request::parse_query(parts.uri.query().unwrap_or(""));
+                let response = resourcemetrics::serve(
+                    &server.kubelet,
+                    server.api.store.as_ref(),
+                    &metrics,
+                    &query,
+                )
+                .await;
+                return (response, metrics.verb(), metrics.resource.to_owned());
             }
             (
                 other(server, &user, &parts, &path, &body).await,

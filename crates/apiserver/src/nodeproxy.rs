@@ -182,24 +182,7 @@ pub(crate) async fn forward(
         format!("{path}?{}", query.join("&"))
     };
 
-    let tcp = tokio::net::TcpStream::connect((ip.as_str(), port))
-        .await
-        .map_err(|e| agent_error(node_name, &format!("dial tcp {ip}:{port}: {e}")))?;
-    let _ = tcp.set_nodelay(true);
-    let server_name = rustls::pki_types::ServerName::try_from(ip.clone())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let tls = client
-        .tls
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| agent_error(node_name, &format!("TLS with the agent: {e}")))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .map_err(|e| agent_error(node_name, &e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = connection.with_upgrades().await;
-    });
+    let mut sender = dial(client, node_name, &ip, port).await?;
     let mut backend = http::Request::builder()
         .method(parts.method.clone())
         .uri(uri)
@@ -263,6 +246,83 @@ pub(crate) async fn forward(
     response
         .body(Body::new(answer.into_body()))
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// An HTTP/1.1 connection to the agent at `ip:port`, its certificate
+/// verified against the cluster CA.
+async fn dial(client: &KubeletClient, node_name: &str, ip: &str, port: u16) -> ApiResult<Sender> {
+    let tcp = tokio::net::TcpStream::connect((ip, port))
+        .await
+        .map_err(|e| agent_error(node_name, &format!("dial tcp {ip}:{port}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let server_name = rustls::pki_types::ServerName::try_from(ip.to_owned())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let tls = client
+        .tls
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| agent_error(node_name, &format!("TLS with the agent: {e}")))?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| agent_error(node_name, &e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// `GET path` from the agent of `node` (its object): the JSON of a 200.
+pub(crate) async fn agent_get(
+    client: &KubeletClient,
+    node: &Value,
+    path: &str,
+) -> ApiResult<Value> {
+    use http_body_util::BodyExt as _;
+    let node_name = node
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (ip, port) = node_endpoint(node).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "node {node_name} has no address to reach its agent at"
+        ))
+    })?;
+    let mut sender = dial(client, node_name, &ip, port).await?;
+    let request = http::Request::get(path)
+        .header(http::header::HOST, format!("{ip}:{port}"))
+        .header(http::header::ACCEPT, "application/json")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let answer = sender
+            .send_request(request)
+            .await
+            .map_err(|e| agent_error(node_name, &e.to_string()))?;
+        let status = answer.status();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| agent_error(node_name, &e.to_string()))?
+            .to_bytes();
+        Ok::<_, ApiError>((status, body))
+    })
+    .await
+    .map_err(|_| agent_error(node_name, &format!("no answer to GET {path} in 10s")))??;
+    let (status, body) = answer;
+    if !status.is_success() {
+        return Err(agent_error(
+            node_name,
+            &format!(
+                "GET {path}: {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ),
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| agent_error(node_name, &format!("GET {path}: {e}")))
 }
 
 fn agent_error(node: &str, message: &str) -> ApiError {

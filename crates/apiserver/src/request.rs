@@ -102,6 +102,10 @@ pub(crate) fn parse(
         ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
         _ => return Ok(Target::Other),
     };
+    if crate::resourcemetrics::parse(path).is_some() {
+        // Served from the agents, nothing stored (`resourcemetrics.rs`).
+        return Ok(Target::Other);
+    }
     let query = parse_query(query);
     // `namespaces/{ns}/{resource}…` names a namespaced resource, unless the
     // third segment is a subresource of the namespace itself.

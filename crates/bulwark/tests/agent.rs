@@ -31,10 +31,16 @@ struct Node {
     agent_port: u16,
     name: String,
     kubeconfig: PathBuf,
+    /// More `bulwark server` arguments.
+    args: Vec<String>,
 }
 
 impl Node {
     fn start(tag: &str) -> Node {
+        Self::start_with(tag, &[])
+    }
+
+    fn start_with(tag: &str, args: &[&str]) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("bulwark-agent-e2e-")
             .tempdir()
@@ -51,6 +57,7 @@ impl Node {
             port,
             agent_port,
             name,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         node.spawn();
         node.eventually("the node to be Ready", || {
@@ -89,6 +96,7 @@ impl Node {
             .args(["--agent-port", &self.agent_port.to_string()])
             // The host's own network is not the test's to change.
             .args(["--pod-network", "none"])
+            .args(&self.args)
             .env(
                 "RUST_LOG",
                 std::env::var("BULWARK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -804,4 +812,791 @@ impl Node {
         std::fs::write(&key, field("client-key-data:")).unwrap();
         (cert, key)
     }
+}
+
+/// A kubectl left running (port-forward, attach): what it printed so far
+/// (stdout and stderr together), killed by PID when dropped.
+struct Background {
+    child: Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Node {
+    fn background(&self, args: &[&str], stdin: Option<&str>) -> Background {
+        self.background_env(args, stdin, &[])
+    }
+
+    fn background_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Background {
+        self.background_as(&self.kubeconfig, args, stdin, env)
+    }
+
+    fn background_as(
+        &self,
+        kubeconfig: &Path,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Background {
+        let cache = if kubeconfig == self.kubeconfig {
+            "kube-cache"
+        } else {
+            "kube-cache-user"
+        };
+        let mut child = Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(self.dir.path().join(cache))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write as _;
+            pipe.write_all(text.as_bytes()).unwrap();
+            // Dropped: kubectl sees the end of its input.
+        }
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let readers: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut reader in readers {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Background { child, output }
+    }
+}
+
+impl Background {
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /` on a loopback port, as curl prints it.
+fn curl(port: u16) -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn kubectl_port_forward_reaches_a_server_inside_the_pod() {
+    require_root!();
+    let node = Node::start("portfwd");
+    node.apply(&pod(
+        "web",
+        "Never",
+        "mkdir -p /tmp/www && echo hello-from-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        "",
+    ));
+    node.wait_phase("web", "Running");
+    let local = bulwark_testkit::free_loopback_port().unwrap();
+    // kubectl 1.32 speaks SPDY tunnelled in a WebSocket by default.
+    let forward = node.background(&["port-forward", "pod/web", &format!("{local}:8080")], None);
+    node.eventually("kubectl to listen", || {
+        let out = forward.output();
+        if out.contains(&format!("Forwarding from 127.0.0.1:{local} -> 8080")) {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // httpd listens in the pod's own network namespace, on its loopback.
+    let page = node.eventually("the page through the forwarded port", || curl(local));
+    assert_eq!(page, "hello-from-the-pod\n");
+    // Several connections in one session, some at the same time.
+    let parallel: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || curl(local)))
+        .collect();
+    for request in parallel {
+        assert_eq!(request.join().unwrap().unwrap(), "hello-from-the-pod\n");
+    }
+    assert_eq!(curl(local).unwrap(), "hello-from-the-pod\n");
+    // Nothing listens inside the pod on the port nothing listens on:
+    // kubectl reports the agent's error, the connection ends (no hang).
+    let other = bulwark_testkit::free_loopback_port().unwrap();
+    let mut refused = node.background(&["port-forward", "pod/web", &format!("{other}:8081")], None);
+    node.eventually("kubectl to listen", || {
+        let out = refused.output();
+        if out.contains("Forwarding from 127.0.0.1") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    let answer = curl(other);
+    assert!(answer.is_err(), "{answer:?}");
+    node.eventually("kubectl to report the refused port", || {
+        let out = refused.output();
+        let expected = format!(
+            "an error occurred forwarding {other} -> 8081: error forwarding port 8081 to pod default/web"
+        );
+        if out.contains(&expected) && out.to_lowercase().contains("connection refused") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    // kubectl ends a session whose connection failed (upstream's choice).
+    node.eventually("kubectl port-forward to exit", || {
+        refused.exited().map(|_| ()).ok_or_else(|| refused.output())
+    });
+    drop(forward);
+    // kubectl's fallback (and older clients): plain SPDY/3.1 over an
+    // HTTP upgrade, through the API server to the agent.
+    let spdy_port = bulwark_testkit::free_loopback_port().unwrap();
+    let spdy = node.background_env(
+        &["port-forward", "pod/web", &format!("{spdy_port}:8080")],
+        None,
+        &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")],
+    );
+    node.eventually("kubectl to listen (SPDY)", || {
+        let out = spdy.output();
+        if out.contains("Forwarding from 127.0.0.1") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    assert_eq!(
+        node.eventually("the page over SPDY", || curl(spdy_port)),
+        "hello-from-the-pod\n"
+    );
+    // Reading pods is not forwarding into them: pods/portforward is a
+    // `create` the API server checks before the agent is reached.
+    let reader = node.user_kubeconfig("pod-reader");
+    node.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "pod-reader",
+        "--role=pod-reader",
+        "--user=pod-reader",
+    ]);
+    let denied_port = bulwark_testkit::free_loopback_port().unwrap();
+    let mut denied = node.background_as(
+        &reader,
+        &["port-forward", "pod/web", &format!("{denied_port}:8080")],
+        None,
+        &[],
+    );
+    // Whether kubectl refuses at once or on the first connection, nothing
+    // from the pod comes through.
+    let _ = curl(denied_port).map(|page| assert_ne!(page, "hello-from-the-pod\n"));
+    let status = node.eventually("kubectl to give up", || {
+        denied.exited().ok_or_else(|| denied.output())
+    });
+    assert!(!status.success());
+    node.eventually("the refusal in kubectl's output", || {
+        let out = denied.output();
+        if out.contains("forbidden") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+}
+
+#[test]
+fn kubectl_attach_exec_stdin_and_run_interactive_reach_the_container() {
+    require_root!();
+    let node = Node::start("attach");
+    node.ok(&[
+        "run",
+        "ticker",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 1; done",
+    ]);
+    node.wait_phase("ticker", "Running");
+
+    // exec -i without a terminal: stdin reaches the command, and its end
+    // (v5's close of channel 0) lets `cat` finish.
+    let mut exec = node.background(
+        &["exec", "-i", "ticker", "--", "sh", "-c", "cat; echo done"],
+        Some("piped text\n"),
+    );
+    node.eventually("exec -i to finish", || {
+        exec.exited().ok_or_else(|| exec.output())
+    });
+    assert_eq!(exec.output(), "piped text\ndone\n");
+
+    // attach: the main process's output from now on, streamed.
+    let attach = node.background(&["attach", "ticker"], None);
+    let seen = node.eventually("attached output", || {
+        let out = attach.output();
+        let ticks: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with("tick-"))
+            .map(str::to_owned)
+            .collect();
+        if ticks.len() >= 2 {
+            Ok(ticks)
+        } else {
+            Err(out)
+        }
+    });
+    let numbers: Vec<u32> = seen
+        .iter()
+        .map(|t| t.trim_start_matches("tick-").parse().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, live: {seen:?}"
+    );
+    drop(attach);
+
+    // run -i --rm: a new pod's main process reads what kubectl's stdin
+    // holds and answers through the attachment; the pod is then deleted.
+    let mut run = node.background(
+        &[
+            "run",
+            "asker",
+            "-i",
+            "--rm",
+            "--image",
+            IMAGE,
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got-$line",
+        ],
+        Some("hello\n"),
+    );
+    node.eventually("kubectl run -i to finish", || {
+        run.exited().ok_or_else(|| run.output())
+    });
+    assert!(run.output().contains("got-hello"), "{}", run.output());
+    // stdinOnce (kubectl run -i sets it): the end of kubectl's input is the
+    // end of the process's, so a filter like `wc` finishes.
+    let mut counted = node.background(
+        &[
+            "run",
+            "counter",
+            "-i",
+            "--rm",
+            "--image",
+            IMAGE,
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "wc -c",
+        ],
+        Some("twelve bytes"),
+    );
+    node.eventually("the filter to finish", || {
+        counted.exited().ok_or_else(|| counted.output())
+    });
+    assert!(
+        counted.output().lines().any(|l| l.trim() == "12"),
+        "{}",
+        counted.output()
+    );
+    node.eventually("the pod to be deleted", || {
+        let out = node.kubectl(&["get", "pod", "asker"]);
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    });
+}
+
+#[test]
+fn kubectl_top_reads_node_and_pod_usage_from_the_agents() {
+    require_root!();
+    let node = Node::start("top");
+    // A shell holding 8 MB in a variable: a working set kubectl shows.
+    node.ok(&[
+        "run",
+        "holder",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "x=$(yes 0123456789abcdef | head -c 8000000); sleep 600",
+    ]);
+    node.wait_phase("holder", "Running");
+    // Mebibytes in a `kubectl top` memory column ("12Mi").
+    let mebibytes = |cell: &str| -> u64 {
+        cell.strip_suffix("Mi")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    node.eventually("a node row in kubectl top node", || {
+        let out = node.kubectl(&["top", "node"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&node.name))
+            .ok_or_else(|| format!("{text}{}", String::from_utf8_lossy(&out.stderr)))?;
+        // NAME CPU(cores) CPU(%) MEMORY(bytes) MEMORY(%)
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        if cells.len() == 5 && cells[1].ends_with('m') && mebibytes(cells[3]) > 0 {
+            Ok(())
+        } else {
+            Err(row.to_owned())
+        }
+    });
+    node.eventually("the pod's memory in kubectl top pod", || {
+        let out = node.kubectl(&["top", "pod", "holder", "--containers"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // POD NAME CPU(cores) MEMORY(bytes)
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("holder"))
+            .ok_or_else(|| {
+                let raw = node.kubectl(&[
+                    "get",
+                    "--raw",
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                ]);
+                format!(
+                    "{text}{} (metrics: {}{})",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&raw.stdout),
+                    String::from_utf8_lossy(&raw.stderr)
+                )
+            })?;
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        if cells.len() == 4 && cells[1] == "holder" && mebibytes(cells[3]) >= 8 {
+            Ok(())
+        } else {
+            Err(row.to_owned())
+        }
+    });
+    // metrics.k8s.io is authorized as any resource: `view` may read it
+    // (aggregated from system:aggregated-metrics-reader), others may not.
+    let viewer = node.user_kubeconfig("metrics-viewer");
+    let stranger = node.user_kubeconfig("metrics-stranger");
+    node.ok(&[
+        "create",
+        "rolebinding",
+        "metrics-viewer",
+        "--clusterrole=view",
+        "--user=metrics-viewer",
+    ]);
+    node.eventually("the viewer to read pod metrics", || {
+        let out = node.as_user(&viewer, &["top", "pod", "holder"]);
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("holder") {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    let denied = node.as_user(&stranger, &["top", "pod", "holder"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
+
+/// A `docker-registry` on loopback with htpasswd auth (user `bulwark`,
+/// password `s3cret`), killed by PID when dropped.
+struct PrivateRegistry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRegistry {
+    fn start() -> PrivateRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = bulwark_testkit::free_loopback_port().unwrap();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", "bulwark", "s3cret"])
+            .output()
+            .expect("htpasswd (apache2-utils) is installed");
+        std::fs::write(dir.path().join("htpasswd"), htpasswd.stdout).unwrap();
+        let root = dir.path().display();
+        std::fs::write(
+            dir.path().join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+                 http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: bulwark-test\n    path: {root}/htpasswd\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed");
+        let registry = PrivateRegistry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        registry
+    }
+
+    /// Pushes [`IMAGE`] from the node's image store (an OCI layout) as
+    /// `repo` (with its tag).
+    fn push(&self, node: &Node, repo: &str) {
+        let out = Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "bulwark:s3cret",
+            ])
+            .arg(format!(
+                "oci:{}:{IMAGE}",
+                node.data().join("images").display()
+            ))
+            .arg(format!("docker://127.0.0.1:{}/{repo}", self.port))
+            .output()
+            .expect("skopeo is installed");
+        assert!(
+            out.status.success(),
+            "skopeo push: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn image_pull_secrets_of_the_pod_or_its_service_account_unlock_a_private_registry() {
+    require_root!();
+    let registry = PrivateRegistry::start();
+    let port = registry.port;
+    // The node knows the registry speaks plain HTTP, but has no credentials.
+    let scratch = tempfile::tempdir().unwrap();
+    let registries = scratch.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"127.0.0.1:{port}\":\n    endpoint:\n      - \"http://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let node = Node::start_with(
+        "pullsecret",
+        &["--registries", registries.to_str().unwrap()],
+    );
+    registry.push(&node, "private/busybox:v1");
+    let image = format!("127.0.0.1:{port}/private/busybox:v1");
+    let private_pod = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+{extra}  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Always
+    command: [sleep, \"600\"]
+"
+        )
+    };
+    let waiting_reason = |pod: &str| {
+        node.jsonpath(
+            &["pod", pod],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+
+    // Without credentials the registry refuses the pull.
+    node.apply(&private_pod("locked-out", ""));
+    node.eventually("the pull to be refused", || {
+        let reason = waiting_reason("locked-out");
+        if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+            Ok(())
+        } else {
+            Err(reason)
+        }
+    });
+    let events = node.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=locked-out",
+    ]);
+    assert!(events.contains("401"), "{events}");
+
+    // The pod's own pull secret.
+    node.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server=127.0.0.1:{port}"),
+        "--docker-username=bulwark",
+        "--docker-password=s3cret",
+    ]);
+    node.apply(&private_pod(
+        "with-secret",
+        "  imagePullSecrets:\n  - name: regcred\n",
+    ));
+    node.wait_phase("with-secret", "Running");
+
+    // Its ServiceAccount's, copied into the pod at admission.
+    node.ok(&["create", "serviceaccount", "puller"]);
+    node.ok(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "regcred"}]}"#,
+    ]);
+    node.apply(&private_pod(
+        "via-account",
+        "  serviceAccountName: puller\n",
+    ));
+    assert_eq!(
+        node.jsonpath(&["pod", "via-account"], "{.spec.imagePullSecrets[0].name}"),
+        "regcred"
+    );
+    node.wait_phase("via-account", "Running");
+
+    // A secret that does not exist: upstream's warning, and the pull fails.
+    node.apply(&private_pod(
+        "missing-secret",
+        "  imagePullSecrets:\n  - name: nowhere\n",
+    ));
+    node.eventually("the warning about the missing secret", || {
+        let events = node.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=missing-secret",
+        ]);
+        if events.contains("FailedToRetrieveImagePullSecret") {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    });
+}
+
+#[test]
+fn grpc_probes_and_resource_metrics_through_the_agent() {
+    require_root!();
+    let node = Node::start("grpc");
+    // A gRPC readiness probe on a port nothing serves: never Ready, with
+    // upstream's words in the Unhealthy event.
+    node.apply(&pod(
+        "unready",
+        "Never",
+        "sleep 600",
+        "    readinessProbe:
+      grpc:
+        port: 9555
+      periodSeconds: 1
+",
+    ));
+    node.wait_phase("unready", "Running");
+    node.eventually("the gRPC probe's failure event", || {
+        let events = node.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=unready",
+        ]);
+        if events.contains("Readiness probe failed: timeout: failed to connect service") {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    });
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "unready"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}"
+        ),
+        "False"
+    );
+
+    // /metrics/resource: Prometheus text for whoever may get nodes/metrics.
+    let ip = node.jsonpath(
+        &["node", &node.name],
+        "{.status.addresses[?(@.type==\"InternalIP\")].address}",
+    );
+    let url = format!("https://{ip}:{}/metrics/resource", node.agent_port);
+    let ca = node.data().join("pki/ca.crt");
+    node.ok(&[
+        "create",
+        "clusterrole",
+        "node-metrics",
+        "--verb=get",
+        "--resource=nodes/metrics",
+    ]);
+    node.ok(&[
+        "create",
+        "clusterrolebinding",
+        "node-metrics",
+        "--clusterrole=node-metrics",
+        "--user=metrics-scraper",
+    ]);
+    let (cert, key) = node.user_certificate("metrics-scraper");
+    let text = node.eventually("the resource metrics", || {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "10", "--cacert"])
+            .arg(&ca)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(&url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("pod=\"unready\"") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    for family in [
+        "node_cpu_usage_seconds_total",
+        "node_memory_working_set_bytes",
+        "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"unready\"}",
+    ] {
+        assert!(text.contains(family), "{family} not in\n{text}");
+    }
+}
+
+#[test]
+fn kubectl_run_it_gives_the_container_a_terminal() {
+    require_root!();
+    let node = Node::start("tty");
+    // kubectl -t wants a terminal of its own: `script` gives it one.
+    let kubectl = format!(
+        "kubectl --cache-dir {} --kubeconfig {} run -it --rm ttyrun --image {IMAGE} \
+         --restart=Never -- sh -c 'read line; if [ -t 0 ]; then echo tty-$line; fi'",
+        node.dir.path().join("kube-cache").display(),
+        node.kubeconfig.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &kubectl, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let guard = Background {
+        child,
+        output: output.clone(),
+    };
+    // Typed once the session is up (kubectl says so on the terminal).
+    node.eventually("the interactive session", || {
+        let out = guard.output();
+        if out.contains("If you don't see a command prompt") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    std::io::Write::write_all(&mut stdin, b"hello\r").unwrap();
+    node.eventually("the answer through the terminal", || {
+        let out = guard.output();
+        if out.contains("tty-hello") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    node.eventually("the pod to be deleted", || {
+        let out = node.kubectl(&["get", "pod", "ttyrun"]);
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    });
+    drop(stdin);
 }

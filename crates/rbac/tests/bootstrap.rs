@@ -65,6 +65,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:aggregate-to-admin (2 rules)
         ClusterRole system:aggregate-to-edit (13 rules)
         ClusterRole system:aggregate-to-view (10 rules)
+        ClusterRole system:aggregated-metrics-reader (1 rules)
         ClusterRole system:auth-delegator (2 rules)
         ClusterRole system:basic-user (2 rules)
         ClusterRole system:bulwark-dns (2 rules)
@@ -357,8 +358,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=85 unchanged=0 []
-        created=0 unchanged=85 []
-        created=1 unchanged=84 []"#]]
+        created=86 unchanged=0 []
+        created=0 unchanged=86 []
+        created=1 unchanged=85 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

@@ -6,7 +6,8 @@
 //! Wire format: frames of `[kind: u8][length: u32 big-endian][bytes]`.
 //! Shim → client: kind 1 = stdout, 2 = stderr. Client → shim: kind 0 =
 //! stdin bytes, 3 = terminal resize (rows, cols as two big-endian u16s; only
-//! for a container with `tty: true`).
+//! for a container with `tty: true`), 4 = close stdin for good (the process
+//! reads its end: Kubernetes' `stdinOnce`).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -68,6 +69,26 @@ impl Attach {
         self.stream.write_all(&frame(KIND_STDIN, data))
     }
 
+    /// A second handle on the same connection (one thread reads while
+    /// another writes).
+    pub fn try_clone(&self) -> io::Result<Attach> {
+        Ok(Attach {
+            stream: self.stream.try_clone()?,
+        })
+    }
+
+    /// Ends the connection for every handle: a blocked [`Attach::read`]
+    /// returns, and the shim forgets this client.
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Closes the main process's stdin for every client: it reads the end
+    /// of its input (Kubernetes' `stdinOnce`, once the first client is done).
+    pub fn close_stdin(&mut self) -> io::Result<()> {
+        self.stream.write_all(&frame(KIND_CLOSE_STDIN, &[]))
+    }
+
     /// Resizes the main process's terminal (containers with `tty: true`).
     pub fn resize(&mut self, rows: u16, cols: u16) -> io::Result<()> {
         let mut size = rows.to_be_bytes().to_vec();
@@ -80,6 +101,7 @@ const KIND_STDIN: u8 = 0;
 const KIND_STDOUT: u8 = 1;
 const KIND_STDERR: u8 = 2;
 const KIND_RESIZE: u8 = 3;
+const KIND_CLOSE_STDIN: u8 = 4;
 
 fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(data.len() + 5);
@@ -139,7 +161,7 @@ pub(crate) fn serve(
     attachments: Arc<Attachments>,
     stdin: Option<File>,
 ) -> std::thread::JoinHandle<()> {
-    let stdin = stdin.map(|f| Arc::new(Mutex::new(f)));
+    let stdin = stdin.map(|f| Arc::new(Mutex::new(Some(f))));
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             if let Ok(clone) = client.try_clone() {
@@ -158,7 +180,7 @@ pub(crate) fn serve(
 
 /// Reads a client's frames: stdin bytes go to the process, resizes to its
 /// terminal.
-fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {
+fn forward_stdin(mut client: UnixStream, stdin: &Mutex<Option<File>>) {
     loop {
         let mut header = [0u8; 5];
         if client.read_exact(&mut header).is_err() {
@@ -169,7 +191,15 @@ fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {
         if client.read_exact(&mut data).is_err() {
             return;
         }
-        let stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
+        if header[0] == KIND_CLOSE_STDIN {
+            // Dropping the shim's end of the pipe: the process reads EOF.
+            *stdin = None;
+            continue;
+        }
+        let Some(stdin) = stdin.as_ref() else {
+            continue;
+        };
         match header[0] {
             KIND_STDIN if (&*stdin).write_all(&data).is_err() => return,
             KIND_RESIZE if data.len() == 4 => {
@@ -180,7 +210,7 @@ fn forward_stdin(mut client: UnixStream, stdin: &Mutex<File>) {
                     ws_ypixel: 0,
                 };
                 // Not a terminal (stdin is a pipe): nothing to resize.
-                let _ = rustix::termios::tcsetwinsize(&*stdin, size);
+                let _ = rustix::termios::tcsetwinsize(stdin, size);
             }
             _ => {}
         }

@@ -74,7 +74,9 @@ pub use images::{
 };
 pub use logs::LogEntry;
 pub use reference::{Reference, ReferenceError};
-pub use runtime::{ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError, TtyExec};
+pub use runtime::{
+    ContainerStatus, ExecOutput, ExitStatus, Runtime, RuntimeError, StreamingExec, TtyExec,
+};
 pub use seccomp::SeccompError;
 pub use shim::shim_main;
 pub use spec::SpecError;

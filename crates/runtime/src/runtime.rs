@@ -38,7 +38,7 @@ use crate::spec::{self, SpecError};
 pub(crate) const EXEC_PID_FILE_ENV: &str = "BULWARK_EXEC_PID_FILE";
 
 mod exec;
-pub use exec::{ExecOutput, TtyExec};
+pub use exec::{ExecOutput, StreamingExec, TtyExec};
 
 pub(crate) mod paths {
     pub(crate) const SPEC: &str = "config.json";
@@ -538,23 +538,8 @@ impl Runtime {
     /// Whether `pid` is alive (not a zombie) and in the container's cgroup —
     /// never true of a recycled pid.
     fn pid_in_container(&self, id: &str, pid: i32) -> bool {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let state = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
-        if matches!(state, None | Some('Z') | Some('X')) {
-            return false;
-        }
-        let Some(cgroup_path) = self.cgroup_path(id) else {
-            return false;
-        };
-        fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|cgroups| {
-            cgroups
-                .lines()
-                .any(|l| l.ends_with(&format!(":{cgroup_path}")))
-        })
+        self.cgroup_path(id)
+            .is_some_and(|cgroup_path| pid_in_cgroup(pid, &cgroup_path))
     }
 
     /// Whether this container's shim process is alive.
@@ -575,7 +560,7 @@ impl Runtime {
         })
     }
 
-    fn cgroup_path(&self, id: &str) -> Option<String> {
+    pub(crate) fn cgroup_path(&self, id: &str) -> Option<String> {
         let spec: serde_json::Value =
             serde_json::from_slice(&fs::read(self.dir(id).join(paths::SPEC)).ok()?).ok()?;
         spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
@@ -695,4 +680,23 @@ fn read_exit(dir: &Path) -> Result<Option<ExitStatus>, RuntimeError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_ctx("reading exit.json")(e)),
     }
+}
+
+/// Whether `pid` is alive (not a zombie) and in cgroup `cgroup_path` —
+/// never true of a recycled pid.
+pub(crate) fn pid_in_cgroup(pid: i32, cgroup_path: &str) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    if matches!(state, None | Some('Z') | Some('X')) {
+        return false;
+    }
+    fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|cgroups| {
+        cgroups
+            .lines()
+            .any(|l| l.ends_with(&format!(":{cgroup_path}")))
+    })
 }

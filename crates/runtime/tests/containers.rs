@@ -580,6 +580,29 @@ fn attach_streams_output_and_feeds_stdin() {
 }
 
 #[test]
+fn closing_stdin_through_an_attachment_ends_the_process_input() {
+    let f = Fixture::new();
+    let mut cfg = f.config("cat; echo :done");
+    cfg.stdin = true;
+    f.runtime.create(&cfg).expect("create");
+    f.runtime.start(&cfg.id).expect("start");
+    let mut attach = f.runtime.attach(&cfg.id).expect("attach");
+    attach.write_stdin(b"abc").expect("stdin");
+    attach.close_stdin().expect("close");
+    let mut seen = String::new();
+    while let Some((_, data)) = attach.read().expect("read") {
+        seen.push_str(&String::from_utf8_lossy(&data));
+    }
+    assert_eq!(seen, "abc:done\n");
+    let exit = f
+        .runtime
+        .wait(&cfg.id, Duration::from_secs(10))
+        .expect("wait");
+    assert_eq!(exit.code, 0);
+    f.runtime.remove(&cfg.id).expect("remove");
+}
+
+#[test]
 fn a_main_process_with_a_terminal_is_attached_to_and_resized() {
     let f = Fixture::new();
     let mut cfg = f.config("tty; read line; stty size; echo got:$line");

@@ -77,6 +77,7 @@ pub fn cluster_roles() -> Vec<Value> {
             &aggregate_to_view(),
             Some("view"),
         ),
+        metrics_reader(),
         role(
             "system:auth-delegator",
             &[
@@ -421,6 +422,22 @@ fn metadata(name: &str, aggregate_to: Option<&str>) -> Value {
         "labels": labels,
         "annotations": {AUTOUPDATE_ANNOTATION: "true"},
     })
+}
+
+/// `system:aggregated-metrics-reader`: reading `metrics.k8s.io` (what
+/// `kubectl top` asks), aggregated into view, edit and admin as
+/// metrics-server's manifests do (the API server serves the group itself).
+fn metrics_reader() -> Value {
+    let mut role = role(
+        "system:aggregated-metrics-reader",
+        &[r(READ, &["metrics.k8s.io"], &["nodes", "pods"])],
+        Some("view"),
+    );
+    for target in ["edit", "admin"] {
+        role["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{target}")] =
+            json!("true");
+    }
+    role
 }
 
 /// `system:certificates.k8s.io:<signer>-approver`: `approve` for one of

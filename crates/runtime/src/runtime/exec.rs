@@ -21,6 +21,69 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// Tells concurrent streaming execs' pid files apart.
+static EXEC_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A process running inside a container with piped standard streams
+/// ([`Runtime::exec_streaming`]).
+#[derive(Debug)]
+pub struct StreamingExec {
+    child: Child,
+    pid_file: std::path::PathBuf,
+    /// The container's cgroup: only a process in it is ever killed.
+    cgroup_path: Option<String>,
+}
+
+impl StreamingExec {
+    /// The process's stdin (`None` unless asked for); drop it to close.
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// The process's stdout, to read on its own thread.
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The process's stderr, to read on its own thread.
+    pub fn stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Waits for the process to end; returns its exit code.
+    pub fn wait(&mut self) -> Result<i32, RuntimeError> {
+        let status = self.child.wait().map_err(io_ctx("waiting for exec"))?;
+        let _ = fs::remove_file(&self.pid_file);
+        Ok(status.code().unwrap_or(crate::shim::EXEC_FAILED))
+    }
+}
+
+impl Drop for StreamingExec {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // The process in the container first (it would outlive the
+            // shim), then the shim.
+            if let Some(pid) = fs::read_to_string(&self.pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .filter(|pid| {
+                    self.cgroup_path
+                        .as_deref()
+                        .is_some_and(|cgroup| super::pid_in_cgroup(*pid, cgroup))
+                })
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = fs::remove_file(&self.pid_file);
+    }
+}
+
 /// A process running on a terminal inside a container ([`Runtime::exec_tty`]).
 #[derive(Debug)]
 pub struct TtyExec {
@@ -94,27 +157,7 @@ impl Runtime {
         find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
         // Where the exec'd process's pid is written, for a timeout to kill it.
         let pid_file = dir.join(format!("exec-{}.pid", std::process::id()));
-        let mut cmd = match &self.oci_runtime {
-            Some(oci) => {
-                let mut cmd = Command::new(oci);
-                cmd.arg("--root")
-                    .arg(self.root.join("executor").join("oci"))
-                    .arg("exec")
-                    .arg("--pid-file")
-                    .arg(&pid_file)
-                    .arg(id);
-                cmd
-            }
-            None => {
-                let mut cmd = self.shim_command();
-                cmd.env(EXEC_PID_FILE_ENV, &pid_file)
-                    .arg("exec")
-                    .arg(&dir)
-                    .arg(self.root.join("executor"))
-                    .arg(id);
-                cmd
-            }
-        };
+        let mut cmd = self.exec_command(id, &pid_file);
         let mut child = cmd
             .args(command)
             .stdin(Stdio::null())
@@ -162,6 +205,77 @@ impl Runtime {
             code: status.code().unwrap_or(crate::shim::EXEC_FAILED),
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
+        })
+    }
+
+    /// The command that runs a process in container `id` (the arguments
+    /// follow), writing its pid to `pid_file`.
+    fn exec_command(&self, id: &str, pid_file: &std::path::Path) -> Command {
+        let dir = self.dir(id);
+        match &self.oci_runtime {
+            Some(oci) => {
+                let mut cmd = Command::new(oci);
+                cmd.arg("--root")
+                    .arg(self.root.join("executor").join("oci"))
+                    .arg("exec")
+                    .arg("--pid-file")
+                    .arg(pid_file)
+                    .arg(id);
+                cmd
+            }
+            None => {
+                let mut cmd = self.shim_command();
+                cmd.env(EXEC_PID_FILE_ENV, pid_file)
+                    .arg("exec")
+                    .arg(&dir)
+                    .arg(self.root.join("executor"))
+                    .arg(id);
+                cmd
+            }
+        }
+    }
+
+    /// Runs `command` inside a running container with its standard streams
+    /// piped to the caller (stdin only when `stdin`, else empty), for a
+    /// streaming `kubectl exec`. The caller reads and waits; dropping the
+    /// returned [`StreamingExec`] kills the process if it still runs.
+    #[tracing::instrument(level = "debug", skip(self), fields(container = %id))]
+    pub fn exec_streaming(
+        &self,
+        id: &str,
+        command: &[String],
+        stdin: bool,
+    ) -> Result<StreamingExec, RuntimeError> {
+        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
+            let state = state_name(&self.status(id)?);
+            return Err(RuntimeError::WrongState {
+                id: id.into(),
+                state,
+                action: "exec",
+            });
+        }
+        let Some(program) = command.first() else {
+            return Err(SpecError::NoCommand.into());
+        };
+        let dir = self.dir(id);
+        find_executable(&dir.join(paths::ROOTFS), program, &self.path_var(id)?)?;
+        let pid_file = dir.join(format!(
+            "exec-{}-{}.pid",
+            std::process::id(),
+            EXEC_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let child = self
+            .exec_command(id, &pid_file)
+            .args(command)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_ctx(format!("spawning shim {}", self.shim.display())))?;
+        Ok(StreamingExec {
+            child,
+            pid_file,
+            cgroup_path: self.cgroup_path(id),
         })
     }
 
