@@ -90,6 +90,10 @@ struct ContainerRecord {
     backoff: u64,
     /// How the previous run ended (`lastState`).
     last: Option<Exit>,
+    /// The current run, when it never started: its command is not in the
+    /// image (terminated, exit code 128, `StartError`, as containerd's).
+    #[serde(default)]
+    failed_start: Option<bulwark_runtime::ExitStatus>,
     image_id: Option<String>,
     spec_hash: Option<String>,
     /// Image pull back-off: seconds, and the earliest next attempt.
@@ -671,7 +675,13 @@ fn write_if_changed(path: &Path, content: &[u8]) -> std::io::Result<()> {
 }
 
 async fn observe(ctx: &Ctx, record: &Record, name: &str) -> Option<ContainerStatus> {
-    let id = record.containers.get(name)?.current.clone()?;
+    let entry = record.containers.get(name)?;
+    if entry.current.is_none()
+        && let Some(failed) = &entry.failed_start
+    {
+        return Some(ContainerStatus::Exited(failed.clone()));
+    }
+    let id = entry.current.clone()?;
     let runtime = ctx.runtime.clone();
     blocking(move || runtime.status(&id).ok()).await.flatten()
 }
@@ -702,13 +712,24 @@ async fn step(
 ) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let entry = record.containers.entry(c.name.clone()).or_default();
-    // Account for the run that ended.
-    if let Some(current) = entry.current.clone() {
-        let runtime = ctx.runtime.clone();
-        let id = current.clone();
-        let status = blocking(move || runtime.status(&id).ok()).await.flatten();
+    // Account for the run that ended (or never started).
+    if entry.current.is_some() || entry.failed_start.is_some() {
+        let current = entry.current.clone().unwrap_or_default();
+        let status = match entry.failed_start.clone() {
+            Some(failed) => Some(ContainerStatus::Exited(failed)),
+            None => {
+                let runtime = ctx.runtime.clone();
+                let id = current.clone();
+                blocking(move || runtime.status(&id).ok()).await.flatten()
+            }
+        };
         if let Some(ContainerStatus::Exited(e)) = status {
-            let ran = run_time(&e.started_at, &e.finished_at);
+            // A run that never started never ran long enough to reset
+            // the back-off.
+            let ran = match entry.failed_start {
+                Some(_) => Duration::ZERO,
+                None => run_time(&e.started_at, &e.finished_at),
+            };
             if ran >= BACKOFF_RESET {
                 entry.backoff = 0;
             }
@@ -740,7 +761,9 @@ async fn step(
             entry.backoff = next_backoff(entry.backoff);
             entry.last = Some(exit_of(&current, &e));
             // Only the run before stays, for `logs --previous`.
-            if let Some(old) = entry.previous.replace(current) {
+            if entry.failed_start.take().is_none()
+                && let Some(old) = entry.previous.replace(current)
+            {
                 let runtime = ctx.runtime.clone();
                 blocking(move || runtime.remove(&old)).await;
             }
@@ -1021,6 +1044,29 @@ async fn step(
                         .await;
                 }
             }
+        }
+        // The command is not in the image: a run that ended at once, as
+        // containerd reports it (the pod's restartPolicy decides what next).
+        Some(Err(err @ bulwark_runtime::RuntimeError::ExecutableNotFound(_))) => {
+            let message = format!("failed to start container {:?}: {err}", c.name);
+            event(
+                ctx,
+                pod,
+                Some(&c.name),
+                EventType::Warning,
+                "Failed",
+                &format!("Error: {message}"),
+            )
+            .await;
+            live.waiting.remove(&c.name);
+            entry.spec_hash = Some(container::spec_hash(c));
+            entry.failed_start = Some(bulwark_runtime::ExitStatus {
+                code: 128,
+                signal: None,
+                reason: "StartError".into(),
+                started_at: "1970-01-01T00:00:00Z".into(),
+                finished_at: now(),
+            });
         }
         Some(Err(err)) => {
             refuse(

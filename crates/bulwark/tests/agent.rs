@@ -400,6 +400,47 @@ fn restart_policies_back_off_and_jobs_complete() {
         "Error"
     );
 
+    // A command the image does not have: a run that ended at once with
+    // containerd's StartError, not a container waiting forever.
+    node.ok(&[
+        "run",
+        "nocmd",
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--",
+        "no-such-command",
+    ]);
+    node.wait_phase("nocmd", "Failed");
+    let terminated = "{.status.containerStatuses[0].state.terminated}";
+    assert_eq!(
+        node.jsonpath(&["pod", "nocmd"], &terminated.replace("}", ".reason}")),
+        "StartError"
+    );
+    assert_eq!(
+        node.jsonpath(&["pod", "nocmd"], &terminated.replace("}", ".exitCode}")),
+        "128"
+    );
+    node.ok(&[
+        "run",
+        "nocmd-again",
+        "--image",
+        IMAGE,
+        "--restart=Always",
+        "--",
+        "no-such-command",
+    ]);
+    node.eventually("StartError runs back off", || {
+        let status = |path: &str| node.jsonpath(&["pod", "nocmd-again"], path);
+        let last = status("{.status.containerStatuses[0].lastState.terminated.reason}");
+        let waiting = status("{.status.containerStatuses[0].state.waiting.reason}");
+        if last == "StartError" && waiting == "CrashLoopBackOff" {
+            Ok(())
+        } else {
+            Err(format!("last {last:?}, waiting {waiting:?}"))
+        }
+    });
+
     node.ok(&[
         "create",
         "job",
