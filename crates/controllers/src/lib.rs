@@ -26,6 +26,7 @@ mod expectations;
 mod gc;
 mod informer;
 mod job;
+mod loadbalancer;
 mod namespace;
 mod nodeipam;
 mod nodelifecycle;
@@ -304,6 +305,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "root-ca-cert-publisher",
         component: "root-ca-cert-publisher",
         run: |cx| Box::pin(rootca::run(cx)),
+    },
+    Controller {
+        name: "service-controller",
+        component: "service-controller",
+        run: |cx| Box::pin(loadbalancer::run(cx)),
     },
     Controller {
         name: "service-account-controller",

@@ -93,6 +93,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRole system:controller:resourcequota-controller (3 rules)
         ClusterRole system:controller:root-ca-cert-publisher (2 rules)
         ClusterRole system:controller:service-account-controller (2 rules)
+        ClusterRole system:controller:service-controller (2 rules)
         ClusterRole system:controller:statefulset-controller (10 rules)
         ClusterRole system:controller:ttl-after-finished-controller (2 rules)
         ClusterRole system:discovery (1 rules)
@@ -143,6 +144,7 @@ fn every_default_object_is_labelled_and_auto_updated() {
         ClusterRoleBinding system:controller:resourcequota-controller -> system:controller:resourcequota-controller ServiceAccount:resourcequota-controller
         ClusterRoleBinding system:controller:root-ca-cert-publisher -> system:controller:root-ca-cert-publisher ServiceAccount:root-ca-cert-publisher
         ClusterRoleBinding system:controller:service-account-controller -> system:controller:service-account-controller ServiceAccount:service-account-controller
+        ClusterRoleBinding system:controller:service-controller -> system:controller:service-controller ServiceAccount:service-controller
         ClusterRoleBinding system:controller:statefulset-controller -> system:controller:statefulset-controller ServiceAccount:statefulset-controller
         ClusterRoleBinding system:controller:ttl-after-finished-controller -> system:controller:ttl-after-finished-controller ServiceAccount:ttl-after-finished-controller
     "#]].assert_eq(&out);
@@ -358,8 +360,8 @@ fn reconciling_all_defaults() {
     roles.retain(|r| name(r) != "view");
     let view_deleted = reconcile_defaults(&roles, &bindings);
     expect![[r#"
-        created=86 unchanged=0 []
-        created=0 unchanged=86 []
-        created=1 unchanged=85 []"#]]
+        created=88 unchanged=0 []
+        created=0 unchanged=88 []
+        created=1 unchanged=87 []"#]]
     .assert_eq(&[count(&fresh), count(&settled), count(&view_deleted)].join("\n"));
 }

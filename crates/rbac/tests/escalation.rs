@@ -314,17 +314,17 @@ fn bindings_need_the_role_or_bind() {
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
-            … 68 more
+            … 70 more
             binder creates ClusterRoleBinding admins: clusterrolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
-            … 68 more
+            … 70 more
             binder creates RoleBinding editors: rolebindings.rbac.authorization.k8s.io "editors" is forbidden: user "binder" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
-            … 65 more
+            … 67 more
             eddie creates RoleBinding viewers: allowed
             eddie creates RoleBinding admins: rolebindings.rbac.authorization.k8s.io "admins" is forbidden: user "eddie" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
             {APIGroups:["authorization.k8s.io"], Resources:["localsubjectaccessreviews"], Verbs:["create"]}
@@ -336,7 +336,7 @@ fn bindings_need_the_role_or_bind() {
             {APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}
             {APIGroups:[""], Resources:["configmaps"], Verbs:["create" "delete" "deletecollection" "patch" "update" "get" "list" "watch"]}
             {APIGroups:[""], Resources:["endpoints"], Verbs:["get" "list" "watch"]}
-            … 68 more
+            … 70 more
             grant updates RoleBinding admin-ada: allowed
             masters:kubernetes-admin creates ClusterRoleBinding take-over: allowed
         "#]],

@@ -211,6 +211,10 @@ pub(super) fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             vec![r(&["create"], &[""], &["serviceaccounts"])],
         ),
         (
+            "service-controller",
+            vec![r(&["get", "list", "watch"], &[""], &["services"])],
+        ),
+        (
             "statefulset-controller",
             vec![
                 r(&["list", "watch"], &[""], &["pods"]),
