@@ -34,6 +34,7 @@ mod ownership;
 mod pods;
 mod queue;
 mod replicaset;
+mod resourcequota;
 mod rootca;
 mod serviceaccount;
 mod statefulset;
@@ -286,6 +287,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "resourcequota-controller",
+        component: "resource-quota-controller",
+        run: |cx| Box::pin(resourcequota::run(cx)),
     },
     Controller {
         name: "root-ca-cert-publisher",
