@@ -581,6 +581,12 @@ pub(crate) async fn guaranteed_update(
                 .is_none_or(Vec::is_empty)
             && !pod_awaits_node(&updated)
             && !namespace_awaits_finalizers(&updated);
+        if !finalized {
+            // ResourceQuota, last of the admission plugins, for what the
+            // change adds (a Service gaining node ports, …).
+            crate::resource_admission::charge_update(api, req, &current, &updated, dry_run(req)?)
+                .await?;
+        }
         let (taken, released) = if !is_service(resource) {
             Default::default()
         } else if finalized {

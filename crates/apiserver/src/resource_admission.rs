@@ -115,6 +115,55 @@ pub(crate) async fn charge_create(
     }
     let (group, plural) = (resource.group, resource.plural);
     let usage = quota::usage(group, plural, object);
+    charge(api, req, namespace, object, &usage, dry_run).await
+}
+
+/// ResourceQuota admission for an update: what the new object uses beyond
+/// the old one (a Service turning into a LoadBalancer, a claim growing) is
+/// checked and charged as a create's whole usage is.
+pub(crate) async fn charge_update(
+    api: &Api,
+    req: &ResourceRequest,
+    old: &Value,
+    new: &Value,
+    dry_run: bool,
+) -> ApiResult<()> {
+    let resource = &req.resource;
+    let Some(namespace) = req.namespace.as_deref().filter(|_| resource.namespaced) else {
+        return Ok(());
+    };
+    if req.subresource.is_some() {
+        return Ok(());
+    }
+    let (group, plural) = (resource.group, resource.plural);
+    let before = quota::usage(group, plural, old);
+    let delta: ResourceList = quota::usage(group, plural, new)
+        .into_iter()
+        .filter_map(|(name, q)| {
+            let grown = match before.get(&name) {
+                Some(had) => q.saturating_sub(had),
+                None => q,
+            };
+            (!grown.is_zero()).then_some((name, grown))
+        })
+        .collect();
+    if delta.is_empty() {
+        return Ok(());
+    }
+    charge(api, req, namespace, new, &delta, dry_run).await
+}
+
+/// Checks `usage` of `object` against the namespace's quotas and, unless
+/// `dry_run`, adds it to their `status.used`.
+async fn charge(
+    api: &Api,
+    req: &ResourceRequest,
+    namespace: &str,
+    object: &Value,
+    usage: &ResourceList,
+    dry_run: bool,
+) -> ApiResult<()> {
+    let (group, plural) = (req.resource.group, req.resource.plural);
     let prefix = format!("/registry/resourcequotas/{namespace}/");
     // Quotas already charged in an earlier attempt (a later one's CAS failed).
     let mut charged = BTreeSet::new();

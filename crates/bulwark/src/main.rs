@@ -327,6 +327,19 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         scheduling_pods: usize,
     },
+    /// What RBAC adds to a request: GETs by an RBAC-authorized user with
+    /// and without 1,000 Roles and RoleBindings per namespace.
+    Rbac {
+        /// Roles and RoleBindings added per namespace (each).
+        #[arg(long, default_value_t = 1_000)]
+        objects: usize,
+        /// GETs per measurement.
+        #[arg(long, default_value_t = 4_000)]
+        requests: usize,
+        /// Rounds (measure, add, measure, delete).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// The cluster store: embedded SQLite (both durabilities) against a real
     /// etcd started on loopback (needs Debian's etcd-server).
     Store {
@@ -439,6 +452,15 @@ fn main() -> anyhow::Result<()> {
             pods,
             watchers,
             watch_events,
+        })),
+        Command::Bench(Bench::Rbac {
+            objects,
+            requests,
+            rounds,
+        }) => runtime()?.block_on(bench::rbac::run(bench::rbac::RbacWorkload {
+            objects,
+            requests,
+            rounds,
         })),
         Command::Bench(Bench::Agent { pods }) => runtime()?.block_on(bench::agent::run(pods)),
         Command::Bench(Bench::ControlPlane {

@@ -1400,6 +1400,11 @@ fn quota_refuses_a_pod_over_its_limit_and_describe_shows_usage() {
         ),
         "{refused}"
     );
+    let table = cluster.ok(&["get", "quota", "pods-only"]);
+    assert!(
+        table.contains("REQUEST") && table.contains("pods: 1/1"),
+        "{table}"
+    );
     let described = cluster.ok(&["describe", "quota", "pods-only"]);
     assert!(
         described

@@ -10,7 +10,7 @@ mod common;
 
 use common::{Harness, PATIENCE};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount,
+    ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Service, ServiceAccount,
 };
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -264,4 +264,41 @@ async fn limit_ranges_default_and_bound_containers() {
         message,
         "pods \"spiky\" is forbidden: cpu max limit to request ratio per Container is 4, but provided ratio is 10.000000"
     );
+}
+
+#[tokio::test]
+async fn an_update_is_charged_for_what_it_adds() {
+    let harness = Harness::start(&["resourcequota-controller"]).await;
+    let client = harness.admin();
+    namespace(&client, "ports").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "ports");
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "np"},
+        "spec": {"hard": {"services.nodeports": "1", "services.loadbalancers": "0"}},
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    used_becomes(&quotas, "np", "services.nodeports", "0").await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "ports");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 443}]},
+    }))
+    .unwrap();
+    let created = services.create(&PostParams::default(), &svc).await.unwrap();
+    // Turning it into a NodePort Service would take two node ports.
+    let mut node_port = created.clone();
+    node_port.spec.as_mut().unwrap().type_ = Some("NodePort".into());
+    let (code, message) = refused(
+        services
+            .replace("web", &PostParams::default(), &node_port)
+            .await,
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "services \"web\" is forbidden: exceeded quota: np, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+    );
+    let unchanged = services.get("web").await.unwrap();
+    assert_eq!(unchanged.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
 }
