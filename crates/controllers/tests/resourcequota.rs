@@ -28,7 +28,11 @@ async fn namespace(client: &kube::Client, name: &str) {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
     let sa: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
-    accounts.create(&PostParams::default(), &sa).await.unwrap();
+    match accounts.create(&PostParams::default(), &sa).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(err) => panic!("creating the default ServiceAccount in {name}: {err}"),
+    }
 }
 
 fn pod(name: &str, resources: Value) -> Pod {
