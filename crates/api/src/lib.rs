@@ -17,6 +17,8 @@
 //! - [`strict`]: duplicate and unknown fields for `fieldValidation`.
 //! - [`defaults`]: the defaults kube-apiserver fills in on writes.
 //! - [`quantity`]: resource quantities and their canonical form.
+//! - [`quota`] and [`limitrange`]: ResourceQuota usage and LimitRanger
+//!   defaults and limits, as upstream's admission plugins compute them.
 //!
 //! Nothing here touches the network, the store or the clock.
 //!
@@ -36,8 +38,10 @@ pub mod fields;
 mod gofmt;
 mod gojson;
 pub mod labels;
+pub mod limitrange;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod ssa;
 pub mod strict;
 pub mod validation;

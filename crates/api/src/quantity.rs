@@ -179,6 +179,56 @@ impl Quantity {
         self.exponent = scale;
     }
 
+    /// The sum (`Add`): exact, saturating at the largest representable
+    /// magnitude; the result prints in `self`'s format (or `other`'s when
+    /// `self` is zero, as upstream).
+    pub fn add(&self, other: &Quantity) -> Quantity {
+        let format = if self.mantissa == 0 {
+            other.format
+        } else {
+            self.format
+        };
+        let exponent = self.exponent.min(other.exponent);
+        let scale = |q: &Quantity| {
+            10i128
+                .checked_pow((q.exponent - exponent).unsigned_abs())
+                .and_then(|f| q.mantissa.checked_mul(f))
+        };
+        let mantissa = match (scale(self), scale(other)) {
+            (Some(a), Some(b)) => a.saturating_add(b),
+            _ => i128::MAX,
+        };
+        Quantity {
+            mantissa,
+            exponent,
+            format,
+            text: None,
+        }
+    }
+
+    /// `self - other`, or zero if that would be negative
+    /// (`SubtractWithNonNegativeResult`).
+    pub fn saturating_sub(&self, other: &Quantity) -> Quantity {
+        if other >= self {
+            return Quantity {
+                format: self.format,
+                ..Quantity::zero()
+            };
+        }
+        let negated = Quantity {
+            mantissa: -other.mantissa,
+            exponent: other.exponent,
+            format: other.format,
+            text: None,
+        };
+        self.add(&negated)
+    }
+
+    /// Whether the value is zero.
+    pub fn is_zero(&self) -> bool {
+        self.mantissa == 0
+    }
+
     fn round_up_to_nano(&mut self) {
         if self.mantissa != 0 {
             self.round_up(NANO);

@@ -31,12 +31,19 @@ pub(crate) fn wants_namespace_labels(req: &ResourceRequest) -> bool {
         && (req.resource.kind == "Pod" || WORKLOAD_KINDS.contains(&req.resource.kind))
 }
 
-fn config() -> &'static bulwark_psa::Config {
-    static CONFIG: OnceLock<bulwark_psa::Config> = OnceLock::new();
-    CONFIG.get_or_init(|| bulwark_psa::Config {
+/// Bulwark's Pod Security configuration when no admission configuration
+/// file replaces it: enforce `baseline`, warn and audit `restricted`, no
+/// exemptions.
+pub(crate) fn default_config() -> bulwark_psa::Config {
+    bulwark_psa::Config {
         kubernetes_minor: KUBERNETES_VERSION.1.parse().ok(),
         ..bulwark_psa::Config::default()
-    })
+    }
+}
+
+fn config() -> &'static bulwark_psa::Config {
+    static CONFIG: OnceLock<bulwark_psa::Config> = OnceLock::new();
+    CONFIG.get_or_init(default_config)
 }
 
 /// The labels of a namespace object.
@@ -64,12 +71,16 @@ pub(crate) fn pod_security(
         return Ok(Vec::new());
     };
     let username = req.user.as_ref().map_or("", |u| u.username.as_str());
+    let psa: &bulwark_psa::Config = match req.pod_security.as_deref() {
+        Some(configured) => configured,
+        None => config(),
+    };
     let decision = match (req.resource.kind, old) {
-        ("Pod", None) => bulwark_psa::evaluate_pod(config(), namespace, labels, username, object),
+        ("Pod", None) => bulwark_psa::evaluate_pod(psa, namespace, labels, username, object),
         ("Pod", Some(old)) => {
-            bulwark_psa::evaluate_pod_update(config(), namespace, labels, username, old, object)
+            bulwark_psa::evaluate_pod_update(psa, namespace, labels, username, old, object)
         }
-        _ => bulwark_psa::evaluate_workload(config(), namespace, labels, username, object),
+        _ => bulwark_psa::evaluate_workload(psa, namespace, labels, username, object),
     };
     if !decision.allowed {
         let name = object

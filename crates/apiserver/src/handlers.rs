@@ -105,6 +105,8 @@ pub(crate) struct Api {
     pub(crate) tokens: Arc<crate::tokens::SigningKey>,
     /// Service ClusterIP and NodePort allocation.
     pub(crate) services: Arc<crate::services::Allocators>,
+    /// The encrypting layer of `store`, to tell values under an old key.
+    pub(crate) encryption: Arc<crate::encryption::EncryptingStore>,
 }
 
 /// Whether `resource` is core/v1 Services (whose IPs and ports are allocated).
@@ -433,6 +435,8 @@ pub(crate) async fn create_object(
     check_namespace_open(api, resource, req.namespace.as_deref()).await?;
     defaults::apply(resource, &mut object);
     // Mutating admission, before validation as upstream orders it.
+    let limit_ranges = crate::resource_admission::limit_ranges(api, req).await?;
+    crate::resource_admission::limit_ranger_defaults(&limit_ranges, &mut object);
     crate::admission::default_toleration_seconds(req, &mut object);
     crate::admission::pod_priority(api, req, &mut object).await?;
     crate::sa_admission::admit(api, req, &mut object).await?;
@@ -449,6 +453,7 @@ pub(crate) async fn create_object(
             causes,
         ));
     }
+    crate::resource_admission::limit_ranger_check(req, &limit_ranges, &object)?;
     warnings.extend(crate::admission::pod_security(req, None, &object)?);
     crate::admission::deny_external_ips(req, None, &object)?;
     crate::noderestriction::admit(
@@ -479,6 +484,8 @@ pub(crate) async fn create_object(
             &name,
         ));
     }
+    // ResourceQuota, the last admission plugin.
+    crate::resource_admission::charge_create(api, req, &object, dry_run).await?;
     let taken = if is_service(resource) {
         crate::services::on_create(&api.services, &mut object, dry_run).await?
     } else {
@@ -567,7 +574,10 @@ pub(crate) async fn guaranteed_update(
         let current = decode_stored(&kv.value, kv.mod_revision)?;
         let mut updated = change(current.clone())?;
         objects::set_resource_version(&mut updated, kv.mod_revision);
-        if updated == current {
+        // An update that changes nothing writes nothing, unless the value
+        // is stored under an old encryption key: then it is rewritten under
+        // the current one (how a rotation moves every Secret, as upstream).
+        if updated == current && !api.encryption.is_stale(&key).await? {
             return Ok(current);
         }
         let finalized = updated.pointer("/metadata/deletionTimestamp").is_some()
@@ -577,6 +587,12 @@ pub(crate) async fn guaranteed_update(
                 .is_none_or(Vec::is_empty)
             && !pod_awaits_node(&updated)
             && !namespace_awaits_finalizers(&updated);
+        if !finalized {
+            // ResourceQuota, last of the admission plugins, for what the
+            // change adds (a Service gaining node ports, …).
+            crate::resource_admission::charge_update(api, req, &current, &updated, dry_run(req)?)
+                .await?;
+        }
         let (taken, released) = if !is_service(resource) {
             Default::default()
         } else if finalized {

@@ -18,6 +18,7 @@
 //! ```
 
 mod admission;
+mod admission_config;
 mod apply;
 mod audit;
 mod auth;
@@ -38,11 +39,13 @@ mod openapi;
 pub mod pki;
 mod registry;
 mod request;
+mod resource_admission;
 mod resourcemetrics;
 mod sa_admission;
 mod services;
 mod status;
 mod table;
+mod timeout;
 mod tls;
 mod tokenrequest;
 pub mod tokens;
@@ -130,6 +133,13 @@ pub struct Config {
     /// when bound to every address, the source address of the default
     /// route (loopback if there is none).
     pub advertise_address: Option<IpAddr>,
+    /// An `AdmissionConfiguration` file (`--admission-control-config-file`);
+    /// its `PodSecurity` entry replaces Bulwark's Pod Security defaults.
+    pub admission_control_config: Option<PathBuf>,
+    /// How long a request that is not long-running (watch, exec, attach,
+    /// port-forward, logs, proxy) may take before it is answered 504
+    /// (`--request-timeout`, upstream's 60 s).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -144,9 +154,14 @@ impl Default for Config {
             audit_log: AuditLog::default(),
             service_ranges: ServiceRanges::default(),
             advertise_address: None,
+            admission_control_config: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
+
+/// The default `--request-timeout` (upstream's).
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A running API server.
 pub struct Running {
@@ -225,11 +240,22 @@ struct Server {
     metrics: Arc<metrics::Metrics>,
     openapi: openapi::OpenApi,
     kubelet: nodeproxy::KubeletClient,
+    /// The encryption keys in use (their file's hash is on `/metrics`).
+    encryption_keys: Arc<encryption::Keys>,
+    /// Pod Security's defaults and exemptions.
+    pod_security: Arc<bulwark_psa::Config>,
+    /// The limit for requests that are not long-running.
+    request_timeout: std::time::Duration,
 }
 
 /// Starts the API server: data dir and certificates, the store, default
 /// namespaces, then the HTTPS listener. Returns once it accepts requests.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let pod_security = match &config.admission_control_config {
+        Some(path) => admission_config::load(path)?,
+        None => None,
+    }
+    .unwrap_or_else(admission::default_config);
     let pki = Pki::load_or_create(&config.data_dir, &config.extra_sans)
         .with_context(|| format!("preparing certificates in {}", config.data_dir.display()))?;
     let tokens = Arc::new(
@@ -263,15 +289,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })
     }
     .with_context(|| format!("encryption configuration {}", encryption_path.display()))?;
-    let encrypting = encryption::EncryptingStore::new(store, &encryption, &registry);
-    if !encrypting.encrypts() {
+    let encryption_text = std::fs::read_to_string(&encryption_path).unwrap_or_default();
+    let keys = encryption::Keys::new(&encryption, &encryption_text, &registry);
+    if !keys.encrypts() {
         tracing::warn!("no resource is encrypted at rest: Secrets are stored in plaintext");
     }
-    let store: Arc<dyn Store> = Arc::new(encrypting);
+    // Requests read strictly (a value no key decrypts answers 500); the
+    // watch caches leave such values out (logged), so the server starts.
+    let encrypting = Arc::new(encryption::EncryptingStore::new(
+        store.clone(),
+        keys.clone(),
+    ));
+    let for_caches: Arc<dyn Store> =
+        Arc::new(encryption::EncryptingStore::lenient(store, keys.clone()));
+    let store: Arc<dyn Store> = encrypting.clone();
     bootstrap(&*store).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let store: Arc<dyn Store> = Arc::new(metrics::TimedStore {
         inner: store,
+        metrics: metrics.clone(),
+    });
+    let for_caches: Arc<dyn Store> = Arc::new(metrics::TimedStore {
+        inner: for_caches,
         metrics: metrics.clone(),
     });
     let audit = match &config.audit_log {
@@ -307,7 +346,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // kube-apiserver's do: a cache started lazily would begin above the
     // revision of a LIST served earlier from the store, and a watch from
     // that LIST would be refused as too old.
-    let caches = watchcache::Caches::new(store.clone());
+    let caches = watchcache::Caches::new(for_caches);
     for resource in registry.all() {
         caches.get(&resource).await.map_err(|err| {
             anyhow::anyhow!("starting the {} cache: {}", resource.plural, err.message)
@@ -339,7 +378,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             caches,
             tokens,
             services: allocators,
+            encryption: encrypting,
         },
+        encryption_keys: keys.clone(),
+        pod_security: Arc::new(pod_security),
+        request_timeout: config.request_timeout,
         registry,
         metrics,
         openapi: openapi::OpenApi::default(),
@@ -354,11 +397,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let url = format!("https://{host}:{}", address.port());
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
     pki.write_admin_kubeconfig(&kubeconfig, &url)?;
+    let reload = tokio::spawn(encryption::reload_loop(keys, encryption_path));
     let tls = tls::server_config(&pki)?;
     let app = axum::Router::new().fallback(dispatch).with_state(server);
     let task = tokio::spawn(async move {
-        // The repair loop lives as long as the server.
+        // The repair and key reload loops live as long as the server.
         let _repair = AbortOnDrop(repair);
+        let _reload = AbortOnDrop(reload);
         tls::serve(listener, tls, app).await;
     });
     tracing::info!(%address, kubeconfig = %kubeconfig.display(), "API server listening");
@@ -454,9 +499,21 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             // block: refuse rather than act unaudited.
             return ApiError::internal("the audit log cannot be written").into_response();
         }
+        let limit = target
+            .as_ref()
+            .ok()
+            .and_then(|t| timeout::limit(t, server.request_timeout));
         let (mut response, verb, resource) = match user {
             None => (ApiError::unauthorized().into_response(), "", String::new()),
-            Some(user) => route(&server, user, target, request).await,
+            Some(user) => match limit {
+                None => route(&server, user, target, request).await,
+                Some(limit) => {
+                    match tokio::time::timeout(limit, route(&server, user, target, request)).await {
+                        Ok(answered) => answered,
+                        Err(_) => (timeout::response(), "", String::new()),
+                    }
+                }
+            },
         };
         let code = response.status().as_u16();
         if let Some((auditor, info)) = &audit {
@@ -545,6 +602,7 @@ async fn route(
             }
             req.user = Some(user.clone());
             req.authorizer = Some(server.authz.clone());
+            req.pod_security = Some(server.pod_security.clone());
             if admission::wants_namespace_labels(&req)
                 && matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
             {
@@ -695,6 +753,10 @@ async fn other(
             if let Some(auditor) = &server.audit {
                 text.push_str(&auditor.metrics().prometheus_text());
             }
+            text.push_str(&format!(
+                "# HELP bulwark_encryption_config_info The encryption configuration in use (SHA-256 of its file).\n# TYPE bulwark_encryption_config_info gauge\nbulwark_encryption_config_info{{hash=\"{}\"}} 1\n",
+                server.encryption_keys.config_hash()
+            ));
             ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }
         ("GET", "/api") if discovery::wants_aggregated(accept) => {

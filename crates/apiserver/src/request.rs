@@ -37,6 +37,8 @@ pub(crate) struct ResourceRequest {
     pub namespace_labels: Option<std::collections::BTreeMap<String, String>>,
     /// The authorizer, for the checks writes of RBAC objects need.
     pub authorizer: Option<std::sync::Arc<crate::authz::Authorizer>>,
+    /// Pod Security's configuration (`None`: Bulwark's defaults).
+    pub pod_security: Option<std::sync::Arc<bulwark_psa::Config>>,
 }
 
 /// The verbs of the Kubernetes API.
@@ -164,6 +166,7 @@ pub(crate) fn parse(
         user: None,
         namespace_labels: None,
         authorizer: None,
+        pod_security: None,
     })))
 }
 

@@ -186,6 +186,12 @@ fn columns(kind: &str) -> Vec<Column> {
             wide("Groups", "string"),
             wide("ServiceAccounts", "string"),
         ],
+        "ResourceQuota" => vec![
+            col("Name", "string"),
+            col("Age", "string"),
+            col("Request", "string"),
+            col("Limit", "string"),
+        ],
         "PriorityClass" => vec![
             col("Name", "string"),
             col("Value", "integer"),
@@ -579,6 +585,25 @@ fn cell(kind: &str, column: &str, o: &Value, now: jiff::Timestamp) -> Value {
                 })
                 .collect();
             json!(names.join(", "))
+        }
+        ("ResourceQuota", "Request" | "Limit") => {
+            // `<name>: <used>/<hard>` for each hard limit in status, limits.*
+            // under Limit and everything else under Request (upstream's).
+            let hard = o.pointer("/status/hard").and_then(Value::as_object);
+            let used = o.pointer("/status/used");
+            let shown: Vec<String> = hard
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| name.starts_with("limits.") == (column == "Limit"))
+                .map(|(name, limit)| {
+                    let have = used
+                        .and_then(|u| u.get(name))
+                        .and_then(Value::as_str)
+                        .unwrap_or("0");
+                    format!("{name}: {have}/{}", limit.as_str().unwrap_or(""))
+                })
+                .collect();
+            json!(shown.join(", "))
         }
         ("PriorityClass", "Value") => json!(int_at(o, "/value")),
         ("PriorityClass", "Global-Default") => json!(

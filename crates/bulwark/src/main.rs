@@ -3,6 +3,7 @@
 
 mod bench;
 mod image;
+mod secrets;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,9 @@ enum Command {
         #[command(subcommand)]
         command: image::ImageCommand,
     },
+    /// Secrets at rest: `rotate` moves every Secret to a new key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Measure Bulwark's parts against their peers in the same run.
     #[command(subcommand)]
     Bench(Bench),
@@ -148,6 +152,19 @@ struct ServerArgs {
     /// Without root the agent cannot run and is left out with a warning.
     #[arg(long)]
     disable_agent: bool,
+    /// An AdmissionConfiguration (apiserver.config.k8s.io/v1) file; its
+    /// PodSecurity entry replaces Bulwark's defaults (enforce baseline, warn
+    /// and audit restricted) and sets exemptions.
+    #[arg(long)]
+    admission_control_config_file: Option<std::path::PathBuf>,
+    /// How long a request that is not long-running (watch, exec, attach,
+    /// port-forward, logs) may take before it is answered 504.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    request_timeout: std::time::Duration,
+    /// Serve profiling data. Bulwark has no profiling endpoint: this stays
+    /// false (as CIS 1.2.15 asks) and `true` is refused.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    profiling: bool,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -272,6 +289,31 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 #[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// With the server running: add a new key to the encryption
+    /// configuration, make it the write key, rewrite every Secret under it,
+    /// then remove the old key. The server reloads the file at each step.
+    Rotate {
+        /// Bulwark's data directory.
+        #[arg(long, default_value = "/var/lib/bulwark", env = "BULWARK_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+        /// The server's EncryptionConfiguration (default:
+        /// <data-dir>/encryption-config.yaml).
+        #[arg(long)]
+        encryption_provider_config: Option<std::path::PathBuf>,
+        /// An admin kubeconfig (default: <data-dir>/admin.kubeconfig).
+        #[arg(long)]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// The new key's name (default: key-<unix time>).
+        #[arg(long)]
+        key_name: Option<String>,
+        /// How long to wait for the server to load each step.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Bench {
     /// The API server over TLS with kube-rs clients: creates, LIST, watch
     /// delivery, memory.
@@ -308,6 +350,19 @@ enum Bench {
         /// Pods for the scheduling run.
         #[arg(long, default_value_t = 10_000)]
         scheduling_pods: usize,
+    },
+    /// What RBAC adds to a request: GETs by an RBAC-authorized user with
+    /// and without 1,000 Roles and RoleBindings per namespace.
+    Rbac {
+        /// Roles and RoleBindings added per namespace (each).
+        #[arg(long, default_value_t = 1_000)]
+        objects: usize,
+        /// GETs per measurement.
+        #[arg(long, default_value_t = 4_000)]
+        requests: usize,
+        /// Rounds (measure, add, measure, delete).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// The cluster store: embedded SQLite (both durabilities) against a real
     /// etcd started on loopback (needs Debian's etcd-server).
@@ -381,6 +436,19 @@ fn main() -> anyhow::Result<()> {
             &image_dir.unwrap_or_else(|| data_dir.join("images")),
             command,
         ),
+        Command::Secrets(SecretsCommand::Rotate {
+            data_dir,
+            encryption_provider_config,
+            kubeconfig,
+            key_name,
+            timeout,
+        }) => runtime()?.block_on(secrets::rotate(secrets::RotateOptions {
+            config: encryption_provider_config
+                .unwrap_or_else(|| data_dir.join("encryption-config.yaml")),
+            kubeconfig: kubeconfig.unwrap_or_else(|| data_dir.join("admin.kubeconfig")),
+            key_name,
+            timeout,
+        })),
         Command::FakeNodes {
             count,
             prefix,
@@ -408,6 +476,15 @@ fn main() -> anyhow::Result<()> {
             pods,
             watchers,
             watch_events,
+        })),
+        Command::Bench(Bench::Rbac {
+            objects,
+            requests,
+            rounds,
+        }) => runtime()?.block_on(bench::rbac::run(bench::rbac::RbacWorkload {
+            objects,
+            requests,
+            rounds,
         })),
         Command::Bench(Bench::Agent { pods }) => runtime()?.block_on(bench::agent::run(pods)),
         Command::Bench(Bench::ControlPlane {
@@ -440,6 +517,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    if args.profiling {
+        anyhow::bail!(
+            "--profiling=true: Bulwark serves no profiling endpoint (/debug/pprof); leave it off"
+        );
+    }
     let store = if args.etcd_endpoints.is_empty() {
         bulwark_apiserver::StoreChoice::Embedded
     } else {
@@ -459,6 +541,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             node_ports: args.service_node_port_range,
         },
         advertise_address: args.advertise_address,
+        admission_control_config: args.admission_control_config_file.clone(),
+        request_timeout: args.request_timeout,
         audit_log: if args.insecure_no_audit_log {
             eprintln!("WARNING: --insecure-no-audit-log: API requests are not audited");
             bulwark_apiserver::AuditLog::Off

@@ -1407,3 +1407,43 @@ fn deployments_schedule_roll_out_and_drain_with_a_budget_on_fake_nodes() {
             .ok_or(out)
     });
 }
+
+#[test]
+fn quota_refuses_a_pod_over_its_limit_and_describe_shows_usage() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "quota", "pods-only", "--hard=pods=1"]);
+    // The resourcequota controller fills in status (until then admission
+    // does not charge against the quota, as upstream).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.ok(&[
+        "get",
+        "quota",
+        "pods-only",
+        "-o",
+        "jsonpath={.status.used.pods}",
+    ]) != "0"
+    {
+        assert!(Instant::now() < deadline, "status.used never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.ok(&["run", "first", "--image=busybox:1.36"]);
+    let refused = cluster.fails(&["run", "second", "--image=busybox:1.36"]);
+    assert!(
+        refused.contains(
+            "pods \"second\" is forbidden: exceeded quota: pods-only, requested: pods=1, used: pods=1, limited: pods=1"
+        ),
+        "{refused}"
+    );
+    let table = cluster.ok(&["get", "quota", "pods-only"]);
+    assert!(
+        table.contains("REQUEST") && table.contains("pods: 1/1"),
+        "{table}"
+    );
+    let described = cluster.ok(&["describe", "quota", "pods-only"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pods", "1", "1"]),
+        "{described}"
+    );
+}

@@ -36,6 +36,7 @@ mod podgc;
 mod pods;
 mod queue;
 mod replicaset;
+mod resourcequota;
 mod rootca;
 mod serviceaccount;
 mod statefulset;
@@ -300,6 +301,11 @@ const CONTROLLERS: &[Controller] = &[
         name: "replicaset-controller",
         component: "replicaset-controller",
         run: |cx| Box::pin(replicaset::run(cx)),
+    },
+    Controller {
+        name: "resourcequota-controller",
+        component: "resource-quota-controller",
+        run: |cx| Box::pin(resourcequota::run(cx)),
     },
     Controller {
         name: "root-ca-cert-publisher",

@@ -104,6 +104,16 @@ pub fn load_or_create(path: &Path) -> Result<(Config, bool), LoadError> {
     Ok((config, true))
 }
 
+/// Writes `config` to `path` (mode 0600, atomically: a reader sees the old
+/// file or the new one, never a mix), as `bulwark secrets rotate` does
+/// between its steps.
+pub fn save(path: &Path, config: &Config) -> Result<(), LoadError> {
+    write_private(path, config.to_yaml().as_bytes()).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Bulwark's default configuration, with a newly generated key.
 fn default_config() -> Result<Config, RotationError> {
     let key = Key {

@@ -85,7 +85,7 @@ mod transformer;
 mod validate;
 
 pub use config::{API_VERSION, Config, ConfigError, FieldError, KIND, ProviderKind};
-pub use file::{LoadError, load, load_or_create};
+pub use file::{LoadError, load, load_or_create, save};
 pub use rotation::{RotationError, add_key, promote, remove_key};
 pub use transformer::{DecryptError, EncryptError, KeyFailure, Transformer};
 

@@ -4,6 +4,7 @@
 pub(crate) mod agent;
 pub(crate) mod api;
 pub(crate) mod control_plane;
+pub(crate) mod rbac;
 pub(crate) mod store;
 
 use std::time::Duration;
