@@ -78,3 +78,30 @@ pub(crate) fn request_info(
 
 /// The auditor, if auditing is on.
 pub(crate) type Audit = Option<Arc<Auditor>>;
+
+/// Reads a complete response's JSON body for the audit log and gives the
+/// response back unchanged. Responses of unknown length (streams: logs,
+/// exec, port-forward) and bodies over the request limit are not read.
+pub(crate) async fn read_response(
+    response: axum::response::Response,
+) -> (axum::response::Response, Option<serde_json::Value>) {
+    use hyper::body::Body as _;
+    let size = response.body().size_hint().exact();
+    if size.is_none_or(|n| n == 0 || n > crate::request::MAX_BODY_BYTES as u64) {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, crate::request::MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let value = serde_json::from_slice(&bytes).ok();
+            (
+                axum::response::Response::from_parts(parts, axum::body::Body::from(bytes)),
+                value,
+            )
+        }
+        Err(_) => (
+            axum::response::Response::from_parts(parts, axum::body::Body::empty()),
+            None,
+        ),
+    }
+}

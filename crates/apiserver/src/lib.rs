@@ -499,6 +499,23 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             // block: refuse rather than act unaudited.
             return ApiError::internal("the audit log cannot be written").into_response();
         }
+        let level = audit
+            .as_ref()
+            .map_or(bulwark_audit::Level::None, |(auditor, info)| {
+                auditor.level(info)
+            });
+        // At level Request and above the request body is logged: read it
+        // here, once, and hand the handler the same bytes.
+        let (request, request_body) = if level >= bulwark_audit::Level::Request {
+            let (parts, body) = request.into_parts();
+            let Some(bytes) = read_body(body).await else {
+                return too_large().into_response();
+            };
+            let logged = serde_json::from_slice::<Value>(&bytes).ok();
+            (Request::from_parts(parts, Body::from(bytes)), logged)
+        } else {
+            (request, None)
+        };
         let limit = target
             .as_ref()
             .ok()
@@ -520,7 +537,24 @@ async fn dispatch(State(server): State<Arc<Server>>, request: Request) -> Respon
             if verb == "watch" && code == 200 {
                 auditor.response_started(info, code);
             } else {
-                auditor.response_complete(info, code, None, None, None);
+                // The response body: logged at RequestResponse, and read for
+                // a failure's Status (its reason and message go in every
+                // event). Streams (logs, exec) are never held back.
+                let wanted = level == bulwark_audit::Level::RequestResponse || code >= 300;
+                let answer = if wanted {
+                    let (kept, answer) = audit::read_response(response).await;
+                    response = kept;
+                    answer
+                } else {
+                    None
+                };
+                let status = answer.as_ref().filter(|a| {
+                    code >= 300 && a.get("kind").and_then(Value::as_str) == Some("Status")
+                });
+                let response_body = answer
+                    .as_ref()
+                    .filter(|_| level == bulwark_audit::Level::RequestResponse);
+                auditor.response_complete(info, code, status, request_body.as_ref(), response_body);
             }
             if let Ok(value) = http::HeaderValue::from_str(&info.audit_id) {
                 response.headers_mut().insert("Audit-ID", value);
@@ -558,13 +592,7 @@ async fn route(
     };
     let body = match read_body(body).await {
         Some(body) => body,
-        None => {
-            return (
-                ApiError::too_large("Request entity too large: limit is 3145728").into_response(),
-                "",
-                String::new(),
-            );
-        }
+        None => return (too_large().into_response(), "", String::new()),
     };
     match target {
         Target::Other => {
@@ -697,6 +725,14 @@ async fn resource_request(
 /// Reads a request body up to the limit. Past it, reads on (discarding, up
 /// to a few times the limit) so the client can read the 413 that follows,
 /// then gives up (the connection then closes).
+/// 413, for a body over the limit.
+fn too_large() -> ApiError {
+    ApiError::too_large(format!(
+        "Request entity too large: limit is {}",
+        request::MAX_BODY_BYTES
+    ))
+}
+
 async fn read_body(body: Body) -> Option<bytes::Bytes> {
     use http_body_util::BodyExt as _;
     let mut body = body;

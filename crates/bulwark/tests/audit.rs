@@ -133,3 +133,86 @@ async fn impersonation_is_recorded() {
         "denied requests are audited"
     );
 }
+
+#[tokio::test]
+async fn request_and_response_levels_record_the_bodies_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  resources: [{group: \"\", resources: [secrets]}]
+- level: RequestResponse
+  resources: [{group: \"\", resources: [configmaps]}]
+- level: Request
+  resources: [{group: \"\", resources: [services]}]
+- level: Metadata
+",
+    )
+    .unwrap();
+    let server = Server::start_with(&["--audit-policy-file", policy.to_str().unwrap()]);
+    let client = server.client().await;
+
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::default_namespaced(client.clone());
+    let cm = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "settings"}, "data": {"mode": "fast"}
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let event = wait_for_event(&server, |e| {
+        e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps"
+    });
+    assert_eq!(event["level"], "RequestResponse");
+    assert_eq!(event["requestObject"]["data"]["mode"], "fast");
+    assert_eq!(event["responseObject"]["metadata"]["name"], "settings");
+    assert!(
+        event["responseObject"]["metadata"]["uid"].is_string(),
+        "the server's answer, not the request: {event}"
+    );
+
+    // A failure's Status reaches the event's responseStatus.
+    let again = configmaps.create(&PostParams::default(), &cm).await;
+    assert!(matches!(again, Err(kube::Error::Api(ref s)) if s.code == 409));
+    let conflict = wait_for_event(&server, |e| {
+        e["objectRef"]["resource"] == "configmaps" && e["responseStatus"]["code"] == 409
+    });
+    assert_eq!(conflict["responseStatus"]["reason"], "AlreadyExists");
+
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::default_namespaced(client.clone());
+    let svc = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let event = wait_for_event(&server, |e| {
+        e["verb"] == "create" && e["objectRef"]["resource"] == "services"
+    });
+    assert_eq!(event["level"], "Request");
+    assert_eq!(event["requestObject"]["spec"]["ports"][0]["port"], 80);
+    assert!(event.get("responseObject").is_none(), "{event}");
+
+    // Secrets stay at Metadata by this policy: no data in the log.
+    let secrets: Api<Secret> = Api::default_namespaced(client);
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "s"}, "stringData": {"token": "audit-must-not-see-this"}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    wait_for_event(&server, |e| {
+        e["verb"] == "create" && e["objectRef"]["resource"] == "secrets"
+    });
+    let log = std::fs::read_to_string(server.data().join("audit/audit.log")).unwrap();
+    assert!(!log.contains("audit-must-not-see-this"));
+}
