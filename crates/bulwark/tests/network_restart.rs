@@ -221,7 +221,28 @@ fn an_agent_restart_keeps_pod_connectivity_and_leaves_no_duplicate_rules() {
     let reaches = |cluster: &Cluster, when: &str| {
         for client in ["client-b", "client-c"] {
             cluster.eventually(&format!("{client} reaching web {when}"), 30, || {
-                fetch(cluster, client, &url)
+                fetch(cluster, client, &url).map_err(|why| {
+                    // What the client's network namespace holds, and its node's.
+                    let show = |mut command: std::process::Command| {
+                        let out = command.output().unwrap();
+                        String::from_utf8_lossy(&out.stdout).into_owned()
+                            + &String::from_utf8_lossy(&out.stderr)
+                    };
+                    let mut pod = cluster.in_pod("default", client, "ip");
+                    pod.args(["-br", "addr"]);
+                    let mut routes = cluster.in_pod("default", client, "ip");
+                    routes.arg("route");
+                    let mut node = Link::exec(&cluster.link.nodes[1], "ip");
+                    node.args(["-br", "link"]);
+                    format!(
+                        "{why}\n{} {}:\n{}{}node-b:\n{}",
+                        client,
+                        cluster.pod_netns("default", client).display(),
+                        show(pod),
+                        show(routes),
+                        show(node)
+                    )
+                })
             });
         }
     };
