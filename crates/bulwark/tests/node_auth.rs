@@ -607,3 +607,40 @@ fn kubelet_tls_bootstrap_and_client_certificates_through_csrs() {
     assert!(c.ok(&["get", "csr", "bob"]).contains("Denied"));
     refused(&c.kubectl(&["certificate", "approve", "bob"]), &[]);
 }
+
+/// A node's serving certificate request, sent (as a joining agent does)
+/// right after it creates its Node and before its first status write
+/// gives the Node its addresses: approved once they show, not left
+/// pending because the approver looked too early.
+#[test]
+fn a_serving_request_waits_for_its_nodes_addresses() {
+    let c = Cluster::start();
+    c.with_manifest(
+        &c.admin(),
+        &["create"],
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n3}\n",
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["n3".to_owned(), "10.0.0.3".to_owned()]).unwrap();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+    dn.push(rcgen::DnType::CommonName, "system:node:n3");
+    params.distinguished_name = dn;
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let node = c.kubeconfig_for("system:node:n3", &["system:nodes"]);
+    let manifest = csr_manifest("n3-serving", &pem, "kubernetes.io/kubelet-serving", "")
+        .replace("client auth", "server auth");
+    let out = c.with_manifest(&node, &["create"], &manifest);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    c.ok(&[
+        "patch",
+        "node",
+        "n3",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.3"},{"type":"Hostname","address":"n3"}]}}"#,
+    ]);
+    c.issued("n3-serving");
+}

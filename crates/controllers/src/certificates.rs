@@ -380,6 +380,8 @@ pub(crate) fn approval_subresource(
 #[derive(Debug, PartialEq, Eq)]
 enum Pending {
     Settled,
+    /// A young serving request whose Node (or its addresses) is not in
+    /// the cache yet.
     NodeNotSeen,
 }
 
@@ -402,17 +404,20 @@ async fn approve(
             .get::<k8s_openapi::api::core::v1::Node>()
             .store()
             .get(&ObjectRef::new(&node_name));
-        if node.is_none()
-            && csr
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .is_some_and(|t| jiff::Timestamp::now().as_second() - t.0.as_second() < 120)
-        {
-            return Ok(Pending::NodeNotSeen);
-        }
+        let young = csr
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| jiff::Timestamp::now().as_second() - t.0.as_second() < 120);
         if !serving_request_is_own(csr, &subject, node.as_deref()) {
-            return Ok(Pending::Settled);
+            // The Node, or its addresses (written by the agent's first
+            // status update, just after it creates the Node), may be
+            // moments from the cache, and only CSR changes wake this loop.
+            return Ok(if young {
+                Pending::NodeNotSeen
+            } else {
+                Pending::Settled
+            });
         }
         let mut approved = csr.clone();
         approved

@@ -1,8 +1,10 @@
-//! The two-node harness: `bulwark server` (with its own agent) in one
-//! network namespace and a `bulwark agent` joined from another, the two
-//! joined by a veth pair the test creates, so the host's own network is
-//! never touched. Root only. Each test passes its own `tag` and `subnet`
-//! (10.251.<subnet>.0/24) so tests can run in parallel.
+//! The multi-node harness: `bulwark server` (with its own agent) as node-a
+//! in one network namespace and `bulwark agent`s joined as node-b, node-c,
+//! … each from its own, so the host's own network is never touched. Two
+//! nodes are joined by a veth pair; more are cabled to a bridge in a
+//! "switch" namespace of their own, as separate hosts on one L2 segment
+//! would be. Root only. Each test passes its own `tag` and `subnet`
+//! (10.251.<subnet>.0/24; node i has .i+1) so tests can run in parallel.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -22,36 +24,93 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Two named network namespaces joined by a veth pair, deleted on drop.
+/// The letter naming node `i` (0 is the server's node, `a`).
+pub(crate) fn letter(i: usize) -> char {
+    char::from(b'a' + u8::try_from(i).expect("a few nodes"))
+}
+
+/// One named network namespace per node, cabled together (a veth pair for
+/// two, a bridge in a switch namespace for more), all deleted on drop.
 pub(crate) struct Link {
+    /// node-a's namespace (the server's).
     pub(crate) a: String,
+    /// node-b's namespace (the first joined agent's).
     pub(crate) b: String,
+    /// Every node's namespace, node-a's first.
+    pub(crate) nodes: Vec<String>,
+    /// The namespace holding the bridge, when there is one.
+    pub(crate) switch: Option<String>,
 }
 
 impl Link {
+    /// Two namespaces joined by a veth pair.
     pub(crate) fn new(tag: &str, subnet: u8) -> Link {
+        Self::with_nodes(tag, subnet, 2)
+    }
+
+    /// `n` namespaces (`n` ≥ 2): node i's interface is `veth-<letter>`
+    /// with 10.251.<subnet>.<i+1>/24.
+    pub(crate) fn with_nodes(tag: &str, subnet: u8, n: usize) -> Link {
+        assert!(n >= 2, "a cluster of {n} nodes");
         let pid = std::process::id() % 100_000;
-        let link = Link {
-            a: format!("bw{tag}a{pid}"),
-            b: format!("bw{tag}b{pid}"),
+        let nodes: Vec<String> = (0..n)
+            .map(|i| format!("bw{tag}{}{pid}", letter(i)))
+            .collect();
+        // Made before any namespace exists, so a failed step below still
+        // deletes what was made.
+        let mut link = Link {
+            a: nodes[0].clone(),
+            b: nodes[1].clone(),
+            nodes: Vec::new(),
+            switch: None,
         };
-        ip(&["netns", "add", &link.a]);
-        ip(&["netns", "add", &link.b]);
-        ip(&[
-            "link", "add", "veth-a", "netns", &link.a, "type", "veth", "peer", "name", "veth-b",
-            "netns", &link.b,
-        ]);
-        for (ns, dev, host) in [(&link.a, "veth-a", 1), (&link.b, "veth-b", 2)] {
+        for ns in &nodes {
+            ip(&["netns", "add", ns]);
+            link.nodes.push(ns.clone());
+        }
+        if n == 2 {
+            ip(&[
+                "link", "add", "veth-a", "netns", &nodes[0], "type", "veth", "peer", "name",
+                "veth-b", "netns", &nodes[1],
+            ]);
+        } else {
+            let switch = format!("bw{tag}sw{pid}");
+            ip(&["netns", "add", &switch]);
+            link.switch = Some(switch.clone());
+            ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+            ip(&["-n", &switch, "link", "set", "br0", "up"]);
+            for (i, ns) in nodes.iter().enumerate() {
+                let port = format!("port-{}", letter(i));
+                ip(&[
+                    "link",
+                    "add",
+                    &format!("veth-{}", letter(i)),
+                    "netns",
+                    ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &port,
+                    "netns",
+                    &switch,
+                ]);
+                ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
+                ip(&["-n", &switch, "link", "set", &port, "up"]);
+            }
+        }
+        for (i, ns) in nodes.iter().enumerate() {
+            let dev = format!("veth-{}", letter(i));
             ip(&[
                 "-n",
                 ns,
                 "addr",
                 "add",
-                &format!("10.251.{subnet}.{host}/24"),
+                &format!("10.251.{subnet}.{}/24", i + 1),
                 "dev",
-                dev,
+                &dev,
             ]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", &dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         link
@@ -71,8 +130,9 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+        for ns in self.nodes.iter().chain(&self.switch) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 
@@ -80,7 +140,8 @@ pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) link: Link,
     pub(crate) server: Option<Child>,
-    pub(crate) agent: Option<Child>,
+    /// The joined agents, node-b's first (`None` while stopped).
+    pub(crate) agents: Vec<Option<Child>>,
     pub(crate) subnet: u8,
 }
 
@@ -90,7 +151,35 @@ impl Cluster {
     }
 
     pub(crate) fn agent_ip(&self) -> String {
-        format!("10.251.{}.2", self.subnet)
+        self.node_ip(1)
+    }
+
+    /// Node i's address (0 is node-a, the server's).
+    pub(crate) fn node_ip(&self, i: usize) -> String {
+        format!("10.251.{}.{}", self.subnet, i + 1)
+    }
+
+    pub(crate) fn node_name(i: usize) -> String {
+        format!("node-{}", letter(i))
+    }
+
+    /// The name of node i's data dir and log: `server`, `agent` (node-b,
+    /// as the two-node tests know it), `agent-c`, …
+    pub(crate) fn which(i: usize) -> String {
+        match i {
+            0 => "server".into(),
+            1 => "agent".into(),
+            _ => format!("agent-{}", letter(i)),
+        }
+    }
+
+    fn every_log(&self) -> String {
+        (0..self.link.nodes.len())
+            .map(|i| {
+                let which = Self::which(i);
+                format!("--- {which} log ---\n{}\n", self.log(&which))
+            })
+            .collect()
     }
 
     pub(crate) fn data(&self, which: &str) -> PathBuf {
@@ -145,36 +234,91 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        panic!(
-            "timed out waiting for {what}: {last}\n--- server log ---\n{}\n--- agent log ---\n{}",
-            self.log("server"),
-            self.log("agent")
-        );
+        panic!("timed out waiting for {what}: {last}\n{}", self.every_log());
     }
 
+    /// The pinned network namespace of pod `ns/pod` (under its node's
+    /// data dir: `…/pods/<uid>/ns/net`).
+    pub(crate) fn pod_netns(&self, ns: &str, pod: &str) -> PathBuf {
+        let uid = self.jsonpath(&["pod", "-n", ns, pod], "{.metadata.uid}");
+        assert!(!uid.is_empty(), "no uid for {ns}/{pod}");
+        let tail = Path::new("pods").join(&uid).join("ns/net");
+        let mut dirs = vec![self.dir.path().to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let candidate = dir.join(&tail);
+            if candidate.exists() {
+                return candidate;
+            }
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                // Not into container root filesystems or the pods' own dirs.
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && !path.ends_with("rootfs")
+                    && !path.ends_with("pods")
+                {
+                    dirs.push(path);
+                }
+            }
+        }
+        panic!("no pinned network namespace for {ns}/{pod} ({uid})");
+    }
+
+    /// `program` in pod `ns/pod`'s network namespace (the host's files and
+    /// tools: for probes that must not depend on `kubectl exec`, which goes
+    /// through the pod's agent).
+    pub(crate) fn in_pod(&self, ns: &str, pod: &str, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.pod_netns(ns, pod).display()))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
+    /// Starts node-b's agent.
     pub(crate) fn start_agent(&mut self) {
+        self.start_agent_on(1);
+    }
+
+    /// Starts node i's agent (i ≥ 1) with its data dir, kept across
+    /// restarts, and its log, appended to.
+    pub(crate) fn start_agent_on(&mut self, i: usize) {
+        let which = Self::which(i);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("agent.log"))
+            .open(self.dir.path().join(format!("{which}.log")))
             .unwrap();
         let server = format!("https://{}:6443", self.server_ip());
-        let child = Link::exec(&self.link.b, env!("CARGO_BIN_EXE_bulwark"))
+        let child = Link::exec(&self.link.nodes[i], env!("CARGO_BIN_EXE_bulwark"))
             .args(["agent", "--server", &server, "--token-file"])
             .arg(self.data("server").join("node-token"))
             .arg("--data-dir")
-            .arg(self.data("agent"))
-            .args(["--node-name", "node-b", "--node-ip", &self.agent_ip()])
-            .env("RUST_LOG", "info")
+            .arg(self.data(&which))
+            .args(["--node-name", &Self::node_name(i), "--node-ip"])
+            .arg(self.node_ip(i))
+            .env("RUST_LOG", "info,bulwark_agent::proxy=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.agent = Some(child);
+        self.agents[i - 1] = Some(child);
     }
 
+    /// The PID of node i's running agent.
+    pub(crate) fn agent_pid(&self, i: usize) -> Option<u32> {
+        self.agents[i - 1].as_ref().map(Child::id)
+    }
+
+    /// Stops node-b's agent.
     pub(crate) fn stop_agent(&mut self) {
-        if let Some(mut child) = self.agent.take() {
+        self.stop_agent_on(1);
+    }
+
+    /// SIGKILL to node i's agent (by its PID), as a crash: what it
+    /// programmed stays behind.
+    pub(crate) fn stop_agent_on(&mut self, i: usize) {
+        if let Some(mut child) = self.agents[i - 1].take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -196,19 +340,17 @@ impl Drop for Cluster {
             std::thread::sleep(Duration::from_secs(2));
         }
         if std::thread::panicking() {
-            eprintln!(
-                "--- server log ---\n{}\n--- agent log ---\n{}",
-                self.log("server"),
-                self.log("agent")
-            );
+            eprintln!("{}", self.every_log());
         }
-        self.stop_agent();
+        for i in 1..=self.agents.len() {
+            self.stop_agent_on(i);
+        }
         if let Some(mut child) = self.server.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for which in ["server", "agent"] {
-            let containers = self.data(which).join("runtime/containers");
+        for i in 0..self.link.nodes.len() {
+            let containers = self.data(&Self::which(i)).join("runtime/containers");
             for entry in std::fs::read_dir(&containers)
                 .into_iter()
                 .flatten()
@@ -253,21 +395,28 @@ pub(crate) fn import_busybox(scratch: &Path, data: &Path) {
     );
 }
 
+/// Two nodes: node-a (the server's) and node-b, joined by a veth pair.
 pub(crate) fn start(tag: &str, subnet: u8) -> Cluster {
+    start_nodes(tag, subnet, 2)
+}
+
+/// `n` nodes, each Ready: node-a (the server's) and node-b, node-c, …
+pub(crate) fn start_nodes(tag: &str, subnet: u8, n: usize) -> Cluster {
     let dir = tempfile::Builder::new()
         .prefix("bulwark-multinode-")
         .tempdir()
         .unwrap();
-    let link = Link::new(tag, subnet);
+    let link = Link::with_nodes(tag, subnet, n);
     let mut cluster = Cluster {
         dir,
         link,
         server: None,
-        agent: None,
+        agents: (1..n).map(|_| None).collect(),
         subnet,
     };
-    import_busybox(cluster.dir.path(), &cluster.data("server"));
-    import_busybox(cluster.dir.path(), &cluster.data("agent"));
+    for i in 0..n {
+        import_busybox(cluster.dir.path(), &cluster.data(&Cluster::which(i)));
+    }
     let log = std::fs::File::create(cluster.dir.path().join("server.log")).unwrap();
     let server = Link::exec(&cluster.link.a, env!("CARGO_BIN_EXE_bulwark"))
         .args([
@@ -303,11 +452,14 @@ pub(crate) fn start(tag: &str, subnet: u8) -> Cluster {
             Err("no token yet".into())
         }
     });
-    cluster.start_agent();
-    for node in ["node-a", "node-b"] {
+    for i in 1..n {
+        cluster.start_agent_on(i);
+    }
+    for i in 0..n {
+        let node = Cluster::node_name(i);
         cluster.eventually(&format!("{node} Ready"), 90, || {
             let ready = cluster.jsonpath(
-                &["node", node],
+                &["node", &node],
                 "{.status.conditions[?(@.type==\"Ready\")].status}",
             );
             if ready == "True" {
