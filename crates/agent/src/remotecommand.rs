@@ -438,13 +438,17 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
     });
     let waiter = tokio::task::spawn_blocking(move || session.wait().unwrap_or(126));
     // Input and resizes from the client.
-    let input = tokio::spawn(async move {
+    let mut input = tokio::spawn(async move {
         while let Some(Ok(message)) = source.next().await {
             let Message::Binary(data) = message else {
                 continue;
             };
             match data.first() {
-                Some(0) if writer.write_all(&data[1..]).is_err() => return,
+                // After the process, input goes nowhere: the client's
+                // frames are still read until its close.
+                Some(0) => {
+                    let _ = writer.write_all(&data[1..]);
+                }
                 Some(4) => {
                     if let Some((cols, rows)) = terminal_size(&data[1..]) {
                         let _ = rustix::termios::tcsetwinsize(
@@ -482,7 +486,14 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
             }
         }
     };
-    input.abort();
     let _ = sink.send(framed(3, &exit_status(code))).await;
     let _ = sink.send(Message::Close(Some(normal_close()))).await;
+    // The closing handshake: hanging up with the client's frames unread
+    // would reset the connection, and the status could be lost on the way.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut input)
+        .await
+        .is_err()
+    {
+        input.abort();
+    }
 }

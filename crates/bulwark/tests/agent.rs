@@ -525,27 +525,169 @@ spec:
       failureThreshold: 1
 ",
     ));
-    node.eventually("a liveness restart", || {
-        let count: i32 = node
-            .jsonpath(
-                &["pod", "unwell"],
-                "{.status.containerStatuses[0].restartCount}",
-            )
+    // Killed again and again: restarts, then CrashLoopBackOff between them;
+    // the killed run (SIGKILL after the grace period: sleep ignores SIGTERM
+    // as the pod's first process) is an Error with 137.
+    node.eventually("liveness restarts into CrashLoopBackOff", || {
+        let status = |path: &str| node.jsonpath(&["pod", "unwell"], path);
+        let count: i32 = status("{.status.containerStatuses[0].restartCount}")
             .parse()
             .unwrap_or(0);
-        if count >= 1 {
-            Ok(())
+        let waiting = status("{.status.containerStatuses[0].state.waiting.reason}");
+        let last = status("{.status.containerStatuses[0].lastState.terminated}");
+        if count >= 1 && waiting == "CrashLoopBackOff" && last.contains("\"exitCode\":137") {
+            Ok(last)
         } else {
-            Err(node.jsonpath(&["pod", "unwell"], "{.status}"))
+            Err(status("{.status}"))
         }
     });
+    let last_reason = node.jsonpath(
+        &["pod", "unwell"],
+        "{.status.containerStatuses[0].lastState.terminated.reason}",
+    );
+    assert_eq!(last_reason, "Error");
     let events = node.ok(&[
         "get",
         "events",
         "--field-selector",
         "involvedObject.name=unwell",
     ]);
-    assert!(events.contains("Liveness probe failed"), "{events}");
+    for expected in [
+        "Liveness probe failed",
+        "failed liveness probe, will be restarted",
+        "Back-off restarting failed container",
+    ] {
+        assert!(events.contains(expected), "{expected:?} not in\n{events}");
+    }
+}
+
+#[test]
+fn deployments_scale_out_oom_kills_are_reported_and_pre_stop_hooks_run() {
+    require_root!();
+    let node = Node::start("workloads");
+    // A Deployment of 20 replicas on the one node: all of them Ready.
+    node.apply(&format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: many
+spec:
+  replicas: 20
+  selector: {{matchLabels: {{app: many}}}}
+  template:
+    metadata: {{labels: {{app: many}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        command: [sleep, '3600']
+"
+    ));
+    node.eventually("20 ready replicas", || {
+        let ready = node.jsonpath(&["deployment", "many"], "{.status.readyReplicas}");
+        if ready == "20" {
+            Ok(())
+        } else {
+            Err(format!("readyReplicas {ready:?}"))
+        }
+    });
+    let phases = node.jsonpath(&["pods", "-l", "app=many"], "{.items[*].status.phase}");
+    assert_eq!(
+        phases
+            .split_whitespace()
+            .filter(|p| *p == "Running")
+            .count(),
+        20,
+        "{phases}"
+    );
+    assert_eq!(node.containers().len(), 20);
+    node.ok(&["delete", "deployment", "many"]);
+    node.eventually("the replicas' containers to be removed", || {
+        let pods = node.jsonpath(&["pods", "-l", "app=many"], "{.items[*].metadata.name}");
+        if pods.is_empty() && node.containers().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("pods {pods:?}, containers {:?}", node.containers()))
+        }
+    });
+
+    // A process allocating past its memory limit: OOMKilled, 137.
+    node.apply(&pod(
+        "hog",
+        "Never",
+        "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        "    resources:
+      limits: {memory: 32Mi}
+",
+    ));
+    node.wait_phase("hog", "Failed");
+    let terminated = "{.status.containerStatuses[0].state.terminated}";
+    assert_eq!(
+        node.jsonpath(&["pod", "hog"], &terminated.replace("}", ".reason}")),
+        "OOMKilled"
+    );
+    assert_eq!(
+        node.jsonpath(&["pod", "hog"], &terminated.replace("}", ".exitCode}")),
+        "137"
+    );
+
+    // preStop runs on delete, before SIGTERM reaches the container: both
+    // leave a line in a host directory (hostPath: a privileged namespace).
+    let trace_dir = node.dir.path().join("trace");
+    std::fs::create_dir(&trace_dir).unwrap();
+    node.ok(&["create", "namespace", "hooks"]);
+    node.ok(&[
+        "label",
+        "namespace",
+        "hooks",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    node.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: stopper
+  namespace: hooks
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sh, -c, 'trap \"echo sigterm >> /trace/log; exit 0\" TERM; echo started >> /trace/log; while true; do sleep 1; done']
+    lifecycle:
+      preStop:
+        exec: {{command: [sh, -c, 'echo pre-stop >> /trace/log']}}
+    volumeMounts: [{{name: trace, mountPath: /trace}}]
+  volumes:
+  - {{name: trace, hostPath: {{path: {trace}, type: Directory}}}}
+",
+        trace = trace_dir.display()
+    ));
+    let log = trace_dir.join("log");
+    node.eventually("the container to start", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text == "started\n" {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    node.ok(&["delete", "pod", "stopper", "-n", "hooks"]);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "started\npre-stop\nsigterm\n",
+        "the hook, then the signal, before the pod was gone"
+    );
+    let events = node.ok(&[
+        "get",
+        "events",
+        "-n",
+        "hooks",
+        "--field-selector",
+        "involvedObject.name=stopper",
+    ]);
+    assert!(!events.contains("FailedPreStopHook"), "{events}");
 }
 
 #[test]
@@ -708,6 +850,35 @@ fn kubectl_logs_and_exec_reach_the_container_through_the_agent() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
     assert_eq!(node.ok(&["exec", "talker", "--", "hostname"]), "talker\n");
+    // logs -f: what the container writes from now on arrives while kubectl
+    // keeps following (line-3 goes to the main process's own stdout).
+    let mut follow = node.background(&["logs", "-f", "talker"], None);
+    node.eventually("the earlier lines through logs -f", || {
+        let out = follow.output();
+        if out == "line-1\nline-2\n" {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    node.ok(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo line-3 > /proc/1/fd/1",
+    ]);
+    node.eventually("the new line through logs -f", || {
+        let out = follow.output();
+        if out == "line-1\nline-2\nline-3\n" {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    assert!(follow.exited().is_none(), "logs -f still follows");
+    drop(follow);
     // The ServiceAccount volume admission adds: a bound token, the CA, the
     // namespace — projected on a tmpfs.
     let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -946,6 +1117,45 @@ impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// `kubectl <args>` (a shell word list) on a terminal of its own, as
+    /// `kubectl -t` wants: `script` gives it one and exits with its status.
+    /// The returned stdin is what is typed on that terminal.
+    fn terminal(&self, args: &str) -> (Background, std::process::ChildStdin) {
+        let kubectl = format!(
+            "kubectl --cache-dir {} --kubeconfig {} {args}",
+            self.dir.path().join("kube-cache").display(),
+            self.kubeconfig.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &kubectl, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        let stdin = child.stdin.take().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        (Background { child, output }, stdin)
     }
 }
 
@@ -1577,42 +1787,10 @@ fn grpc_probes_and_resource_metrics_through_the_agent() {
 fn kubectl_run_it_gives_the_container_a_terminal() {
     require_root!();
     let node = Node::start("tty");
-    // kubectl -t wants a terminal of its own: `script` gives it one.
-    let kubectl = format!(
-        "kubectl --cache-dir {} --kubeconfig {} run -it --rm ttyrun --image {IMAGE} \
-         --restart=Never -- sh -c 'read line; if [ -t 0 ]; then echo tty-$line; fi'",
-        node.dir.path().join("kube-cache").display(),
-        node.kubeconfig.display()
-    );
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &kubectl, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
-    let guard = Background {
-        child,
-        output: output.clone(),
-    };
+    let (guard, mut stdin) = node.terminal(&format!(
+        "run -it --rm ttyrun --image {IMAGE} --restart=Never -- \
+         sh -c 'read line; if [ -t 0 ]; then echo tty-$line; fi'"
+    ));
     // Typed once the session is up (kubectl says so on the terminal).
     node.eventually("the interactive session", || {
         let out = guard.output();
@@ -1640,4 +1818,28 @@ fn kubectl_run_it_gives_the_container_a_terminal() {
         }
     });
     drop(stdin);
+}
+
+/// The agent once hung up on `kubectl exec -it` with the client's frames
+/// unread: the reset lost the exit status now and then ("websocket: close
+/// 1006 (abnormal closure): unexpected EOF", about one run in 12).
+#[test]
+fn kubectl_exec_it_always_reports_the_exit_status() {
+    require_root!();
+    let node = Node::start("execit");
+    node.apply(&pod("shell", "Never", "sleep 600", ""));
+    node.wait_phase("shell", "Running");
+    let mut failures = Vec::new();
+    for round in 0..25 {
+        // Exit code 4 only if stdin is a terminal.
+        let (mut exec, stdin) = node.terminal("exec -it shell -- sh -c '[ -t 0 ] && exit 4'");
+        let status = node.eventually("exec -it to finish", || {
+            exec.exited().ok_or_else(|| exec.output())
+        });
+        if status.code() != Some(4) {
+            failures.push(format!("round {round}: {status:?} {}", exec.output()));
+        }
+        drop(stdin);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
