@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,52 +15,8 @@ use bulwark_network::policy::{
     Peer, Policy, PolicyInput, PolicyPod, Port, PortRef, Protocol, Rule, Selector,
 };
 use bulwark_network::{NetworkConfig, PodNetwork};
-use nix::sched::{CloneFlags, setns};
-
-/// A network namespace made for this test, deleted when dropped.
-struct TestNetns {
-    name: String,
-}
-
-impl TestNetns {
-    fn new(role: &str) -> Self {
-        let name = format!("bwpol{}-{role}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = std::fs::File::open(self.path()).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+mod support;
+use support::{TestNetns, is_root};
 
 /// Whether `client` can open a TCP connection to `server_ip:port` in
 /// `server`'s namespace and get a byte echoed back (a reply).
@@ -114,8 +69,7 @@ fn select(role: &str) -> Selector {
 
 #[tokio::test]
 async fn denied_connections_are_dropped_and_allowed_ones_get_their_replies() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: kernel tests need root");
+    if !is_root() {
         return;
     }
     let (node, server, friend, stranger) = (

@@ -5,81 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use bulwark_network::{NetworkConfig, NetworkError, Peer, PodAddress, PodNetwork, host_veth};
-use nix::sched::{CloneFlags, setns};
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: kernel tests need root");
-    false
-}
-
-/// A network namespace made for one test, deleted when dropped.
-struct TestNetns {
-    name: String,
-}
-
-impl TestNetns {
-    fn new(role: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "bwt{}-{}-{role}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        Self { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = std::fs::File::open(self.path()).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-
-    /// Output of a command run inside this namespace (`ip netns exec`).
-    fn exec(&self, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod support;
+use support::{TestNetns, ip, is_root};
 
 fn config(node: &TestNetns, pod_cidr: &str, state: &Path) -> NetworkConfig {
     NetworkConfig {

@@ -7,82 +7,14 @@
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bulwark_network::{
     Endpoint, HostPort, NetworkConfig, PROXY_TABLE, PodNetwork, Protocol, ProxyConfig, ServicePort,
     ServiceProxy,
 };
-use nix::sched::{CloneFlags, setns};
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: kernel tests need root");
-    false
-}
-
-/// A network namespace made for one test, deleted when dropped.
-struct TestNetns {
-    name: String,
-}
-
-impl TestNetns {
-    fn new(role: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "bwp{}-{}-{role}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        run("ip", &["netns", "add", &name]);
-        Self { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = std::fs::File::open(self.path()).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-
-    fn exec(&self, program: &str, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", &self.name, program];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod support;
+use support::{TestNetns, is_root};
 
 /// A server in a pod: answers every connection with its name, forever
 /// (the thread ends with the test process).
@@ -150,34 +82,33 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     // The node's uplink to a host outside the cluster, and a default
     // route, as a real host has (node-local connections to a cluster IP
     // need one before DNAT).
-    node.exec(
+    node.exec(&[
         "ip",
-        &[
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "up1",
-            "netns",
-            &outside.name,
-        ],
-    );
-    outside.exec(
+        "link",
+        "add",
+        "up0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "up1",
+        "netns",
+        &outside.name,
+    ]);
+    outside.exec(&[
         "ip",
-        &["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", "up1"],
-    );
-    outside.exec("ip", &["link", "set", "up1", "up"]);
-    outside.exec("ip", &["link", "set", "lo", "up"]);
-    node.exec(
-        "ip",
-        &["addr", "add", &format!("{NODE_IP}/24"), "dev", "up0"],
-    );
-    node.exec("ip", &["link", "set", "up0", "up"]);
-    node.exec("ip", &["link", "set", "lo", "up"]);
-    node.exec("ip", &["route", "add", "default", "via", "192.168.77.254"]);
+        "addr",
+        "add",
+        &format!("{OUTSIDE_IP}/24"),
+        "dev",
+        "up1",
+    ]);
+    outside.exec(&["ip", "link", "set", "up1", "up"]);
+    outside.exec(&["ip", "link", "set", "lo", "up"]);
+    node.exec(&["ip", "addr", "add", &format!("{NODE_IP}/24"), "dev", "up0"]);
+    node.exec(&["ip", "link", "set", "up0", "up"]);
+    node.exec(&["ip", "link", "set", "lo", "up"]);
+    node.exec(&["ip", "route", "add", "default", "via", "192.168.77.254"]);
     let state = tempfile::tempdir().unwrap();
     let network = PodNetwork::new(NetworkConfig {
         netns: Some(node.path()),
@@ -271,7 +202,7 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     other.cluster_ip = Ipv4Addr::new(10, 43, 0, 21);
     other.node_port = None;
     proxy.sync(&config, &[sticky, other], &[]).unwrap();
-    let sets = node.exec("nft", &["list", "sets", "table", "ip", PROXY_TABLE]);
+    let sets = node.exec(&["nft", "list", "sets", "table", "ip", PROXY_TABLE]);
     assert!(sets.contains(&c.to_string()), "{sets}");
     assert_eq!(ask(&client, CLUSTER_IP, 80).unwrap(), first);
 
@@ -302,10 +233,10 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
 
     // A restarted agent's proxy (no memory of the table) rewrites it:
     // the same rules, none twice, still serving.
-    let before = node.exec("nft", &["list", "table", "ip", PROXY_TABLE]);
+    let before = node.exec(&["nft", "list", "table", "ip", PROXY_TABLE]);
     let restarted = ServiceProxy::new(Some(&node.path())).unwrap();
     restarted.sync(&config, &[service(&[a])], &[]).unwrap();
-    let after = node.exec("nft", &["list", "table", "ip", PROXY_TABLE]);
+    let after = node.exec(&["nft", "list", "table", "ip", PROXY_TABLE]);
     assert_eq!(after, before);
     assert!(ask(&client, CLUSTER_IP, 80).unwrap().starts_with("a "));
 
@@ -327,7 +258,7 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_are_refus
     proxy.sync(&config, &[long], &[long_pod]).unwrap();
 
     proxy.cleanup().unwrap();
-    let tables = node.exec("nft", &["list", "tables"]);
+    let tables = node.exec(&["nft", "list", "tables"]);
     assert!(!tables.contains(PROXY_TABLE), "{tables}");
     network.cleanup().await.unwrap();
 }
@@ -366,9 +297,9 @@ async fn cleanup_node_removes_the_pod_network_and_the_proxy_table() {
     bulwark_network::cleanup_node(Some(&node.path()), state.path())
         .await
         .unwrap();
-    let tables = node.exec("nft", &["list", "tables"]);
+    let tables = node.exec(&["nft", "list", "tables"]);
     assert_eq!(tables.trim(), "", "{tables}");
-    let links = node.exec("ip", &["-o", "link"]);
+    let links = node.exec(&["ip", "-o", "link"]);
     assert!(
         !links.contains("bulwark0") && !links.contains(" bw"),
         "{links}"
@@ -427,7 +358,7 @@ fn bench_sync_1000_services_with_10_endpoints() {
         changes.push(started.elapsed());
     }
     changes.sort();
-    let rules = node.exec("nft", &["list", "table", "ip", PROXY_TABLE]);
+    let rules = node.exec(&["nft", "list", "table", "ip", PROXY_TABLE]);
     println!(
         "1000 services x 10 endpoints: from scratch {scratch:?}; one endpoint changed (median of 5) {:?}; table {} lines",
         changes[2],
@@ -450,7 +381,7 @@ async fn bench_latency_through_a_service_vs_pod_ip() {
         TestNetns::new("lsrv"),
         TestNetns::new("lcli"),
     );
-    node.exec("ip", &["link", "set", "lo", "up"]);
+    node.exec(&["ip", "link", "set", "lo", "up"]);
     let state = tempfile::tempdir().unwrap();
     let network = PodNetwork::new(NetworkConfig {
         netns: Some(node.path()),
