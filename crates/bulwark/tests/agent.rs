@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // harness code: a panic is the failure report
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -247,19 +249,7 @@ fn unique() -> u64 {
 
 /// Imports the test busybox image as [`IMAGE`] into the data dir's store.
 fn import_busybox(scratch: &Path, data: &Path) {
-    let tarball = bulwark_testkit::busybox_rootfs_tar(scratch).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(["image", "--data-dir"])
-        .arg(data)
-        .args(["import", "--rootfs", "--name", IMAGE])
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::import_image(scratch, data, IMAGE);
 }
 
 fn pod(name: &str, restart: &str, command: &str, extra: &str) -> String {

@@ -108,3 +108,21 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// Imports the test busybox image (`bulwark_testkit::busybox_rootfs_tar`)
+/// as `name` into a node's image store under `data`.
+pub(crate) fn import_image(scratch: &std::path::Path, data: &std::path::Path, name: &str) {
+    let tarball = bulwark_testkit::busybox_rootfs_tar(scratch).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["image", "--data-dir"])
+        .arg(data)
+        .args(["import", "--rootfs", "--name", name])
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "importing {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

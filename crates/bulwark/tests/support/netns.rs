@@ -380,19 +380,7 @@ impl Drop for Cluster {
 }
 
 pub(crate) fn import_busybox(scratch: &Path, data: &Path) {
-    let tarball = bulwark_testkit::busybox_rootfs_tar(scratch).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(["image", "--data-dir"])
-        .arg(data)
-        .args(["import", "--rootfs", "--name", IMAGE])
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::import_image(scratch, data, IMAGE);
 }
 
 /// Two nodes: node-a (the server's) and node-b, joined by a veth pair.
