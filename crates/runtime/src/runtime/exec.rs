@@ -130,33 +130,9 @@ impl Runtime {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
-            let state = state_name(&self.status(id)?);
-            return Err(RuntimeError::WrongState {
-                id: id.into(),
-                state,
-                action: "exec",
-            });
-        }
-        let Some(program) = command.first() else {
-            return Err(SpecError::NoCommand.into());
-        };
-        let dir = self.dir(id);
-        let spec: serde_json::Value = serde_json::from_slice(
-            &fs::read(dir.join(paths::SPEC)).map_err(io_ctx("reading config.json"))?,
-        )
-        .map_err(SpecError::from)?;
-        let path_var = spec["process"]["env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.as_str()?.strip_prefix("PATH="))
-            .next()
-            .unwrap_or("")
-            .to_string();
-        find_executable(&dir.join(paths::ROOTFS), program, &path_var)?;
+        self.check_exec(id, command)?;
         // Where the exec'd process's pid is written, for a timeout to kill it.
-        let pid_file = dir.join(format!("exec-{}.pid", std::process::id()));
+        let pid_file = self.exec_pid_file(id);
         let mut cmd = self.exec_command(id, &pid_file);
         let mut child = cmd
             .args(command)
@@ -246,24 +222,8 @@ impl Runtime {
         command: &[String],
         stdin: bool,
     ) -> Result<StreamingExec, RuntimeError> {
-        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
-            let state = state_name(&self.status(id)?);
-            return Err(RuntimeError::WrongState {
-                id: id.into(),
-                state,
-                action: "exec",
-            });
-        }
-        let Some(program) = command.first() else {
-            return Err(SpecError::NoCommand.into());
-        };
-        let dir = self.dir(id);
-        find_executable(&dir.join(paths::ROOTFS), program, &self.path_var(id)?)?;
-        let pid_file = dir.join(format!(
-            "exec-{}-{}.pid",
-            std::process::id(),
-            EXEC_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        self.check_exec(id, command)?;
+        let pid_file = self.exec_pid_file(id);
         let child = self
             .exec_command(id, &pid_file)
             .args(command)
@@ -307,25 +267,14 @@ impl Runtime {
         rows: u16,
         cols: u16,
     ) -> Result<TtyExec, RuntimeError> {
-        if !matches!(self.status(id)?, ContainerStatus::Running { .. }) {
-            let state = state_name(&self.status(id)?);
-            return Err(RuntimeError::WrongState {
-                id: id.into(),
-                state,
-                action: "exec",
-            });
-        }
+        self.check_exec(id, command)?;
         if self.oci_runtime.is_some() {
             return Err(RuntimeError::Start {
                 id: id.into(),
                 message: "exec with a terminal is only supported by the built-in executor".into(),
             });
         }
-        let Some(program) = command.first() else {
-            return Err(SpecError::NoCommand.into());
-        };
         let dir = self.dir(id);
-        find_executable(&dir.join(paths::ROOTFS), program, &self.path_var(id)?)?;
         // A private directory (0700) keeps anyone else from connecting first.
         let private = tempfile::Builder::new()
             .prefix("bulwark-tty-")
@@ -365,6 +314,38 @@ impl Runtime {
         let session = TtyExec { terminal, child };
         session.resize(rows, cols)?;
         Ok(session)
+    }
+
+    /// Refuses an exec into a container that is not running, of no command,
+    /// or of a program its image does not have.
+    fn check_exec(&self, id: &str, command: &[String]) -> Result<(), RuntimeError> {
+        let status = self.status(id)?;
+        if !matches!(status, ContainerStatus::Running { .. }) {
+            return Err(RuntimeError::WrongState {
+                id: id.into(),
+                state: state_name(&status),
+                action: "exec",
+            });
+        }
+        let Some(program) = command.first() else {
+            return Err(SpecError::NoCommand.into());
+        };
+        find_executable(
+            &self.dir(id).join(paths::ROOTFS),
+            program,
+            &self.path_var(id)?,
+        )?;
+        Ok(())
+    }
+
+    /// Where one exec writes its process's pid: unique per call, so
+    /// concurrent execs into one container (two exec probes) never share it.
+    fn exec_pid_file(&self, id: &str) -> std::path::PathBuf {
+        self.dir(id).join(format!(
+            "exec-{}-{}.pid",
+            std::process::id(),
+            EXEC_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
     }
 
     fn path_var(&self, id: &str) -> Result<String, RuntimeError> {
