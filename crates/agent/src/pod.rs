@@ -214,59 +214,62 @@ async fn fetch(ctx: &Ctx, pod: &Pod, live: &mut Live) -> Fetched {
     let (config_maps, secrets) = volumes::references(pod);
     let mut fetched = Fetched::default();
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in config_maps {
-        let data = match cms.get_opt(&name).await {
-            Ok(found) => found,
-            Err(err) => {
-                fetched.errors.push(format!("configmap \"{name}\": {err}"));
-                continue;
-            }
-        };
-        let data = data.map(|cm| {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            data.extend(
-                cm.binary_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0)),
-            );
-            data
-        });
-        fetched.config_maps.insert(name, data);
-    }
+    fetched.config_maps = fetch_all(&cms, config_maps, "configmap", &mut fetched.errors, |cm| {
+        key_bytes(
+            cm.data
+                .map(|d| d.into_iter().map(|(k, v)| (k, v.into_bytes()))),
+            cm.binary_data.map(|d| d.into_iter().map(|(k, v)| (k, v.0))),
+        )
+    })
+    .await;
     let ss: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in secrets {
-        let data = match ss.get_opt(&name).await {
-            Ok(found) => found,
-            Err(err) => {
-                fetched.errors.push(format!("secret \"{name}\": {err}"));
-                continue;
-            }
-        };
-        let data = data.map(|s| {
-            let mut data: BTreeMap<String, Vec<u8>> = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            data.extend(
-                s.string_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes())),
-            );
-            data
-        });
-        fetched.secrets.insert(name, data);
-    }
+    fetched.secrets = fetch_all(&ss, secrets, "secret", &mut fetched.errors, |s| {
+        key_bytes(
+            s.data.map(|d| d.into_iter().map(|(k, v)| (k, v.0))),
+            s.string_data
+                .map(|d| d.into_iter().map(|(k, v)| (k, v.into_bytes()))),
+        )
+    })
+    .await;
     fetched.tokens = tokens(ctx, pod, live).await;
     fetched
+}
+
+/// Reads each named object: its data, `None` if it does not exist; an
+/// error reading one is noted (`what "name": error`) and the name left out.
+async fn fetch_all<K>(
+    api: &Api<K>,
+    names: impl IntoIterator<Item = String>,
+    what: &str,
+    errors: &mut Vec<String>,
+    data: impl Fn(K) -> BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = BTreeMap::new();
+    for name in names {
+        match api.get_opt(&name).await {
+            Ok(found) => {
+                out.insert(name, found.map(&data));
+            }
+            Err(err) => errors.push(format!("{what} \"{name}\": {err}")),
+        }
+    }
+    out
+}
+
+/// An object's keys and bytes from its two maps (`data` and
+/// `binaryData`, or `data` and `stringData`); the second wins a tie.
+fn key_bytes(
+    first: Option<impl Iterator<Item = (String, Vec<u8>)>>,
+    second: Option<impl Iterator<Item = (String, Vec<u8>)>>,
+) -> BTreeMap<String, Vec<u8>> {
+    first
+        .into_iter()
+        .flatten()
+        .chain(second.into_iter().flatten())
+        .collect()
 }
 
 /// Bound service-account tokens for projected volumes, requested through
