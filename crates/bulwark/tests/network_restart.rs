@@ -166,7 +166,6 @@ fn pod_ips(cluster: &Cluster) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "flaky: the agent was seen re-wiring a running pod (its veth half-made, eth0 not yet renamed) when killed; see issue 8"]
 fn an_agent_restart_keeps_pod_connectivity_and_leaves_no_duplicate_rules() {
     if !bulwark_testkit::is_root() {
         eprintln!("skipped: needs root");

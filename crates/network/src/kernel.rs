@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 
 use crate::netns::{self, Netns};
-use crate::{NetworkError, link, nft};
+use crate::{NetworkError, PodAddress, link, nft};
 
 /// One link as listed: index, name, and the bridge it is attached to.
 pub(crate) type LinkInfo = (u32, String, Option<u32>);
@@ -63,6 +63,16 @@ pub(crate) trait Kernel: Send + Sync {
         prefix_len: u8,
         gateway: Ipv4Addr,
     ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Whether the pod's wiring is whole: `host` up on `bridge`, its peer
+    /// the pod's `eth0` with `mtu` and `address`.
+    fn pod_wired(
+        &self,
+        host: &str,
+        bridge: u32,
+        mtu: u32,
+        pod: &Self::PodNetns,
+        address: PodAddress,
+    ) -> impl Future<Output = Result<bool, NetworkError>> + Send;
     /// Bulwark's peer routes: destination → gateway.
     fn routes(
         &self,
@@ -216,6 +226,28 @@ impl Kernel for Linux {
         link::configure_pod(&handle, peer, mtu, ip, prefix_len, gateway).await
     }
 
+    async fn pod_wired(
+        &self,
+        host: &str,
+        bridge: u32,
+        mtu: u32,
+        pod: &Netns,
+        address: PodAddress,
+    ) -> Result<bool, NetworkError> {
+        let handle = netns::netlink(Some(pod))?;
+        link::pod_wired(
+            &self.netlink,
+            &handle,
+            host,
+            bridge,
+            mtu,
+            address.ip,
+            address.prefix_len,
+            address.gateway,
+        )
+        .await
+    }
+
     async fn routes(&self) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError> {
         Ok(link::routes(&self.netlink)
             .await?
@@ -292,10 +324,17 @@ pub(crate) mod fake {
         pub(crate) nft: String,
         /// `configure_pod` fails while this is set.
         pub(crate) fail_configure: bool,
+        /// Pods configured: peer name → (namespace, mtu, address).
+        pub(crate) configured: BTreeMap<String, (PathBuf, u32, PodAddress)>,
     }
 
     #[derive(Debug, Default)]
     pub(crate) struct Fake(pub(crate) Mutex<State>);
+
+    /// The pod end's name of the veth whose host end is `host`.
+    fn peer_of(host: &str) -> String {
+        host.replacen(crate::VETH_PREFIX, "bp", 1)
+    }
 
     impl Fake {
         pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -374,6 +413,8 @@ pub(crate) mod fake {
             if state.links.len() != before {
                 state.calls.push(format!("delete link {name}"));
             }
+            // A veth's peer goes with it.
+            state.configured.remove(&peer_of(name));
             Ok(())
         }
 
@@ -411,7 +452,32 @@ pub(crate) mod fake {
             if state.fail_configure {
                 return Err(NetworkError::Config("configure failed (fake)".into()));
             }
+            let address = PodAddress {
+                ip,
+                gateway,
+                prefix_len,
+            };
+            state
+                .configured
+                .insert(peer.to_owned(), (pod.clone(), mtu, address));
             Ok(())
+        }
+
+        async fn pod_wired(
+            &self,
+            host: &str,
+            bridge: u32,
+            mtu: u32,
+            pod: &PathBuf,
+            address: PodAddress,
+        ) -> Result<bool, NetworkError> {
+            let state = self.state();
+            let on_bridge = state
+                .links
+                .iter()
+                .any(|l| l.1 == host && l.2 == Some(bridge));
+            Ok(on_bridge
+                && state.configured.get(&peer_of(host)) == Some(&(pod.clone(), mtu, address)))
         }
 
         async fn routes(&self) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, NetworkError> {

@@ -240,7 +240,9 @@ impl PodNetwork {
     /// Connects the pod to the bridge: its address (the same one on every
     /// call for the same `pod_id`), a veth pair, `eth0` inside `netns` (a
     /// path such as `/run/bulwark/netns/<id>` or `/proc/<pid>/ns/net`).
-    /// Calling it again rebuilds the wiring with the same address.
+    /// Calling it again keeps the address; it leaves whole wiring alone
+    /// (a running pod's connections survive its agent's restart) and
+    /// rebuilds wiring found broken or half-made.
     pub async fn attach(&self, pod_id: &str, netns: &Path) -> Result<PodAddress, NetworkError> {
         let address = self.inner.attach(pod_id, netns).await?;
         self.attached.send_modify(|n| *n = n.wrapping_add(1));

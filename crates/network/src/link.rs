@@ -9,7 +9,8 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -32,6 +33,11 @@ pub const ROUTE_PROTOCOL: u8 = 0x62;
 
 /// A link's index, or `None` when no link has that name.
 pub(crate) async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, NetworkError> {
+    Ok(get(handle, name).await?.map(|link| link.header.index))
+}
+
+/// The link called `name`, if there is one.
+async fn get(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetworkError> {
     let found = handle
         .link()
         .get()
@@ -40,8 +46,7 @@ pub(crate) async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, Ne
         .try_next()
         .await;
     match found {
-        Ok(Some(link)) => Ok(Some(link.header.index)),
-        Ok(None) => Ok(None),
+        Ok(link) => Ok(link),
         Err(e) if errno(&e) == Some(Errno::ENODEV as i32) => Ok(None),
         Err(e) => Err(NetworkError::netlink(format!("looking up link {name}"))(e)),
     }
@@ -241,6 +246,84 @@ pub(crate) async fn configure_pod(
             "adding the default route via {gateway}"
         )))?;
     Ok(())
+}
+
+/// Whether the pod's wiring is whole, as `create_veth` and `configure_pod`
+/// leave it: `host` up on `bridge`, its peer the pod's `eth0`, up, with
+/// `mtu`, `ip/prefix_len` and the default route via `gateway`. Anything
+/// less (an agent killed half-way through, a link someone removed) is not.
+#[allow(clippy::too_many_arguments)] // the wiring's facts, each checked
+pub(crate) async fn pod_wired(
+    node: &Handle,
+    pod: &Handle,
+    host: &str,
+    bridge: u32,
+    mtu: u32,
+    ip: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+) -> Result<bool, NetworkError> {
+    let up = |link: &LinkMessage| link.header.flags.contains(LinkFlags::Up);
+    let Some(host) = get(node, host).await? else {
+        return Ok(false);
+    };
+    let on_bridge = host
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Controller(c) if *c == bridge));
+    let Some(peer) = host.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(index) => Some(*index),
+        _ => None,
+    }) else {
+        return Ok(false);
+    };
+    if !on_bridge || !up(&host) {
+        return Ok(false);
+    }
+    let Some(eth0) = get(pod, "eth0").await? else {
+        return Ok(false);
+    };
+    let right_mtu = eth0
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Mtu(m) if *m == mtu));
+    if eth0.header.index != peer || !up(&eth0) || !right_mtu {
+        return Ok(false);
+    }
+    let addresses: Vec<AddressMessage> = pod
+        .address()
+        .get()
+        .set_link_index_filter(peer)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink("listing eth0's addresses"))?;
+    let addressed = addresses.iter().any(|a| {
+        a.header.prefix_len == prefix_len
+            && a.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(v)) if *v == ip))
+    });
+    if !addressed {
+        return Ok(false);
+    }
+    let routes: Vec<RouteMessage> = pod
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NetworkError::netlink("listing the pod's routes"))?;
+    Ok(routes.iter().any(|r| {
+        r.header.table == RouteHeader::RT_TABLE_MAIN
+            && r.header.destination_prefix_length == 0
+            && r.attributes.iter().any(
+                |a| matches!(a, RouteAttribute::Gateway(RouteAddress::Inet(g)) if *g == gateway),
+            )
+            && r.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Oif(o) if *o == peer))
+    }))
 }
 
 /// The pod's MAC address, derived from its IP (`0a:58:` + the four

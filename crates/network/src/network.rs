@@ -153,9 +153,6 @@ impl<K: Kernel> Network<K> {
         address: PodAddress,
     ) -> Result<(), NetworkError> {
         let (host, peer) = (host_veth(pod_id), peer_veth(pod_id));
-        // Start clean: deleting an old host end takes its peer (the old eth0) with it.
-        self.kernel.delete_link(&host).await?;
-        self.kernel.delete_link(&peer).await?;
         let bridge = self
             .kernel
             .link_index(&self.config.bridge)
@@ -167,6 +164,19 @@ impl<K: Kernel> Network<K> {
                 ))
             })?;
         let mtu = self.config.mtu;
+        // A running pod (a restarted agent's, or the next sync of one) keeps
+        // its wiring untouched: rebuilding it would cut its connections.
+        if self
+            .kernel
+            .pod_wired(&host, bridge, mtu, pod_netns, address)
+            .await?
+        {
+            return Ok(());
+        }
+        // Start clean: deleting an old host end takes its peer (the old
+        // eth0, or a half-made pair) with it.
+        self.kernel.delete_link(&host).await?;
+        self.kernel.delete_link(&peer).await?;
         self.kernel
             .create_veth(&host, &peer, bridge, mtu, pod_netns)
             .await?;
@@ -375,7 +385,8 @@ mod tests {
         "#]]
         .assert_debug_eq(&network.kernel.take_calls());
 
-        // Again: same address, fresh wiring.
+        // Again (the next sync, a restarted agent): same address, and the
+        // wiring, being whole, is left alone.
         assert_eq!(
             network
                 .attach("pod-a", Path::new("/run/netns/a"))
@@ -383,6 +394,20 @@ mod tests {
                 .unwrap(),
             address
         );
+        expect![[r#"
+            [
+                "nft: elements = { \"bw9bb860b4a6e\" . 10.42.3.2 }",
+            ]
+        "#]]
+        .assert_debug_eq(&network.kernel.take_calls());
+
+        // A pair left half-made (an agent killed between creating it and
+        // configuring eth0) is rebuilt.
+        network.kernel.state().configured.clear();
+        network
+            .attach("pod-a", Path::new("/run/netns/a"))
+            .await
+            .unwrap();
         expect![[r#"
             [
                 "nft: elements = { \"bw9bb860b4a6e\" . 10.42.3.2 }",

@@ -109,16 +109,29 @@ async fn pods_on_one_node_reach_each_other_and_keep_their_addresses() {
     let seen_from = connect(&pod_a, &pod_b, b.ip);
     assert_eq!(seen_from.ip(), a.ip, "no NAT between pods");
 
-    // Attaching again gives the same address and still works.
+    // Attaching again gives the same address and leaves the wiring as it
+    // was: the same veth (its index), so connections are not cut.
+    let wire_of_a = || node.exec(&["ip", "-o", "link", "show", &host_veth("pod-a")]);
+    let before = wire_of_a();
     assert_eq!(network.attach("pod-a", &pod_a.path()).await.unwrap(), a);
+    assert_eq!(wire_of_a(), before);
     connect(&pod_b, &pod_a, a.ip);
 
-    // A new PodNetwork (a restarted agent) on the same state keeps every address.
+    // A new PodNetwork (a restarted agent) on the same state keeps every
+    // address, and a running pod's wiring.
     drop(network);
     let network = PodNetwork::new(config(&node, "10.42.3.0/24", state.path()))
         .await
         .unwrap();
     assert_eq!(network.address("pod-a").await, Some(a));
+    assert_eq!(network.attach("pod-a", &pod_a.path()).await.unwrap(), a);
+    assert_eq!(wire_of_a(), before);
+
+    // Broken wiring (eth0 down, as if the agent died half-way) is rebuilt.
+    pod_a.exec(&["ip", "link", "set", "eth0", "down"]);
+    assert_eq!(network.attach("pod-a", &pod_a.path()).await.unwrap(), a);
+    assert_ne!(wire_of_a(), before);
+    connect(&pod_b, &pod_a, a.ip);
     let c = network.attach("pod-c", &pod_c.path()).await.unwrap();
     assert_eq!(c.ip, Ipv4Addr::new(10, 42, 3, 4));
     connect(&pod_c, &pod_a, a.ip);
