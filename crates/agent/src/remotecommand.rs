@@ -6,14 +6,16 @@
 
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bulwark_runtime::{OutputStream, Runtime};
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use k8s_openapi::api::core::v1::Pod;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::server::{
     ApiState, Body, first, normal_close, parse_query, text, truthy, websocket_upgrade,
@@ -141,6 +143,67 @@ struct Wanted {
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+type Source = futures::stream::SplitStream<Ws>;
+
+/// How long the first frame to a silent client waits (see [`Outbound`]).
+const FIRST_FRAME_GRACE: Duration = Duration::from_millis(200);
+
+/// How long the client has to answer our close before we hang up.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// The server's half of a session.
+///
+/// kubectl 1.32 starts reading the connection before it has registered
+/// its streams (client-go waits for them only in later releases) and
+/// drops a frame for a stream it does not know yet ("Unknown stream id 3,
+/// discarding message") — for a command that ends at once, the exit
+/// status with it. So the first frame waits until the client has sent
+/// something (a terminal client sends its size as soon as its streams
+/// exist) or [`FIRST_FRAME_GRACE`] has passed since the upgrade.
+struct Outbound {
+    sink: futures::stream::SplitSink<Ws, Message>,
+    gate: Option<(watch::Receiver<bool>, tokio::time::Instant)>,
+}
+
+impl Outbound {
+    async fn send(&mut self, message: Message) -> Result<(), WsError> {
+        if let Some((mut heard, until)) = self.gate.take() {
+            let _ = tokio::time::timeout_at(until, heard.wait_for(|heard| *heard)).await;
+        }
+        self.sink.send(message).await
+    }
+
+    /// Sends the final status and our close.
+    async fn finish(&mut self, status: &[u8]) {
+        let _ = self.send(framed(3, status)).await;
+        let _ = self.send(Message::Close(Some(normal_close()))).await;
+    }
+}
+
+/// Splits a fresh session: the sink behind its first-frame gate, the
+/// source, and what tells the gate the client has spoken.
+fn split(ws: Ws) -> (Outbound, Source, watch::Sender<bool>) {
+    let (sink, source) = ws.split();
+    let (heard_tx, heard) = watch::channel(false);
+    let until = tokio::time::Instant::now() + FIRST_FRAME_GRACE;
+    let outbound = Outbound {
+        sink,
+        gate: Some((heard, until)),
+    };
+    (outbound, source, heard_tx)
+}
+
+/// Waits (a while) for the client's task to see its close: hanging up
+/// with the client's frames unread would reset the connection, and the
+/// status could be lost on the way.
+async fn closing_handshake(client: &mut tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(CLOSING_HANDSHAKE, &mut *client)
+        .await
+        .is_err()
+    {
+        client.abort();
+    }
+}
 
 /// The channel-3 status upstream sends when the command ended.
 fn exit_status(code: i32) -> Vec<u8> {
@@ -180,11 +243,13 @@ enum Input {
 /// `input`; a v5 close of stdin (`[255, 0]`) drops it (the process sees
 /// the end of its input).
 async fn read_client(
-    mut source: futures::stream::SplitStream<Ws>,
+    mut source: Source,
+    heard: watch::Sender<bool>,
     input: std::sync::mpsc::Sender<Input>,
 ) {
     let mut input = Some(input);
     while let Some(Ok(message)) = source.next().await {
+        heard.send_if_modified(|heard| !std::mem::replace(heard, true));
         let data = match message {
             Message::Binary(data) => data,
             Message::Close(_) => return,
@@ -249,15 +314,14 @@ fn pump(
 /// A command without a terminal: its output streamed as it comes, the
 /// client's stdin (when asked for) piped to it until the client closes it.
 async fn exec_plain(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String>, stdin: bool) {
-    let (mut sink, source) = ws.split();
+    let (mut out, source, heard) = split(ws);
     let started =
         tokio::task::spawn_blocking(move || runtime.exec_streaming(&id, &command, stdin)).await;
     let mut process = match started {
         Ok(Ok(process)) => process,
         Ok(Err(err)) => {
-            let _ = sink.send(framed(2, format!("{err}\n").as_bytes())).await;
-            let _ = sink.send(framed(3, &exit_status(126))).await;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
+            let _ = out.send(framed(2, format!("{err}\n").as_bytes())).await;
+            out.finish(&exit_status(126)).await;
             return;
         }
         Err(_) => return,
@@ -284,12 +348,12 @@ async fn exec_plain(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<Stri
         });
     }
     // Before v5 there is no way to close stdin but leaving.
-    let mut client = tokio::spawn(read_client(source, input_tx));
+    let mut client = tokio::spawn(read_client(source, heard, input_tx));
     loop {
         tokio::select! {
             chunk = rx.recv() => match chunk {
                 Some((channel, data)) => {
-                    if sink.send(framed(channel, &data)).await.is_err() {
+                    if out.send(framed(channel, &data)).await.is_err() {
                         // The client is gone: the process is killed.
                         client.abort();
                         return;
@@ -303,12 +367,12 @@ async fn exec_plain(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<Stri
             }
         }
     }
-    client.abort();
+    // The output ended; the client is still read while the process ends.
     let code = tokio::task::spawn_blocking(move || process.wait().unwrap_or(126))
         .await
         .unwrap_or(126);
-    let _ = sink.send(framed(3, &exit_status(code))).await;
-    let _ = sink.send(Message::Close(Some(normal_close()))).await;
+    out.finish(&exit_status(code)).await;
+    closing_handshake(&mut client).await;
 }
 
 /// Attached to a container's main process until it ends or the client
@@ -320,7 +384,7 @@ async fn attach_session(
     wanted: Wanted,
     stdin_once: bool,
 ) {
-    let (mut sink, source) = ws.split();
+    let (mut out, source, heard) = split(ws);
     let attached = tokio::task::spawn_blocking(move || {
         let attach = runtime.attach(&id).map_err(|e| e.to_string())?;
         let writer = attach.try_clone().map_err(|e| e.to_string())?;
@@ -334,13 +398,8 @@ async fn attach_session(
             let status = serde_json::json!({
                 "metadata": {}, "status": "Failure", "message": err, "reason": "InternalError",
             });
-            let _ = sink
-                .send(framed(
-                    3,
-                    serde_json::to_vec(&status).unwrap_or_default().as_slice(),
-                ))
+            out.finish(&serde_json::to_vec(&status).unwrap_or_default())
                 .await;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
             return;
         }
         Err(_) => return,
@@ -379,12 +438,12 @@ async fn attach_session(
             }
         });
     }
-    let mut client = tokio::spawn(read_client(source, input_tx));
+    let mut client = tokio::spawn(read_client(source, heard, input_tx));
     loop {
         tokio::select! {
             chunk = rx.recv() => match chunk {
                 Some((channel, data)) => {
-                    if sink.send(framed(channel, &data)).await.is_err() {
+                    if out.send(framed(channel, &data)).await.is_err() {
                         break;
                     }
                 }
@@ -394,22 +453,20 @@ async fn attach_session(
             _ = &mut client => break,
         }
     }
-    client.abort();
     closer.shutdown();
-    let _ = sink.send(framed(3, &exit_status(0))).await;
-    let _ = sink.send(Message::Close(Some(normal_close()))).await;
+    out.finish(&exit_status(0)).await;
+    closing_handshake(&mut client).await;
 }
 
 async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String>, _v5: bool) {
     let started =
         tokio::task::spawn_blocking(move || runtime.exec_tty(&id, &command, 24, 80)).await;
-    let (mut sink, mut source) = ws.split();
+    let (mut out, mut source, heard) = split(ws);
     let session = match started {
         Ok(Ok(session)) => session,
         Ok(Err(err)) => {
-            let _ = sink.send(framed(1, format!("{err}\r\n").as_bytes())).await;
-            let _ = sink.send(framed(3, &exit_status(126))).await;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
+            let _ = out.send(framed(1, format!("{err}\r\n").as_bytes())).await;
+            out.finish(&exit_status(126)).await;
             return;
         }
         Err(_) => return,
@@ -440,6 +497,7 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
     // Input and resizes from the client.
     let mut input = tokio::spawn(async move {
         while let Some(Ok(message)) = source.next().await {
+            heard.send_if_modified(|heard| !std::mem::replace(heard, true));
             let Message::Binary(data) = message else {
                 continue;
             };
@@ -471,7 +529,7 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
         tokio::select! {
             chunk = out_rx.recv() => match chunk {
                 Some(chunk) => {
-                    if sink.send(framed(1, &chunk)).await.is_err() {
+                    if out.send(framed(1, &chunk)).await.is_err() {
                         break 126;
                     }
                 }
@@ -480,20 +538,12 @@ async fn exec_tty(ws: Ws, runtime: Arc<Runtime>, id: String, command: Vec<String
             code = &mut waiter => {
                 // Drain what the terminal still holds.
                 while let Ok(chunk) = out_rx.try_recv() {
-                    let _ = sink.send(framed(1, &chunk)).await;
+                    let _ = out.send(framed(1, &chunk)).await;
                 }
                 break code.unwrap_or(126);
             }
         }
     };
-    let _ = sink.send(framed(3, &exit_status(code))).await;
-    let _ = sink.send(Message::Close(Some(normal_close()))).await;
-    // The closing handshake: hanging up with the client's frames unread
-    // would reset the connection, and the status could be lost on the way.
-    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut input)
-        .await
-        .is_err()
-    {
-        input.abort();
-    }
+    out.finish(&exit_status(code)).await;
+    closing_handshake(&mut input).await;
 }
