@@ -179,14 +179,7 @@ impl Scheduler {
             [one] => Ok(nodes[*one].name.clone()),
             _ => {
                 let scores = score::score(&cycle, &feasible);
-                // The first of the best, in search order: deterministic.
-                let mut best = 0;
-                for (k, s) in scores.iter().enumerate() {
-                    if *s > scores[best] {
-                        best = k;
-                    }
-                }
-                Ok(nodes[feasible[best]].name.clone())
+                Ok(nodes[feasible[select(&scores)]].name.clone())
             }
         }
     }
@@ -202,6 +195,27 @@ impl Scheduler {
         }
         (all * percentage / 100).max(MIN_FEASIBLE_NODES)
     }
+}
+
+/// The index of a highest score, chosen uniformly at random among equal
+/// ones (upstream's `selectHost`, by reservoir sampling), so that pods
+/// that score nodes alike spread over them instead of piling onto the
+/// first in search order.
+fn select(scores: &[i64]) -> usize {
+    let mut best = 0;
+    let mut ties = 1u32;
+    for (k, score) in scores.iter().enumerate().skip(1) {
+        if *score > scores[best] {
+            best = k;
+            ties = 1;
+        } else if *score == scores[best] {
+            ties += 1;
+            if rand::random_range(0..ties) == 0 {
+                best = k;
+            }
+        }
+    }
+    best
 }
 
 #[cfg(test)]
