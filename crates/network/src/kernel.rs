@@ -89,14 +89,16 @@ pub(crate) trait Kernel: Send + Sync {
         &self,
         destination: Ipv4Net,
     ) -> impl Future<Output = Result<(), NetworkError>> + Send;
-    /// Creates the VXLAN device afresh; returns its index.
-    fn recreate_vxlan(
+    /// Keeps the VXLAN device if it is as these settings make it, else
+    /// creates it afresh; returns its index and the peers it already
+    /// tunnels to (none when new).
+    fn ensure_vxlan(
         &self,
         vxlan: &Vxlan,
         local: Ipv4Addr,
         address: Ipv4Addr,
         mtu: u32,
-    ) -> impl Future<Output = Result<u32, NetworkError>> + Send;
+    ) -> impl Future<Output = Result<(u32, Vec<Vtep>), NetworkError>> + Send;
     /// Points a peer VTEP's address at its MAC (`fdb: false`), or its MAC
     /// at its node (`fdb: true`), on the VXLAN device.
     fn replace_vtep(
@@ -272,25 +274,43 @@ impl Kernel for Linux {
         Ok(())
     }
 
-    async fn recreate_vxlan(
+    async fn ensure_vxlan(
         &self,
         vxlan: &Vxlan,
         local: Ipv4Addr,
         address: Ipv4Addr,
         mtu: u32,
-    ) -> Result<u32, NetworkError> {
-        let mac = crate::vtep_mac(local);
-        link::recreate_vxlan(
-            &self.netlink,
-            vxlan.name,
-            vxlan.vni,
-            vxlan.port,
-            local,
-            mac,
-            address,
-            mtu,
-        )
-        .await
+    ) -> Result<(u32, Vec<Vtep>), NetworkError> {
+        let (handle, name, mac) = (&self.netlink, vxlan.name, crate::vtep_mac(local));
+        let (vni, port) = (vxlan.vni, vxlan.port);
+        let Some(device) =
+            link::keep_vxlan(handle, name, vni, port, local, mac, address, mtu).await?
+        else {
+            let device =
+                link::recreate_vxlan(handle, name, vni, port, local, mac, address, mtu).await?;
+            return Ok((device, Vec::new()));
+        };
+        // A peer is its neighbour entry and the forwarding entry of the
+        // same MAC; a half (an agent killed between the two) is dropped,
+        // and the next route sync makes the whole again.
+        let (neighbours, forwarding) = link::tunnel_entries(handle, device).await?;
+        let mut peers = Vec::new();
+        for (ip, mac) in &neighbours {
+            match forwarding.iter().find(|(m, _)| m == mac) {
+                Some((_, node_ip)) => peers.push(Vtep {
+                    ip: *ip,
+                    mac: *mac,
+                    node_ip: *node_ip,
+                }),
+                None => link::delete_neighbour(handle, device, *ip, None).await?,
+            }
+        }
+        for (mac, node_ip) in &forwarding {
+            if !neighbours.iter().any(|(_, m)| m == mac) {
+                link::delete_neighbour(handle, device, *node_ip, Some(*mac)).await?;
+            }
+        }
+        Ok((device, peers))
     }
 
     async fn replace_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
@@ -326,6 +346,10 @@ pub(crate) mod fake {
         pub(crate) fail_configure: bool,
         /// Pods configured: peer name → (namespace, mtu, address).
         pub(crate) configured: BTreeMap<String, (PathBuf, u32, PodAddress)>,
+        /// The VXLAN device's settings, as rendered.
+        pub(crate) vxlan_settings: String,
+        /// Peers on the VXLAN device, by VTEP address.
+        pub(crate) tunnel: BTreeMap<Ipv4Addr, Vtep>,
     }
 
     #[derive(Debug, Default)]
@@ -508,34 +532,48 @@ pub(crate) mod fake {
             Ok(())
         }
 
-        async fn recreate_vxlan(
+        async fn ensure_vxlan(
             &self,
             vxlan: &Vxlan,
             local: Ipv4Addr,
             address: Ipv4Addr,
             mtu: u32,
-        ) -> Result<u32, NetworkError> {
+        ) -> Result<(u32, Vec<Vtep>), NetworkError> {
             let mut state = self.state();
-            state.calls.push(format!(
-                "vxlan {} vni {} port {} local {local} address {address}/32 mtu {mtu}",
-                vxlan.name, vxlan.vni, vxlan.port
-            ));
+            let settings = format!(
+                "vni {} port {} local {local} address {address}/32 mtu {mtu}",
+                vxlan.vni, vxlan.port
+            );
+            if let Some(link) = state.links.iter().find(|l| l.1 == vxlan.name)
+                && state.vxlan_settings == settings
+            {
+                let (device, peers) = (link.0, state.tunnel.values().copied().collect());
+                state.calls.push(format!("keep vxlan {}", vxlan.name));
+                return Ok((device, peers));
+            }
+            state.calls.push(format!("vxlan {} {settings}", vxlan.name));
             state.links.retain(|l| l.1 != vxlan.name);
-            Ok(Self::add_link(&mut state, vxlan.name, None))
+            state.tunnel.clear();
+            state.vxlan_settings = settings;
+            Ok((Self::add_link(&mut state, vxlan.name, None), Vec::new()))
         }
 
         async fn replace_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
-            self.state()
+            let mut state = self.state();
+            state
                 .calls
                 .push(format!("vtep {} at {} on {device}", peer.ip, peer.node_ip));
+            state.tunnel.insert(peer.ip, peer);
             Ok(())
         }
 
         async fn delete_vtep(&self, device: u32, peer: Vtep) -> Result<(), NetworkError> {
-            self.state().calls.push(format!(
+            let mut state = self.state();
+            state.calls.push(format!(
                 "delete vtep {} at {} on {device}",
                 peer.ip, peer.node_ip
             ));
+            state.tunnel.remove(&peer.ip);
             Ok(())
         }
     }

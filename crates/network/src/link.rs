@@ -10,7 +10,9 @@ use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -423,6 +425,119 @@ pub(crate) async fn recreate_vxlan(
     mtu: u32,
 ) -> Result<u32, NetworkError> {
     delete(handle, name).await?;
+    create_vxlan(handle, name, vni, port, local, mac, mtu).await?;
+    let index = require_index(handle, name).await?;
+    vxlan_up(handle, name, index, address).await?;
+    Ok(index)
+}
+
+/// The index of the VXLAN device called `name` if it is exactly what
+/// `recreate_vxlan` would make (VNI, UDP port, local address, MAC, MTU,
+/// learning off), brought up with `address`; `None` when there is no
+/// such device (missing, or made with other settings).
+#[allow(clippy::too_many_arguments)] // the device's settings, each checked
+pub(crate) async fn keep_vxlan(
+    handle: &Handle,
+    name: &str,
+    vni: u32,
+    port: u16,
+    local: Ipv4Addr,
+    mac: [u8; 6],
+    address: Ipv4Addr,
+    mtu: u32,
+) -> Result<Option<u32>, NetworkError> {
+    let Some(link) = get(handle, name).await? else {
+        return Ok(None);
+    };
+    let mut settings = Vec::new();
+    let (mut right_mac, mut right_mtu) = (false, false);
+    for attribute in &link.attributes {
+        match attribute {
+            LinkAttribute::Address(a) => right_mac = a.as_slice() == mac.as_slice(),
+            LinkAttribute::Mtu(m) => right_mtu = *m == mtu,
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Data(InfoData::Vxlan(vxlan)) = info {
+                        settings.clone_from(vxlan);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let has = |wanted: &InfoVxlan| settings.contains(wanted);
+    let same = right_mac
+        && right_mtu
+        && has(&InfoVxlan::Id(vni))
+        && has(&InfoVxlan::Port(port))
+        && has(&InfoVxlan::Local(local))
+        && has(&InfoVxlan::Learning(false));
+    if !same {
+        return Ok(None);
+    }
+    let index = link.header.index;
+    vxlan_up(handle, name, index, address).await?;
+    Ok(Some(index))
+}
+
+/// The entries on the VXLAN device `device`: its permanent neighbours
+/// (VTEP address → MAC) and forwarding entries (MAC → node address).
+pub(crate) async fn tunnel_entries(
+    handle: &Handle,
+    device: u32,
+) -> Result<(Vec<(Ipv4Addr, [u8; 6])>, Vec<([u8; 6], Ipv4Addr)>), NetworkError> {
+    let mut neighbours = Vec::new();
+    let mut forwarding = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Bridge] {
+        let entries: Vec<NeighbourMessage> = handle
+            .neighbours()
+            .get()
+            .set_address_family(family)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(NetworkError::netlink("listing neighbours"))?;
+        for entry in entries {
+            // Forwarding entries list as whatever state the driver
+            // reports; neighbours we made are permanent.
+            let ours =
+                family == AddressFamily::Bridge || entry.header.state == NeighbourState::Permanent;
+            if entry.header.ifindex != device || !ours {
+                continue;
+            }
+            let (mut ip, mut mac) = (None, None);
+            for attribute in &entry.attributes {
+                match attribute {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+                    // A forwarding entry's (bridge family) remote comes raw.
+                    NeighbourAttribute::Destination(NeighbourAddress::Other(a)) => {
+                        ip = <[u8; 4]>::try_from(&a[..]).ok().map(Ipv4Addr::from);
+                    }
+                    NeighbourAttribute::LinkLayerAddress(a) => {
+                        mac = <[u8; 6]>::try_from(&a[..]).ok()
+                    }
+                    _ => {}
+                }
+            }
+            match (family, ip, mac) {
+                (AddressFamily::Inet, Some(ip), Some(mac)) => neighbours.push((ip, mac)),
+                (_, Some(node), Some(mac)) => forwarding.push((mac, node)),
+                _ => {}
+            }
+        }
+    }
+    Ok((neighbours, forwarding))
+}
+
+async fn create_vxlan(
+    handle: &Handle,
+    name: &str,
+    vni: u32,
+    port: u16,
+    local: Ipv4Addr,
+    mac: [u8; 6],
+    mtu: u32,
+) -> Result<(), NetworkError> {
     handle
         .link()
         .add(
@@ -438,8 +553,15 @@ pub(crate) async fn recreate_vxlan(
         .await
         .map_err(NetworkError::netlink(format!(
             "creating VXLAN device {name} (VNI {vni}, UDP {port}, from {local})"
-        )))?;
-    let index = require_index(handle, name).await?;
+        )))
+}
+
+async fn vxlan_up(
+    handle: &Handle,
+    name: &str,
+    index: u32,
+    address: Ipv4Addr,
+) -> Result<(), NetworkError> {
     handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
@@ -454,8 +576,7 @@ pub(crate) async fn recreate_vxlan(
         .await
         .map_err(NetworkError::netlink(format!(
             "adding {address}/32 to {name}"
-        )))?;
-    Ok(index)
+        )))
 }
 
 /// `ip neigh replace <ip> lladdr <mac> dev <device> nud permanent`: the

@@ -53,7 +53,7 @@ pub(crate) struct Network<K> {
     /// The VXLAN device's index (`Vxlan` backend).
     vxlan: Option<u32>,
     /// The peers' VTEPs the VXLAN device has entries for, by pod CIDR.
-    vteps: Mutex<BTreeMap<Ipv4Net, Vtep>>,
+    vteps: Mutex<BTreeMap<Ipv4Addr, Vtep>>,
     /// The network policy table last applied.
     policy: Mutex<Option<String>>,
 }
@@ -84,14 +84,16 @@ impl<K: Kernel> Network<K> {
             .await?;
         network.kernel.enable_forwarding().await?;
         match network.config.backend {
-            // Made afresh: entries for peers that are gone go with the old
-            // one; the first route sync adds the current peers'.
+            // Kept when it is as configured (a restarted agent's pods keep
+            // talking across nodes), with the peers it tunnels to, which
+            // the first route sync corrects; else made afresh.
             Backend::Vxlan { local } => {
-                let device = network
+                let (device, peers) = network
                     .kernel
-                    .recreate_vxlan(&VXLAN, local, pod_cidr.network(), network.config.mtu)
+                    .ensure_vxlan(&VXLAN, local, pod_cidr.network(), network.config.mtu)
                     .await?;
                 network.vxlan = Some(device);
+                *network.vteps.get_mut() = peers.into_iter().map(|v| (v.ip, v)).collect();
             }
             Backend::HostGw => network.kernel.delete_link(VXLAN_DEVICE).await?,
         }
@@ -223,7 +225,9 @@ impl<K: Kernel> Network<K> {
         }
         if let Some(device) = self.vxlan {
             let mut vteps = self.vteps.lock().await;
-            let wanted: BTreeMap<Ipv4Net, Vtep> = peers
+            // By VTEP address: the network address of a peer's pod CIDR
+            // (CIDRs do not overlap, so neither do these).
+            let wanted: BTreeMap<Ipv4Addr, Vtep> = peers
                 .iter()
                 .map(|(cidr, node_ip)| {
                     let vtep = Vtep {
@@ -231,22 +235,22 @@ impl<K: Kernel> Network<K> {
                         mac: vtep_mac(*node_ip),
                         node_ip: *node_ip,
                     };
-                    (*cidr, vtep)
+                    (vtep.ip, vtep)
                 })
                 .collect();
-            let stale: Vec<(Ipv4Net, Vtep)> = vteps
-                .iter()
-                .filter(|(cidr, vtep)| wanted.get(cidr) != Some(vtep))
-                .map(|(cidr, vtep)| (*cidr, *vtep))
+            let stale: Vec<Vtep> = vteps
+                .values()
+                .filter(|vtep| wanted.get(&vtep.ip) != Some(vtep))
+                .copied()
                 .collect();
-            for (cidr, vtep) in stale {
+            for vtep in stale {
                 self.kernel.delete_vtep(device, vtep).await?;
-                vteps.remove(&cidr);
+                vteps.remove(&vtep.ip);
             }
-            for (cidr, vtep) in wanted {
-                if vteps.get(&cidr) != Some(&vtep) {
+            for (ip, vtep) in wanted {
+                if vteps.get(&ip) != Some(&vtep) {
                     self.kernel.replace_vtep(device, vtep).await?;
-                    vteps.insert(cidr, vtep);
+                    vteps.insert(ip, vtep);
                 }
             }
         }
@@ -527,6 +531,48 @@ mod tests {
                 "delete link bulwark0",
                 "delete link bulwark.vxlan",
                 "nft: delete tables",
+            ]
+        "#]]
+        .assert_debug_eq(&network.kernel.take_calls());
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_the_vxlan_device_and_corrects_its_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || {
+            NetworkConfig::new(
+                "10.42.3.0/24".parse().unwrap(),
+                "10.42.0.0/16".parse().unwrap(),
+                dir.path().to_owned(),
+            )
+            .vxlan("192.168.0.3".parse().unwrap(), 1500)
+        };
+        let network = Network::start(config(), Fake::default()).await.unwrap();
+        network
+            .sync_routes(&[
+                peer("10.42.4.0/24", "192.168.9.4"),
+                peer("10.42.5.0/24", "192.168.9.5"),
+            ])
+            .await
+            .unwrap();
+        network.kernel.take_calls();
+
+        // The agent restarts; meanwhile the node of 10.42.5.0/24 left.
+        let Network { kernel, ipam, .. } = network;
+        drop(ipam); // the IPAM state's lock
+        let network = Network::start(config(), kernel).await.unwrap();
+        network
+            .sync_routes(&[peer("10.42.4.0/24", "192.168.9.4")])
+            .await
+            .unwrap();
+        expect![[r#"
+            [
+                "bridge bulwark0 mtu 1450 10.42.3.1/24",
+                "ip_forward=1",
+                "keep vxlan bulwark.vxlan",
+                "nft: no pods",
+                "delete route 10.42.5.0/24",
+                "delete vtep 10.42.5.0 at 192.168.9.5 on 3",
             ]
         "#]]
         .assert_debug_eq(&network.kernel.take_calls());

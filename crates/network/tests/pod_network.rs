@@ -342,12 +342,27 @@ async fn pods_on_nodes_in_different_subnets_reach_each_other_through_vxlan() {
     );
     assert_eq!(connect(&pod2, &pod1, p1.ip).ip(), p2.ip);
 
-    // A restarted agent makes the device afresh; the next sync restores
-    // the path.
+    // A restarted agent keeps the device, its tunnel entries and routes:
+    // pods talk across nodes before its first sync, and that sync
+    // changes nothing.
+    let device = || node1.exec(&["ip", "-o", "link", "show", "bulwark.vxlan"]);
+    let before = device();
     drop(net1);
     let net1 = PodNetwork::new(config(&node1, "10.42.1.0/24", state1.path()).vxlan(local1, 1500))
         .await
         .unwrap();
+    assert_eq!(device(), before, "the same device");
+    assert_eq!(connect(&pod1, &pod2, p2.ip).ip(), p1.ip);
+    net1.sync_routes(&peers).await.unwrap();
+    assert_eq!(connect(&pod1, &pod2, p2.ip).ip(), p1.ip);
+
+    // A device with other settings (the node's MTU changed) is made
+    // afresh, and the next sync restores the path.
+    drop(net1);
+    let net1 = PodNetwork::new(config(&node1, "10.42.1.0/24", state1.path()).vxlan(local1, 1400))
+        .await
+        .unwrap();
+    assert_ne!(device(), before, "a new device");
     net1.sync_routes(&peers).await.unwrap();
     assert_eq!(connect(&pod1, &pod2, p2.ip).ip(), p1.ip);
 
