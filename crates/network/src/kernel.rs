@@ -281,13 +281,18 @@ impl Kernel for Linux {
         address: Ipv4Addr,
         mtu: u32,
     ) -> Result<(u32, Vec<Vtep>), NetworkError> {
-        let (handle, name, mac) = (&self.netlink, vxlan.name, crate::vtep_mac(local));
-        let (vni, port) = (vxlan.vni, vxlan.port);
-        let Some(device) =
-            link::keep_vxlan(handle, name, vni, port, local, mac, address, mtu).await?
-        else {
-            let device =
-                link::recreate_vxlan(handle, name, vni, port, local, mac, address, mtu).await?;
+        let handle = &self.netlink;
+        let wanted = link::VxlanDevice {
+            name: vxlan.name,
+            vni: vxlan.vni,
+            port: vxlan.port,
+            local,
+            mac: crate::vtep_mac(local),
+            address,
+            mtu,
+        };
+        let Some(device) = link::keep_vxlan(handle, &wanted).await? else {
+            let device = link::recreate_vxlan(handle, &wanted).await?;
             return Ok((device, Vec::new()));
         };
         // A peer is its neighbour entry and the forwarding entry of the

@@ -409,43 +409,50 @@ pub(crate) async fn delete_route(handle: &Handle, route: RouteMessage) -> Result
     }
 }
 
+/// A VXLAN device as the pod network makes it: VNI `vni` on UDP `port`,
+/// sending from `local`, with `mac`, `mtu` and `address`/32, no learning
+/// (every entry comes from the agent).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VxlanDevice<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) vni: u32,
+    pub(crate) port: u16,
+    pub(crate) local: Ipv4Addr,
+    pub(crate) mac: [u8; 6],
+    pub(crate) address: Ipv4Addr,
+    pub(crate) mtu: u32,
+}
+
 /// Creates the VXLAN device afresh (an old one, with another agent's
-/// forwarding entries, is deleted first): VNI `vni` on UDP `port`, sending
-/// from `local`, with `mac` and `address`/32, no learning (every entry comes
-/// from the agent), up. Returns its index.
-#[allow(clippy::too_many_arguments)] // one device, described in full
+/// forwarding entries, is deleted first), up. Returns its index.
 pub(crate) async fn recreate_vxlan(
     handle: &Handle,
-    name: &str,
-    vni: u32,
-    port: u16,
-    local: Ipv4Addr,
-    mac: [u8; 6],
-    address: Ipv4Addr,
-    mtu: u32,
+    device: &VxlanDevice<'_>,
 ) -> Result<u32, NetworkError> {
-    delete(handle, name).await?;
-    create_vxlan(handle, name, vni, port, local, mac, mtu).await?;
-    let index = require_index(handle, name).await?;
-    vxlan_up(handle, name, index, address).await?;
+    delete(handle, device.name).await?;
+    create_vxlan(handle, device).await?;
+    let index = require_index(handle, device.name).await?;
+    vxlan_up(handle, device, index).await?;
     Ok(index)
 }
 
-/// The index of the VXLAN device called `name` if it is exactly what
-/// `recreate_vxlan` would make (VNI, UDP port, local address, MAC, MTU,
-/// learning off), brought up with `address`; `None` when there is no
-/// such device (missing, or made with other settings).
-#[allow(clippy::too_many_arguments)] // the device's settings, each checked
+/// The index of the VXLAN device if one is exactly as `device` says
+/// (name, VNI, UDP port, local address, MAC, MTU, learning off), brought
+/// up with its address; `None` when there is none (missing, or made with
+/// other settings).
 pub(crate) async fn keep_vxlan(
     handle: &Handle,
-    name: &str,
-    vni: u32,
-    port: u16,
-    local: Ipv4Addr,
-    mac: [u8; 6],
-    address: Ipv4Addr,
-    mtu: u32,
+    device: &VxlanDevice<'_>,
 ) -> Result<Option<u32>, NetworkError> {
+    let VxlanDevice {
+        name,
+        vni,
+        port,
+        local,
+        mac,
+        mtu,
+        ..
+    } = *device;
     let Some(link) = get(handle, name).await? else {
         return Ok(None);
     };
@@ -476,7 +483,7 @@ pub(crate) async fn keep_vxlan(
         return Ok(None);
     }
     let index = link.header.index;
-    vxlan_up(handle, name, index, address).await?;
+    vxlan_up(handle, device, index).await?;
     Ok(Some(index))
 }
 
@@ -529,15 +536,16 @@ pub(crate) async fn tunnel_entries(
     Ok((neighbours, forwarding))
 }
 
-async fn create_vxlan(
-    handle: &Handle,
-    name: &str,
-    vni: u32,
-    port: u16,
-    local: Ipv4Addr,
-    mac: [u8; 6],
-    mtu: u32,
-) -> Result<(), NetworkError> {
+async fn create_vxlan(handle: &Handle, device: &VxlanDevice<'_>) -> Result<(), NetworkError> {
+    let VxlanDevice {
+        name,
+        vni,
+        port,
+        local,
+        mac,
+        mtu,
+        ..
+    } = *device;
     handle
         .link()
         .add(
@@ -558,10 +566,10 @@ async fn create_vxlan(
 
 async fn vxlan_up(
     handle: &Handle,
-    name: &str,
+    device: &VxlanDevice<'_>,
     index: u32,
-    address: Ipv4Addr,
 ) -> Result<(), NetworkError> {
+    let VxlanDevice { name, address, .. } = *device;
     handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
