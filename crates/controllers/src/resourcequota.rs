@@ -81,7 +81,13 @@ pub(crate) async fn run(cx: Context) {
                 let namespace = tokio::select! {
                     _ = resync.tick() => { enqueue_all(); continue; }
                     change = quota_changes.next() => match change {
-                        Some(Change::Applied(q) | Change::Deleted(q)) => q.namespace(),
+                        // As upstream: a quota is recounted when its hard
+                        // limits are new, not when admission charged it —
+                        // that charge precedes the object it is for, and a
+                        // recount in between would undo it.
+                        Some(Change::Applied(q)) if needs_recount(&q) => q.namespace(),
+                        Some(Change::Applied(_)) => continue,
+                        Some(Change::Deleted(q)) => q.namespace(),
                         Some(Change::Resynced) => { enqueue_all(); continue; }
                         None => return,
                     },
@@ -126,6 +132,16 @@ pub(crate) async fn run(cx: Context) {
         feeder,
         run_workers("resourcequota-controller", queue, 2, reconcile)
     );
+}
+
+/// Whether a quota's status does not yet reflect its spec: hard limits
+/// not mirrored, or a tracked resource without a used figure.
+fn needs_recount(quota: &ResourceQuota) -> bool {
+    let value = serde_json::to_value(quota).unwrap_or(Value::Null);
+    let hard = quota::resource_list(value.pointer("/spec/hard"));
+    let used = quota::resource_list(value.pointer("/status/used"));
+    hard != quota::resource_list(value.pointer("/status/hard"))
+        || hard.keys().any(|name| !used.contains_key(name))
 }
 
 /// A pod that just finished gives its compute quota back.
