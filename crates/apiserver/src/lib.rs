@@ -29,6 +29,7 @@ mod csr;
 mod defaults;
 mod discovery;
 mod encryption;
+mod event_versions;
 mod handlers;
 mod metrics;
 mod nodegraph;
@@ -305,13 +306,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store: Arc<dyn Store> = encrypting.clone();
     bootstrap(&*store).await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let store: Arc<dyn Store> = Arc::new(metrics::TimedStore {
-        inner: store,
-        metrics: metrics.clone(),
+    let store: Arc<dyn Store> = Arc::new(event_versions::EventVersions {
+        inner: Arc::new(metrics::TimedStore {
+            inner: store,
+            metrics: metrics.clone(),
+        }),
     });
-    let for_caches: Arc<dyn Store> = Arc::new(metrics::TimedStore {
-        inner: for_caches,
-        metrics: metrics.clone(),
+    let for_caches: Arc<dyn Store> = Arc::new(event_versions::EventVersions {
+        inner: Arc::new(metrics::TimedStore {
+            inner: for_caches,
+            metrics: metrics.clone(),
+        }),
     });
     let audit = match &config.audit_log {
         AuditLog::Off => {

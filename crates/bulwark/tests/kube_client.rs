@@ -169,3 +169,154 @@ async fn wait_for(name: &str, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Stri
         }
     }
 }
+
+/// `kubectl` against `server`, which must succeed; its stdout.
+fn kubectl(server: &Server, args: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.data().join("admin.kubeconfig"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// kube-rs's `Recorder` writes events.k8s.io/v1 Events; `kubectl get
+/// events` and `kubectl describe` read core/v1. As upstream, both are one
+/// set of Events in two shapes.
+#[tokio::test]
+async fn events_recorded_through_either_api_show_in_both() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Resource as _;
+    use kube::runtime::events::{Event as Record, EventType, Recorder, Reporter};
+
+    let server = Server::start();
+    let client = server.client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let watched = maps
+        .create(&PostParams::default(), &config_map("watched", "1"))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "test-operator".into(),
+        instance: Some("test-operator-0".into()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let record = Record {
+        type_: EventType::Warning,
+        reason: "Drifted".into(),
+        note: Some("the config map drifted from its source".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&record, &watched.object_ref(&()))
+        .await
+        .unwrap();
+
+    // core/v1, as kubectl reads it.
+    let listed: serde_json::Value = serde_json::from_str(&kubectl(
+        &server,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=watched",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let event = &listed["items"][0];
+    assert_eq!(event["apiVersion"], "v1", "{listed}");
+    assert_eq!(event["message"], "the config map drifted from its source");
+    assert_eq!(event["reason"], "Drifted");
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["involvedObject"]["kind"], "ConfigMap");
+    assert_eq!(event["reportingComponent"], "test-operator");
+    assert!(event.get("note").is_none() && event.get("regarding").is_none());
+    let described = kubectl(&server, &["describe", "configmap", "watched"]);
+    assert!(
+        described.contains("Drifted") && described.contains("drifted from its source"),
+        "{described}"
+    );
+
+    // The same event again: the Recorder patches its series (through
+    // events.k8s.io), which core/v1 readers see too.
+    recorder
+        .publish(&record, &watched.object_ref(&()))
+        .await
+        .unwrap();
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let name = event["metadata"]["name"].as_str().unwrap();
+    let again = core.get(name).await.unwrap();
+    assert_eq!(again.series.and_then(|s| s.count), Some(2));
+
+    // And the other way: a core/v1 Event read (and watched) through
+    // events.k8s.io/v1.
+    let new: Api<Event> = Api::namespaced(client.clone(), "default");
+    let now = new.list(&ListParams::default()).await.unwrap();
+    let mut watch = new
+        .watch(
+            &kube::api::WatchParams::default(),
+            now.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let core_event: CoreEvent = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "from-core"},
+        "involvedObject": {"kind": "ConfigMap", "name": "watched", "namespace": "default"},
+        "reason": "Touched", "message": "touched by hand", "type": "Normal",
+        "source": {"component": "kubectl-user"},
+    }))
+    .unwrap();
+    core.create(&PostParams::default(), &core_event)
+        .await
+        .unwrap();
+    let watched_event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match watch.next().await {
+                Some(Ok(kube::api::WatchEvent::Added(e)))
+                    if e.metadata.name.as_deref() == Some("from-core") =>
+                {
+                    return e;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the watch ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the core/v1 Event arrives on the events.k8s.io/v1 watch");
+    assert_eq!(watched_event.note.as_deref(), Some("touched by hand"));
+    let seen = new.get("from-core").await.unwrap();
+    assert_eq!(seen.note.as_deref(), Some("touched by hand"));
+    assert_eq!(
+        seen.regarding.and_then(|r| r.name).as_deref(),
+        Some("watched")
+    );
+    assert_eq!(
+        seen.deprecated_source.and_then(|s| s.component).as_deref(),
+        Some("kubectl-user")
+    );
+    let all = new.list(&ListParams::default()).await.unwrap();
+    assert_eq!(all.items.len(), 2, "one set of Events");
+    let shown = kubectl(&server, &["get", "events.v1.events.k8s.io"]);
+    assert!(
+        shown.contains("Touched") && shown.contains("Drifted"),
+        "{shown}"
+    );
+
+    // Deleted through one, gone from the other.
+    new.delete("from-core", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(core.get_opt("from-core").await.unwrap().is_none());
+}

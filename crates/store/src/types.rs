@@ -87,6 +87,26 @@ impl Range {
         }
     }
 
+    /// The same range under another prefix: `from` replaced by `to` at the
+    /// front of its bounds, when it lies among the keys that start with
+    /// `from` (`None` otherwise). For a view that serves one key space
+    /// from another.
+    pub fn rebase(&self, from: &str, to: &str) -> Option<Range> {
+        let (from, to) = (from.as_bytes(), to.as_bytes());
+        let start = [to, self.start.strip_prefix(from)?].concat();
+        let end = match &self.end {
+            None => None,
+            Some(end) if *end == prefix_end(from) => Some(prefix_end(to)),
+            Some(end) => Some([to, end.strip_prefix(from)?].concat()),
+        };
+        Some(Range {
+            start,
+            end,
+            limit: self.limit,
+            revision: self.revision,
+        })
+    }
+
     /// The exclusive end as etcd encodes it: empty for a single key, `[0]` for
     /// "to the end of the key space".
     pub(crate) fn etcd_end(&self) -> Vec<u8> {
@@ -277,6 +297,28 @@ mod tests {
         assert!(one.contains(b"/a") && !one.contains(b"/ab"));
         let after = Range::prefix("/p/").after("/p/b");
         assert!(!after.contains(b"/p/b") && after.contains(b"/p/b0") && !after.contains(b"/p/a"));
+    }
+
+    #[test]
+    fn a_range_rebased_covers_the_same_keys_under_the_other_prefix() {
+        let (from, to) = ("/registry/b.io/events/", "/registry/events/");
+        let all = Range::prefix(from).limit(5).at(7);
+        let rebased = all.rebase(from, to).unwrap();
+        assert_eq!(rebased, Range::prefix(to).limit(5).at(7));
+        let page = Range::prefix("/registry/b.io/events/ns/")
+            .after("/registry/b.io/events/ns/x")
+            .rebase(from, to)
+            .unwrap();
+        assert_eq!(
+            page,
+            Range::prefix("/registry/events/ns/").after("/registry/events/ns/x")
+        );
+        assert_eq!(
+            Range::key("/registry/b.io/events/ns/x").rebase(from, to),
+            Some(Range::key("/registry/events/ns/x"))
+        );
+        assert_eq!(Range::prefix("/registry/pods/").rebase(from, to), None);
+        assert_eq!(Range::prefix("/registry/").rebase(from, to), None);
     }
 
     #[test]
