@@ -62,14 +62,7 @@ pub(crate) async fn run(cx: Context) {
     let queue = WorkQueue::<String>::new();
     let mut changes = csrs.subscribe();
     csrs.ready().await;
-    let enqueue_all = {
-        let (queue, csrs) = (Arc::clone(&queue), csrs.clone());
-        move || {
-            for csr in csrs.store().state() {
-                queue.add(csr.name_any());
-            }
-        }
-    };
+    let enqueue_all = csrs.enqueue_all(&queue, |csr| csr.name_any());
     enqueue_all();
     let feeder = {
         let queue = Arc::clone(&queue);

@@ -39,14 +39,7 @@ pub(crate) async fn run(cx: Context) {
     let (mut cj_changes, mut job_changes) = (cronjobs.subscribe(), jobs.subscribe());
     cronjobs.ready().await;
     jobs.ready().await;
-    let enqueue_all = {
-        let (queue, cronjobs) = (Arc::clone(&queue), cronjobs.clone());
-        move || {
-            for cj in cronjobs.store().state() {
-                queue.add(owned::key_of(cj.as_ref()));
-            }
-        }
-    };
+    let enqueue_all = cronjobs.enqueue_all(&queue, owned::key_of);
     enqueue_all();
     let feeder = {
         let queue = Arc::clone(&queue);
@@ -60,8 +53,8 @@ pub(crate) async fn run(cx: Context) {
                     },
                     change = job_changes.next() => match change {
                         Some(Change::Applied(job) | Change::Deleted(job)) => {
-                            if let Some(owner) = job.owner_references().iter().find(|o| o.kind == "CronJob" && o.controller == Some(true)) {
-                                queue.add(format!("{}/{}", job.namespace().unwrap_or_default(), owner.name));
+                            if let Some(key) = owned::controller_key(job.as_ref(), "CronJob") {
+                                queue.add(key);
                             }
                         }
                         Some(Change::Resynced) => enqueue_all(),

@@ -53,14 +53,7 @@ pub(crate) async fn run(cx: Context) {
     pods.ready().await;
     nodes.ready().await;
     revisions.ready().await;
-    let enqueue_all = {
-        let (queue, sets) = (Arc::clone(&queue), sets.clone());
-        move || {
-            for ds in sets.store().state() {
-                queue.add(owned::key_of(ds.as_ref()));
-            }
-        }
-    };
+    let enqueue_all = sets.enqueue_all(&queue, owned::key_of);
     enqueue_all();
     let feeder = {
         let queue = Arc::clone(&queue);
@@ -74,8 +67,8 @@ pub(crate) async fn run(cx: Context) {
                     },
                     change = pod_changes.next() => match change {
                         Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            if let Some(owner) = pod.owner_references().iter().find(|o| o.kind == "DaemonSet" && o.controller == Some(true)) {
-                                queue.add(format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name));
+                            if let Some(key) = owned::controller_key(pod.as_ref(), "DaemonSet") {
+                                queue.add(key);
                             }
                         }
                         Some(Change::Resynced) => enqueue_all(),

@@ -38,14 +38,7 @@ pub(crate) async fn run(cx: Context) {
     deployments.ready().await;
     sets.ready().await;
     pods.ready().await;
-    let enqueue_all = {
-        let (queue, deployments) = (Arc::clone(&queue), deployments.store().clone());
-        move || {
-            for d in deployments.state() {
-                queue.add(key_of(&d.metadata));
-            }
-        }
-    };
+    let enqueue_all = deployments.enqueue_all(&queue, |d| key_of(&d.metadata));
     enqueue_all();
     let feeder = {
         let (queue, d_store, rs_store) = (

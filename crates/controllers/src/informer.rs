@@ -19,6 +19,8 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
 
+use crate::queue::WorkQueue;
+
 /// A change seen by an informer.
 #[derive(Debug)]
 pub(crate) enum Change<K> {
@@ -73,6 +75,21 @@ where
     /// Waits until the first list is in the cache.
     pub(crate) async fn ready(&self) {
         let _ = self.synced.clone().wait_for(|synced| *synced).await;
+    }
+
+    /// A full pass for a controller (at start, and on `Resynced`): queues
+    /// `key` of every object in the cache.
+    pub(crate) fn enqueue_all(
+        &self,
+        queue: &Arc<WorkQueue<String>>,
+        key: fn(&K) -> String,
+    ) -> impl Fn() + Send + Sync + 'static {
+        let (queue, store) = (Arc::clone(queue), self.store.clone());
+        move || {
+            for object in store.state() {
+                queue.add(key(&object));
+            }
+        }
     }
 
     /// Changes from now on. A subscriber that falls behind gets `Resynced`.

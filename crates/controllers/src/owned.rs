@@ -27,6 +27,20 @@ pub(crate) fn controller_uid<K: Resource>(object: &K) -> Option<&str> {
     crate::ownership::controller_of(object.meta()).map(|o| o.uid.as_str())
 }
 
+/// The `namespace/name` key of the `kind` controlling `object`, if one
+/// does: which owner's controller a child's change concerns.
+pub(crate) fn controller_key<K: Resource>(object: &K, kind: &str) -> Option<String> {
+    crate::ownership::controller_of(object.meta())
+        .filter(|owner| owner.kind == kind)
+        .map(|owner| {
+            format!(
+                "{}/{}",
+                object.meta().namespace.as_deref().unwrap_or_default(),
+                owner.name
+            )
+        })
+}
+
 /// The pod's phase (`Pending` when unset).
 pub(crate) fn phase(pod: &Pod) -> &str {
     pod.status

@@ -38,14 +38,7 @@ pub(crate) async fn run(cx: Context) {
     sets.ready().await;
     pod_informer.ready().await;
     tracing::debug!(controller = "replicaset-controller", "caches synced");
-    let enqueue_all = {
-        let (queue, sets) = (Arc::clone(&queue), sets.store().clone());
-        move || {
-            for rs in sets.state() {
-                queue.add(key_of(&rs.metadata));
-            }
-        }
-    };
+    let enqueue_all = sets.enqueue_all(&queue, |rs| key_of(&rs.metadata));
     enqueue_all();
     let seen: Mutex<HashSet<String>> = Mutex::new(uids(pod_informer.store()));
     let feeder = {

@@ -35,14 +35,7 @@ pub(crate) async fn run(cx: Context) {
     let (mut ns_changes, mut cm_changes) = (namespaces.subscribe(), config_maps.subscribe());
     namespaces.ready().await;
     config_maps.ready().await;
-    let enqueue_all = {
-        let (queue, namespaces) = (Arc::clone(&queue), namespaces.clone());
-        move || {
-            for ns in namespaces.store().state() {
-                queue.add(ns.name_any());
-            }
-        }
-    };
+    let enqueue_all = namespaces.enqueue_all(&queue, |ns| ns.name_any());
     enqueue_all();
     let feeder = {
         let queue = Arc::clone(&queue);

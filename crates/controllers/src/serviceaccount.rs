@@ -24,14 +24,7 @@ pub(crate) async fn run(cx: Context) {
     let (mut ns_changes, mut sa_changes) = (namespaces.subscribe(), accounts.subscribe());
     namespaces.ready().await;
     accounts.ready().await;
-    let enqueue_all = {
-        let (queue, namespaces) = (Arc::clone(&queue), namespaces.clone());
-        move || {
-            for ns in namespaces.store().state() {
-                queue.add(ns.name_any());
-            }
-        }
-    };
+    let enqueue_all = namespaces.enqueue_all(&queue, |ns| ns.name_any());
     enqueue_all();
     let feeder = {
         let queue = Arc::clone(&queue);

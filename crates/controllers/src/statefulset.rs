@@ -53,14 +53,7 @@ pub(crate) async fn run(cx: Context) {
     sets.ready().await;
     pods.ready().await;
     revisions.ready().await;
-    let enqueue_all = {
-        let (queue, sets) = (Arc::clone(&queue), sets.clone());
-        move || {
-            for set in sets.store().state() {
-                queue.add(owned::key_of(set.as_ref()));
-            }
-        }
-    };
+    let enqueue_all = sets.enqueue_all(&queue, owned::key_of);
     enqueue_all();
     let feeder = {
         let (queue, sets) = (Arc::clone(&queue), sets.clone());
