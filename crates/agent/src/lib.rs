@@ -25,6 +25,7 @@ mod probe;
 mod proxy;
 mod pullsecrets;
 mod remotecommand;
+pub mod rotation;
 mod sandbox;
 mod server;
 mod spdy;
