@@ -14,6 +14,7 @@
 
 mod container;
 mod env;
+pub mod eviction;
 mod grpc;
 mod host;
 pub mod join;
@@ -98,6 +99,8 @@ pub struct AgentOptions {
     pub cluster_dns: Option<std::net::Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Hard eviction thresholds (`--eviction-hard`).
+    pub eviction_hard: eviction::Thresholds,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -152,6 +155,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         max_pods: options.max_pods,
         state_dir: options.root.clone(),
         port: options.agent_port,
+        thresholds: options.eviction_hard.clone(),
     };
     let facts = HostFacts::read(&options.root);
     let registered = node::register(&options.client, &identity, &facts)
@@ -166,11 +170,13 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         registered,
         options.lease_interval,
     ));
+    let (pressure_tx, pressure_rx) = watch::channel(node::Pressure::read(&identity));
     let status = tokio::spawn(node::report_status(
         options.client.clone(),
         identity,
         facts.clone(),
         options.status_interval,
+        pressure_rx.clone(),
     ));
     let api = options.serving.clone().map(|serving| {
         let state = Arc::new(server::ApiState::new(
@@ -242,9 +248,12 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         node_ip: options.node_ip.to_string(),
         allocatable: env::NodeAllocatable {
             cpu_millis: facts.cpus as i64 * 1000,
-            memory_bytes: facts
-                .memory_bytes
-                .saturating_sub(node::EVICTION_MEMORY_BYTES) as i64,
+            memory_bytes: facts.memory_bytes.saturating_sub(
+                options
+                    .eviction_hard
+                    .amount(eviction::Signal::MemoryAvailable, facts.memory_bytes)
+                    .unwrap_or(0),
+            ) as i64,
             ephemeral_storage_bytes: facts.ephemeral_storage_bytes as i64,
         },
         pods_dir: pods_dir.clone(),
@@ -255,7 +264,16 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         network,
         cluster_dns: options.cluster_dns.filter(|_| dns_ready),
         cluster_domain: options.cluster_domain.clone(),
+        pressure: pressure_rx,
+        evictions: std::sync::Mutex::new(HashMap::new()),
     });
+    let _evictions = AbortOnDrop(tokio::spawn(eviction::manage(
+        ctx.clone(),
+        options.eviction_hard.clone(),
+        options.root.clone(),
+        options.status_interval,
+        pressure_tx,
+    )));
     watch_pods(ctx, &options).await;
     Ok(())
 }
@@ -461,6 +479,7 @@ pub async fn register_node(
         max_pods,
         state_dir: root.to_path_buf(),
         port,
+        thresholds: eviction::Thresholds::default(),
     };
     node::register(client, &identity, &HostFacts::read(root))
         .await

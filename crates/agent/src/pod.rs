@@ -4,7 +4,7 @@
 //! container run is current, restart counts, back-offs) is a file in the
 //! pod's directory, so a restarted agent picks up where it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +64,12 @@ pub(crate) struct Ctx {
     pub(crate) cluster_dns: Option<std::net::Ipv4Addr>,
     /// The cluster domain.
     pub(crate) cluster_domain: String,
+    /// The node's pressure, as the eviction manager last saw it (new pods
+    /// are admitted against it).
+    pub(crate) pressure: watch::Receiver<crate::node::Pressure>,
+    /// Pods the eviction manager chose: UID → the message to fail them
+    /// with. Their workers stop them.
+    pub(crate) evictions: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// The agent's memory of one pod, kept in `<pod dir>/record.json`.
@@ -77,6 +83,20 @@ struct Record {
     terminal: Option<String>,
     /// First host id of the pod's user namespace (`hostUsers: false`).
     user_namespace: Option<u32>,
+    /// Why the node failed the pod (refused at admission, or evicted under
+    /// pressure): `status.reason` `Evicted` and this message.
+    #[serde(default)]
+    evicted: Option<Eviction>,
+}
+
+/// A pod the node failed under pressure.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Eviction {
+    /// `status.message`.
+    message: String,
+    /// Evicted while running (a DisruptionTarget condition), rather than
+    /// refused at admission.
+    disruption: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -353,8 +373,59 @@ async fn sync(ctx: &Ctx, pod: &Pod, dir: &Path, live: &mut Live) -> Result<Durat
     let mut record = Record::load(dir);
     record.namespace = pod.namespace().unwrap_or_default();
     record.name = pod.name_any();
+    // Admission: under pressure a new pod is refused as upstream refuses
+    // it (failed, reason Evicted), before anything of it is made.
+    if record.start_time.is_none() && record.terminal.is_none() {
+        let pressure = *ctx.pressure.borrow();
+        if let Err(message) = crate::eviction::admit(pod, pressure.memory, pressure.disk) {
+            event(ctx, pod, None, EventType::Warning, "Evicted", &message).await;
+            record.start_time = Some(now());
+            record.terminal = Some("Failed".to_owned());
+            record.evicted = Some(Eviction {
+                message: format!("Pod was rejected: {message}"),
+                disruption: false,
+            });
+            report(ctx, pod, &record, live, false, None).await;
+            record
+                .save(dir)
+                .map_err(|e| format!("saving the pod record: {e}"))?;
+            return Ok(TICK);
+        }
+    }
     if record.start_time.is_none() {
         record.start_time = Some(now());
+    }
+    // Chosen by the eviction manager: stopped at once and failed.
+    let evicted = ctx
+        .evictions
+        .lock()
+        .ok()
+        .and_then(|mut evictions| evictions.remove(&uid));
+    if let Some(message) = evicted
+        && record.terminal.is_none()
+    {
+        event(ctx, pod, None, EventType::Warning, "Evicted", &message).await;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut stops = Vec::new();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            if matches!(
+                observe(ctx, &record, &c.name).await,
+                Some(ContainerStatus::Running { .. })
+            ) {
+                stops.push(stop_container(ctx, pod, &record, c, Duration::ZERO));
+            }
+        }
+        futures::future::join_all(stops).await;
+        record.terminal = Some("Failed".to_owned());
+        record.evicted = Some(Eviction {
+            message,
+            disruption: true,
+        });
     }
     let spec = pod.spec.clone().unwrap_or_default();
     let restart_policy = spec
@@ -1446,6 +1517,22 @@ async fn report(
     if let Some(ip) = pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
+    }
+    if let Some(eviction) = &record.evicted {
+        status["reason"] = json!("Evicted");
+        status["message"] = json!(eviction.message);
+        if eviction.disruption
+            && let Some(conditions) = status["conditions"].as_array_mut()
+            && !conditions.iter().any(|c| c["type"] == "DisruptionTarget")
+        {
+            conditions.push(json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "TerminationByKubelet",
+                "message": eviction.message,
+                "lastTransitionTime": now,
+            }));
+        }
     }
     if live.last_status.as_ref() == Some(&status) {
         return phase;

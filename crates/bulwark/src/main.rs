@@ -256,6 +256,17 @@ struct NodeArgs {
     /// Maximum processes per pod.
     #[arg(long, default_value_t = 4096)]
     pod_pids_limit: i64,
+    /// Hard eviction thresholds, as the kubelet's flag: `<signal><<amount
+    /// or percentage>`, comma-separated, for memory.available,
+    /// nodefs.available, nodefs.inodesFree, imagefs.available,
+    /// imagefs.inodesFree and pid.available. Under a memory or disk
+    /// threshold the node reports pressure and evicts pods, BestEffort
+    /// first. Naming any replaces all the defaults.
+    #[arg(
+        long,
+        default_value = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%"
+    )]
+    eviction_hard: bulwark_agent::eviction::Thresholds,
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
@@ -992,6 +1003,7 @@ fn start_agent(
         vxlan: node.pod_network_backend == PodNetworkBackend::Vxlan,
         cluster_dns: Some(node.cluster_dns),
         cluster_domain: node.cluster_domain.clone(),
+        eviction_hard: node.eviction_hard.clone(),
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }
