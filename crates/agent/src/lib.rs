@@ -30,11 +30,12 @@ pub mod rotation;
 mod sandbox;
 mod server;
 mod spdy;
+mod static_pods;
 mod stats;
 mod status;
 mod volumes;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,6 +102,8 @@ pub struct AgentOptions {
     pub cluster_domain: String,
     /// Hard eviction thresholds (`--eviction-hard`).
     pub eviction_hard: eviction::Thresholds,
+    /// A directory of static pod manifests (`--pod-manifest-path`).
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -274,7 +277,24 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         options.status_interval,
         pressure_tx,
     )));
-    watch_pods(ctx, &options).await;
+    // Static pods: known before the API's pods are, so that none of them
+    // is taken for a pod the API no longer has.
+    let static_uids = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let (static_tx, static_rx) = tokio::sync::mpsc::channel(64);
+    let _static_pods = options.pod_manifest_path.clone().map(|dir| {
+        let initial = static_pods::read_dir(&dir, &options.node_name);
+        if let Ok(mut known) = static_uids.lock() {
+            *known = initial.keys().cloned().collect();
+        }
+        AbortOnDrop(tokio::spawn(static_pods::run(
+            options.client.clone(),
+            dir,
+            options.node_name.clone(),
+            static_tx,
+            static_uids.clone(),
+        )))
+    });
+    watch_pods(ctx, &options, static_rx, static_uids).await;
     Ok(())
 }
 
@@ -498,9 +518,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Feeds each pod bound to this node to its worker; pods found on disk but
-/// not in the API (deleted while the agent was away) are torn down.
-async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
+/// Feeds each pod bound to this node to its worker, and the static pods
+/// from `statics`; pods found on disk but neither in the API nor static
+/// (deleted while the agent was away) are torn down. Mirror pods are the
+/// API's view of static pods, never run themselves.
+async fn watch_pods(
+    ctx: Arc<pod::Ctx>,
+    options: &AgentOptions,
+    mut statics: tokio::sync::mpsc::Receiver<(String, Option<Arc<Pod>>)>,
+    static_uids: Arc<std::sync::Mutex<HashSet<String>>>,
+) {
     let api: Api<Pod> = Api::all(options.client.clone());
     let config = watcher::Config::default().fields(&format!("spec.nodeName={}", options.node_name));
     let mut stream = watcher(api, config).boxed();
@@ -511,7 +538,28 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
         let handle = tokio::spawn(pod::worker(ctx.clone(), uid.clone(), rx));
         workers.insert(uid, (tx, handle));
     };
-    while let Some(event) = stream.next().await {
+    let mut statics_open = true;
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            change = statics.recv(), if statics_open => {
+                workers.retain(|_, (_, handle)| !handle.is_finished());
+                match change {
+                    Some((uid, pod)) => match (workers.get(&uid), pod) {
+                        (Some((tx, _)), pod) => {
+                            let _ = tx.send(pod);
+                        }
+                        (None, Some(pod)) => spawn(&mut workers, uid, Some(pod)),
+                        (None, None) => {}
+                    },
+                    None => statics_open = false,
+                }
+                continue;
+            }
+        };
         workers.retain(|_, (_, handle)| !handle.is_finished());
         let event = match event {
             Ok(event) => event,
@@ -527,6 +575,9 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
                 let Some(uid) = pod.metadata.uid.clone() else {
                     continue;
                 };
+                if static_pods::is_mirror(&pod) {
+                    continue;
+                }
                 seen_in_listing.push(uid.clone());
                 let pod = Arc::new(pod);
                 match workers.get(&uid) {
@@ -546,7 +597,8 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
             }
             watcher::Event::InitDone => {
                 // Pods the API no longer has: tear them down.
-                let listed: std::collections::HashSet<&String> = seen_in_listing.iter().collect();
+                let statics = static_uids.lock().map(|s| s.clone()).unwrap_or_default();
+                let listed: HashSet<&String> = seen_in_listing.iter().chain(&statics).collect();
                 for (uid, (tx, _)) in &workers {
                     if !listed.contains(uid) {
                         let _ = tx.send(None);

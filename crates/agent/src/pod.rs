@@ -30,6 +30,8 @@ const BACKOFF_INITIAL: u64 = 10;
 const BACKOFF_MAX: u64 = 300;
 /// A container that ran this long has its back-off reset.
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// How often a static pod's status is written to its mirror unchanged.
+const STATIC_STATUS_REFRESH: Duration = Duration::from_secs(5);
 /// How often a running pod is looked at (exits, probes) between changes.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -127,6 +129,8 @@ struct Live {
     waiting: BTreeMap<String, (String, Option<String>)>,
     probes: BTreeMap<String, Probes>,
     last_status: Option<Value>,
+    /// When the status was last written.
+    last_report: Option<std::time::Instant>,
     volumes: BTreeMap<String, PathBuf>,
     tokens: BTreeMap<String, (String, std::time::Instant, Duration)>,
 }
@@ -1534,14 +1538,26 @@ async fn report(
             }));
         }
     }
-    if live.last_status.as_ref() == Some(&status) {
+    // Unchanged: nothing to write — but a static pod's mirror may have
+    // been replaced by a new one without it, so its status is written
+    // again every little while.
+    let mirror_due = crate::static_pods::is_static(pod)
+        && live
+            .last_report
+            .is_none_or(|at| at.elapsed() >= STATIC_STATUS_REFRESH);
+    if live.last_status.as_ref() == Some(&status) && !mirror_due {
         return phase;
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {"uid": pod.metadata.uid},
-        "status": status,
-    });
+    // A static pod's status goes to its mirror, which has a UID of its own.
+    let patch = if crate::static_pods::is_static(pod) {
+        json!({ "status": status })
+    } else {
+        json!({
+            "metadata": {"uid": pod.metadata.uid},
+            "status": status,
+        })
+    };
     match api
         .patch_status(
             &pod.name_any(),
@@ -1550,7 +1566,10 @@ async fn report(
         )
         .await
     {
-        Ok(_) => live.last_status = Some(status),
+        Ok(_) => {
+            live.last_status = Some(status);
+            live.last_report = Some(std::time::Instant::now());
+        }
         Err(err) => tracing::debug!(pod = %pod.name_any(), error = %err, "pod status"),
     }
     phase

@@ -267,6 +267,10 @@ struct NodeArgs {
         default_value = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%"
     )]
     eviction_hard: bulwark_agent::eviction::Thresholds,
+    /// A directory of static pod manifests: each Pod there runs on this
+    /// node without the API server and is mirrored to it.
+    #[arg(long)]
+    pod_manifest_path: Option<std::path::PathBuf>,
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
@@ -1004,6 +1008,7 @@ fn start_agent(
         cluster_dns: Some(node.cluster_dns),
         cluster_domain: node.cluster_domain.clone(),
         eviction_hard: node.eviction_hard.clone(),
+        pod_manifest_path: node.pod_manifest_path.clone(),
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }

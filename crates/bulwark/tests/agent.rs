@@ -1954,3 +1954,93 @@ fn under_memory_pressure_best_effort_pods_are_refused_and_evicted_first() {
         }
     });
 }
+
+#[test]
+fn a_static_pod_runs_from_its_manifest_and_is_mirrored() {
+    require_root!();
+    let manifests = tempfile::Builder::new()
+        .prefix("bulwark-manifests-")
+        .tempdir()
+        .unwrap();
+    let manifest = manifests.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  namespace: kube-system\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {IMAGE}\n    command: [sh, -c, 'echo from-a-file; exec sleep 600']\n"
+        ),
+    )
+    .unwrap();
+    let dir = manifests.path().to_str().unwrap().to_owned();
+    let node = Node::start_with("static", &["--pod-manifest-path", &dir]);
+    let mirror = format!("static-web-{}", node.name);
+    let get = |path: &str| node.jsonpath(&["pod", "-n", "kube-system", &mirror], path);
+
+    // The mirror: the node's name in it, annotated, owned by the Node, and
+    // showing the pod's status.
+    node.eventually("the mirror pod Running", || {
+        let phase = get("{.status.phase}");
+        if phase == "Running" {
+            Ok(())
+        } else {
+            Err(format!("{phase:?} {}", get("{.status}")))
+        }
+    });
+    assert!(!get("{.metadata.annotations.kubernetes\\.io/config\\.mirror}").is_empty());
+    assert_eq!(get("{.metadata.ownerReferences[0].kind}"), "Node");
+    assert_eq!(get("{.metadata.ownerReferences[0].name}"), node.name);
+    assert_eq!(get("{.metadata.ownerReferences[0].controller}"), "true");
+    assert_eq!(get("{.spec.nodeName}"), node.name);
+    node.eventually("its log through the API", || {
+        let out = node.kubectl(&["logs", "-n", "kube-system", &mirror]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text == "from-a-file\n" {
+            Ok(())
+        } else {
+            Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    let container = get("{.status.containerStatuses[0].containerID}");
+    assert!(!container.is_empty());
+
+    // Deleting the mirror deletes only the API's copy: it comes back, the
+    // pod's container running on as it was.
+    let first_uid = get("{.metadata.uid}");
+    node.ok(&[
+        "delete",
+        "pod",
+        "-n",
+        "kube-system",
+        &mirror,
+        "--wait=false",
+    ]);
+    node.eventually("the mirror recreated", || {
+        let uid = get("{.metadata.uid}");
+        let phase = get("{.status.phase}");
+        if !uid.is_empty() && uid != first_uid && phase == "Running" {
+            Ok(())
+        } else {
+            Err(format!("{uid:?} {phase:?}"))
+        }
+    });
+    assert_eq!(get("{.status.containerStatuses[0].containerID}"), container);
+    assert_eq!(get("{.status.containerStatuses[0].restartCount}"), "0");
+
+    // Removing the manifest stops the pod and takes its mirror away.
+    std::fs::remove_file(&manifest).unwrap();
+    node.eventually("the mirror gone", || {
+        let out = node.kubectl(&["get", "pod", "-n", "kube-system", &mirror]);
+        if String::from_utf8_lossy(&out.stderr).contains("NotFound") {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    });
+    node.eventually("its container gone", || {
+        let left = node.containers();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+}
