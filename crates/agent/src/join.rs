@@ -10,6 +10,7 @@
 //! identity from then on. A second, `kubelet-serving` CSR, sent as the
 //! node, yields the certificate of the agent's own API.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,8 +299,77 @@ pub enum Auth<'a> {
     },
 }
 
+/// The annotation on a kubelet client CSR holding the node's identity key
+/// (base64 of its raw public key, ECDSA P-256).
+pub const NODE_IDENTITY_ANNOTATION: &str = "bulwark.io/node-identity";
+/// The annotation holding the identity key's signature (ASN.1 ECDSA,
+/// SHA-256, base64) over the CSR's `spec.request` bytes.
+pub const NODE_IDENTITY_PROOF_ANNOTATION: &str = "bulwark.io/node-identity-proof";
+/// The annotation on the Node recording the fingerprint of its identity
+/// key, `sha256:<hex>`.
+pub const NODE_IDENTITY_FINGERPRINT_ANNOTATION: &str = "bulwark.io/node-identity-fingerprint";
+
+/// The node's own identity, k3s's node password done with a key pair: a
+/// random ECDSA P-256 key created at the first join and kept in the data
+/// dir (`pki/node-identity.key`, 0600). Each bootstrap CSR carries the
+/// public key and a signature over the CSR's request, so the server can
+/// tell the node that first registered a name from another machine
+/// presenting the same name, and a reader of CSRs (any bootstrap token may
+/// list them) learns nothing it could replay for a request of its own.
+pub struct NodeKey(rcgen::KeyPair);
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NodeKey").field(&self.fingerprint()).finish()
+    }
+}
+
+impl NodeKey {
+    /// The key in `creds` (`node-identity.key`), created if absent.
+    pub fn load_or_create(creds: &Credentials) -> Result<NodeKey, JoinError> {
+        const FILE: &str = "node-identity.key";
+        if let Some(pem) = creds.read(FILE) {
+            return rcgen::KeyPair::from_pem(&pem)
+                .map(NodeKey)
+                .map_err(|e| JoinError::Local(format!("{}: {e}", creds.dir.join(FILE).display())));
+        }
+        let key = rcgen::KeyPair::generate().map_err(|e| JoinError::Local(e.to_string()))?;
+        creds.write(FILE, &key.serialize_pem(), 0o600)?;
+        Ok(NodeKey(key))
+    }
+
+    /// `sha256:<hex>` of the raw public key, as the Node records it.
+    pub fn fingerprint(&self) -> String {
+        format!("sha256:{}", hex(&Sha256::digest(self.0.public_key_raw())))
+    }
+
+    /// The CSR annotations proving this identity for `request` (the PEM
+    /// the CSR's `spec.request` holds).
+    fn proof(&self, request: &[u8]) -> Result<BTreeMap<String, String>, JoinError> {
+        use base64::Engine as _;
+        use rcgen::SigningKey as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let signature = self
+            .0
+            .sign(request)
+            .map_err(|e| JoinError::Local(format!("signing with the node identity: {e}")))?;
+        Ok(BTreeMap::from([
+            (
+                NODE_IDENTITY_ANNOTATION.to_owned(),
+                b64.encode(self.0.public_key_raw()),
+            ),
+            (
+                NODE_IDENTITY_PROOF_ANNOTATION.to_owned(),
+                b64.encode(signature),
+            ),
+        ]))
+    }
+}
+
 /// Asks for a certificate through a CertificateSigningRequest and waits for
-/// it to be issued. Returns (cert, key) PEM.
+/// it to be issued; `identity` proves the node's identity on a kubelet
+/// client request. Returns (cert, key) PEM.
+#[allow(clippy::too_many_arguments)] // one call per certificate, each reads as a table
 pub async fn request_certificate(
     client: &kube::Client,
     node: &str,
@@ -307,6 +377,7 @@ pub async fn request_certificate(
     signer: &str,
     usages: &[&str],
     sans: &[String],
+    identity: Option<&NodeKey>,
     deadline: Duration,
 ) -> Result<(String, String), JoinError> {
     let key = rcgen::KeyPair::generate().map_err(|e| JoinError::Local(e.to_string()))?;
@@ -337,9 +408,11 @@ pub async fn request_certificate(
         node,
         &hex(&Sha256::digest(csr.as_bytes()))[..8]
     );
+    let annotations = identity.map(|key| key.proof(csr.as_bytes())).transpose()?;
     let request = CertificateSigningRequest {
         metadata: ObjectMeta {
             name: Some(name.clone()),
+            annotations,
             ..ObjectMeta::default()
         },
         spec: CertificateSigningRequestSpec {
@@ -385,6 +458,32 @@ pub async fn request_certificate(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Records the node's identity on its Node (`bulwark.io/node-identity-
+/// fingerprint`), which the server compares later bootstrap requests for
+/// this name against. Only the node itself may write its Node.
+pub async fn record_identity(
+    client: &kube::Client,
+    node: &str,
+    key: &NodeKey,
+) -> Result<(), JoinError> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        NODE_IDENTITY_FINGERPRINT_ANNOTATION: key.fingerprint(),
+    }}});
+    nodes
+        .patch(
+            node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+        .map_err(|source| JoinError::Api {
+            context: format!("recording the identity of node {node}"),
+            source,
+        })
 }
 
 /// The agent's credentials on disk (`<root>/pki`, 0700; keys 0600).
@@ -469,6 +568,27 @@ mod tests {
         ] {
             assert!(bad.parse::<NodeToken>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_node_identity_is_kept_private_and_survives_restarts() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let creds = Credentials::at(dir.path());
+        let first = NodeKey::load_or_create(&creds).unwrap();
+        let mode = std::fs::metadata(creds.dir.join("node-identity.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = NodeKey::load_or_create(&creds).unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        let other = tempfile::tempdir().unwrap();
+        let fresh = NodeKey::load_or_create(&Credentials::at(other.path())).unwrap();
+        assert_ne!(first.fingerprint(), fresh.fingerprint());
+        let proof = first.proof(b"request").unwrap();
+        assert!(proof.contains_key(NODE_IDENTITY_ANNOTATION));
+        assert!(proof.contains_key(NODE_IDENTITY_PROOF_ANNOTATION));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 mod container;
 mod env;
+pub mod eviction;
 mod grpc;
 mod host;
 pub mod join;
@@ -25,14 +26,16 @@ mod probe;
 mod proxy;
 mod pullsecrets;
 mod remotecommand;
+pub mod rotation;
 mod sandbox;
 mod server;
 mod spdy;
+mod static_pods;
 mod stats;
 mod status;
 mod volumes;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +100,10 @@ pub struct AgentOptions {
     pub cluster_dns: Option<std::net::Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Hard eviction thresholds (`--eviction-hard`).
+    pub eviction_hard: eviction::Thresholds,
+    /// A directory of static pod manifests (`--pod-manifest-path`).
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentOptions {
@@ -151,6 +158,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         max_pods: options.max_pods,
         state_dir: options.root.clone(),
         port: options.agent_port,
+        thresholds: options.eviction_hard.clone(),
     };
     let facts = HostFacts::read(&options.root);
     let registered = node::register(&options.client, &identity, &facts)
@@ -165,11 +173,13 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         registered,
         options.lease_interval,
     ));
+    let (pressure_tx, pressure_rx) = watch::channel(node::Pressure::read(&identity));
     let status = tokio::spawn(node::report_status(
         options.client.clone(),
         identity,
         facts.clone(),
         options.status_interval,
+        pressure_rx.clone(),
     ));
     let api = options.serving.clone().map(|serving| {
         let state = Arc::new(server::ApiState::new(
@@ -241,9 +251,12 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         node_ip: options.node_ip.to_string(),
         allocatable: env::NodeAllocatable {
             cpu_millis: facts.cpus as i64 * 1000,
-            memory_bytes: facts
-                .memory_bytes
-                .saturating_sub(node::EVICTION_MEMORY_BYTES) as i64,
+            memory_bytes: facts.memory_bytes.saturating_sub(
+                options
+                    .eviction_hard
+                    .amount(eviction::Signal::MemoryAvailable, facts.memory_bytes)
+                    .unwrap_or(0),
+            ) as i64,
             ephemeral_storage_bytes: facts.ephemeral_storage_bytes as i64,
         },
         pods_dir: pods_dir.clone(),
@@ -254,8 +267,34 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         network,
         cluster_dns: options.cluster_dns.filter(|_| dns_ready),
         cluster_domain: options.cluster_domain.clone(),
+        pressure: pressure_rx,
+        evictions: std::sync::Mutex::new(HashMap::new()),
     });
-    watch_pods(ctx, &options).await;
+    let _evictions = AbortOnDrop(tokio::spawn(eviction::manage(
+        ctx.clone(),
+        options.eviction_hard.clone(),
+        options.root.clone(),
+        options.status_interval,
+        pressure_tx,
+    )));
+    // Static pods: known before the API's pods are, so that none of them
+    // is taken for a pod the API no longer has.
+    let static_uids = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let (static_tx, static_rx) = tokio::sync::mpsc::channel(64);
+    let _static_pods = options.pod_manifest_path.clone().map(|dir| {
+        let initial = static_pods::read_dir(&dir, &options.node_name);
+        if let Ok(mut known) = static_uids.lock() {
+            *known = initial.keys().cloned().collect();
+        }
+        AbortOnDrop(tokio::spawn(static_pods::run(
+            options.client.clone(),
+            dir,
+            options.node_name.clone(),
+            static_tx,
+            static_uids.clone(),
+        )))
+    });
+    watch_pods(ctx, &options, static_rx, static_uids).await;
     Ok(())
 }
 
@@ -460,6 +499,7 @@ pub async fn register_node(
         max_pods,
         state_dir: root.to_path_buf(),
         port,
+        thresholds: eviction::Thresholds::default(),
     };
     node::register(client, &identity, &HostFacts::read(root))
         .await
@@ -478,9 +518,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Feeds each pod bound to this node to its worker; pods found on disk but
-/// not in the API (deleted while the agent was away) are torn down.
-async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
+/// Feeds each pod bound to this node to its worker, and the static pods
+/// from `statics`; pods found on disk but neither in the API nor static
+/// (deleted while the agent was away) are torn down. Mirror pods are the
+/// API's view of static pods, never run themselves.
+async fn watch_pods(
+    ctx: Arc<pod::Ctx>,
+    options: &AgentOptions,
+    mut statics: tokio::sync::mpsc::Receiver<(String, Option<Arc<Pod>>)>,
+    static_uids: Arc<std::sync::Mutex<HashSet<String>>>,
+) {
     let api: Api<Pod> = Api::all(options.client.clone());
     let config = watcher::Config::default().fields(&format!("spec.nodeName={}", options.node_name));
     let mut stream = watcher(api, config).boxed();
@@ -491,7 +538,28 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
         let handle = tokio::spawn(pod::worker(ctx.clone(), uid.clone(), rx));
         workers.insert(uid, (tx, handle));
     };
-    while let Some(event) = stream.next().await {
+    let mut statics_open = true;
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            change = statics.recv(), if statics_open => {
+                workers.retain(|_, (_, handle)| !handle.is_finished());
+                match change {
+                    Some((uid, pod)) => match (workers.get(&uid), pod) {
+                        (Some((tx, _)), pod) => {
+                            let _ = tx.send(pod);
+                        }
+                        (None, Some(pod)) => spawn(&mut workers, uid, Some(pod)),
+                        (None, None) => {}
+                    },
+                    None => statics_open = false,
+                }
+                continue;
+            }
+        };
         workers.retain(|_, (_, handle)| !handle.is_finished());
         let event = match event {
             Ok(event) => event,
@@ -507,6 +575,9 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
                 let Some(uid) = pod.metadata.uid.clone() else {
                     continue;
                 };
+                if static_pods::is_mirror(&pod) {
+                    continue;
+                }
                 seen_in_listing.push(uid.clone());
                 let pod = Arc::new(pod);
                 match workers.get(&uid) {
@@ -526,7 +597,8 @@ async fn watch_pods(ctx: Arc<pod::Ctx>, options: &AgentOptions) {
             }
             watcher::Event::InitDone => {
                 // Pods the API no longer has: tear them down.
-                let listed: std::collections::HashSet<&String> = seen_in_listing.iter().collect();
+                let statics = static_uids.lock().map(|s| s.clone()).unwrap_or_default();
+                let listed: HashSet<&String> = seen_in_listing.iter().chain(&statics).collect();
                 for (uid, (tx, _)) in &workers {
                     if !listed.contains(uid) {
                         let _ = tx.send(None);

@@ -14,13 +14,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::{Value, json};
 
-use crate::host::{HostFacts, meminfo_field};
-
-/// The kubelet's memory eviction threshold (`memory.available<100Mi`),
-/// kept out of allocatable.
-pub(crate) const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
-/// The kubelet's `nodefs.available<10%`.
-const EVICTION_DISK_PERCENT: u64 = 10;
+use crate::eviction::{Met, Signal, Thresholds};
+use crate::host::HostFacts;
 /// The Kubernetes version the agent speaks (`kubeletVersion`).
 pub const KUBELET_VERSION: &str = "v1.33.0";
 /// The port of the agent's own API (`daemonEndpoints.kubeletEndpoint`).
@@ -46,45 +41,41 @@ pub(crate) struct NodeIdentity {
     pub(crate) state_dir: PathBuf,
     /// The port of the agent's API.
     pub(crate) port: u16,
+    /// Hard eviction thresholds (kept out of allocatable).
+    pub(crate) thresholds: Thresholds,
 }
 
 /// Pressure the node is under, as its conditions report it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Pressure {
-    /// Less than the eviction threshold of memory available.
+    /// A memory threshold is met.
     pub(crate) memory: bool,
-    /// Less than 10% of the state filesystem free.
+    /// A nodefs or imagefs threshold is met.
     pub(crate) disk: bool,
-    /// More than 90% of the pid limit in use.
+    /// The pid threshold is met.
     pub(crate) pid: bool,
 }
 
 impl Pressure {
+    /// The pressure the thresholds met amount to.
+    pub(crate) fn from_met(met: &[Met]) -> Pressure {
+        let any = |signals: &[Signal]| met.iter().any(|m| signals.contains(&m.signal));
+        Pressure {
+            memory: any(&[Signal::MemoryAvailable]),
+            disk: any(&[
+                Signal::NodefsAvailable,
+                Signal::NodefsInodesFree,
+                Signal::ImagefsAvailable,
+                Signal::ImagefsInodesFree,
+            ]),
+            pid: any(&[Signal::PidAvailable]),
+        }
+    }
+
     /// Reads the node's pressure now.
     pub(crate) fn read(identity: &NodeIdentity) -> Pressure {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory = meminfo_field(&meminfo, "MemAvailable")
-            .is_some_and(|available| available < EVICTION_MEMORY_BYTES);
-        let disk = nix::sys::statvfs::statvfs(&identity.state_dir).is_ok_and(|s| {
-            let total = s.blocks();
-            total > 0 && s.blocks_available() * 100 < total * EVICTION_DISK_PERCENT
-        });
-        let read_u64 = |path: &str| {
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-        };
-        let pid = match (
-            read_u64("/proc/sys/kernel/pid_max"),
-            std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-                .and_then(|f| f.split('/').nth(1).and_then(|n| n.parse::<u64>().ok())),
-        ) {
-            (Some(max), Some(running)) => running * 10 > max * 9,
-            _ => false,
-        };
-        Pressure { memory, disk, pid }
+        let observed = crate::eviction::observe(&identity.state_dir, &identity.state_dir);
+        Pressure::from_met(&identity.thresholds.met(&observed))
     }
 }
 
@@ -138,10 +129,21 @@ pub(crate) fn node_status(
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
     });
+    let thresholds = &identity.thresholds;
+    let memory = facts.memory_bytes.saturating_sub(
+        thresholds
+            .amount(Signal::MemoryAvailable, facts.memory_bytes)
+            .unwrap_or(0),
+    );
+    let storage = facts.ephemeral_storage_bytes.saturating_sub(
+        thresholds
+            .amount(Signal::NodefsAvailable, facts.ephemeral_storage_bytes)
+            .unwrap_or(0),
+    );
     let allocatable = json!({
         "cpu": facts.cpus.to_string(),
-        "memory": format!("{}Ki", facts.memory_bytes.saturating_sub(EVICTION_MEMORY_BYTES) / 1024),
-        "ephemeral-storage": (facts.ephemeral_storage_bytes / 100 * (100 - EVICTION_DISK_PERCENT)).to_string(),
+        "memory": format!("{}Ki", memory / 1024),
+        "ephemeral-storage": storage.to_string(),
         "pods": identity.max_pods.to_string(),
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
@@ -279,13 +281,20 @@ pub(crate) async fn report_status(
     identity: NodeIdentity,
     facts: HostFacts,
     interval: Duration,
+    mut pressures: tokio::sync::watch::Receiver<Pressure>,
 ) {
     let nodes: Api<Node> = Api::all(client);
     let mut last: Option<(Pressure, std::time::Instant)> = None;
     let mut transitions = BTreeMap::new();
     loop {
-        tokio::time::sleep(interval).await;
-        let pressure = Pressure::read(&identity);
+        // The eviction manager's observations, as they change.
+        tokio::select! {
+            changed = pressures.changed() => if changed.is_err() {
+                tokio::time::sleep(interval).await;
+            },
+            () = tokio::time::sleep(interval) => {}
+        }
+        let pressure = *pressures.borrow_and_update();
         let due = match last {
             Some((old, at)) => old != pressure || at.elapsed() >= Duration::from_secs(60),
             None => true,
@@ -410,6 +419,7 @@ mod tests {
             max_pods: 110,
             state_dir: PathBuf::from("/"),
             port: AGENT_PORT,
+            thresholds: Thresholds::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! container run is current, restart counts, back-offs) is a file in the
 //! pod's directory, so a restarted agent picks up where it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,8 @@ const BACKOFF_INITIAL: u64 = 10;
 const BACKOFF_MAX: u64 = 300;
 /// A container that ran this long has its back-off reset.
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// How often a static pod's status is written to its mirror unchanged.
+const STATIC_STATUS_REFRESH: Duration = Duration::from_secs(5);
 /// How often a running pod is looked at (exits, probes) between changes.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -64,6 +66,12 @@ pub(crate) struct Ctx {
     pub(crate) cluster_dns: Option<std::net::Ipv4Addr>,
     /// The cluster domain.
     pub(crate) cluster_domain: String,
+    /// The node's pressure, as the eviction manager last saw it (new pods
+    /// are admitted against it).
+    pub(crate) pressure: watch::Receiver<crate::node::Pressure>,
+    /// Pods the eviction manager chose: UID → the message to fail them
+    /// with. Their workers stop them.
+    pub(crate) evictions: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// The agent's memory of one pod, kept in `<pod dir>/record.json`.
@@ -77,6 +85,20 @@ struct Record {
     terminal: Option<String>,
     /// First host id of the pod's user namespace (`hostUsers: false`).
     user_namespace: Option<u32>,
+    /// Why the node failed the pod (refused at admission, or evicted under
+    /// pressure): `status.reason` `Evicted` and this message.
+    #[serde(default)]
+    evicted: Option<Eviction>,
+}
+
+/// A pod the node failed under pressure.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Eviction {
+    /// `status.message`.
+    message: String,
+    /// Evicted while running (a DisruptionTarget condition), rather than
+    /// refused at admission.
+    disruption: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -107,6 +129,8 @@ struct Live {
     waiting: BTreeMap<String, (String, Option<String>)>,
     probes: BTreeMap<String, Probes>,
     last_status: Option<Value>,
+    /// When the status was last written.
+    last_report: Option<std::time::Instant>,
     volumes: BTreeMap<String, PathBuf>,
     tokens: BTreeMap<String, (String, std::time::Instant, Duration)>,
 }
@@ -353,8 +377,59 @@ async fn sync(ctx: &Ctx, pod: &Pod, dir: &Path, live: &mut Live) -> Result<Durat
     let mut record = Record::load(dir);
     record.namespace = pod.namespace().unwrap_or_default();
     record.name = pod.name_any();
+    // Admission: under pressure a new pod is refused as upstream refuses
+    // it (failed, reason Evicted), before anything of it is made.
+    if record.start_time.is_none() && record.terminal.is_none() {
+        let pressure = *ctx.pressure.borrow();
+        if let Err(message) = crate::eviction::admit(pod, pressure.memory, pressure.disk) {
+            event(ctx, pod, None, EventType::Warning, "Evicted", &message).await;
+            record.start_time = Some(now());
+            record.terminal = Some("Failed".to_owned());
+            record.evicted = Some(Eviction {
+                message: format!("Pod was rejected: {message}"),
+                disruption: false,
+            });
+            report(ctx, pod, &record, live, false, None).await;
+            record
+                .save(dir)
+                .map_err(|e| format!("saving the pod record: {e}"))?;
+            return Ok(TICK);
+        }
+    }
     if record.start_time.is_none() {
         record.start_time = Some(now());
+    }
+    // Chosen by the eviction manager: stopped at once and failed.
+    let evicted = ctx
+        .evictions
+        .lock()
+        .ok()
+        .and_then(|mut evictions| evictions.remove(&uid));
+    if let Some(message) = evicted
+        && record.terminal.is_none()
+    {
+        event(ctx, pod, None, EventType::Warning, "Evicted", &message).await;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut stops = Vec::new();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            if matches!(
+                observe(ctx, &record, &c.name).await,
+                Some(ContainerStatus::Running { .. })
+            ) {
+                stops.push(stop_container(ctx, pod, &record, c, Duration::ZERO));
+            }
+        }
+        futures::future::join_all(stops).await;
+        record.terminal = Some("Failed".to_owned());
+        record.evicted = Some(Eviction {
+            message,
+            disruption: true,
+        });
     }
     let spec = pod.spec.clone().unwrap_or_default();
     let restart_policy = spec
@@ -1447,14 +1522,42 @@ async fn report(
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
     }
-    if live.last_status.as_ref() == Some(&status) {
+    if let Some(eviction) = &record.evicted {
+        status["reason"] = json!("Evicted");
+        status["message"] = json!(eviction.message);
+        if eviction.disruption
+            && let Some(conditions) = status["conditions"].as_array_mut()
+            && !conditions.iter().any(|c| c["type"] == "DisruptionTarget")
+        {
+            conditions.push(json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "TerminationByKubelet",
+                "message": eviction.message,
+                "lastTransitionTime": now,
+            }));
+        }
+    }
+    // Unchanged: nothing to write — but a static pod's mirror may have
+    // been replaced by a new one without it, so its status is written
+    // again every little while.
+    let mirror_due = crate::static_pods::is_static(pod)
+        && live
+            .last_report
+            .is_none_or(|at| at.elapsed() >= STATIC_STATUS_REFRESH);
+    if live.last_status.as_ref() == Some(&status) && !mirror_due {
         return phase;
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {"uid": pod.metadata.uid},
-        "status": status,
-    });
+    // A static pod's status goes to its mirror, which has a UID of its own.
+    let patch = if crate::static_pods::is_static(pod) {
+        json!({ "status": status })
+    } else {
+        json!({
+            "metadata": {"uid": pod.metadata.uid},
+            "status": status,
+        })
+    };
     match api
         .patch_status(
             &pod.name_any(),
@@ -1463,7 +1566,10 @@ async fn report(
         )
         .await
     {
-        Ok(_) => live.last_status = Some(status),
+        Ok(_) => {
+            live.last_status = Some(status);
+            live.last_report = Some(std::time::Instant::now());
+        }
         Err(err) => tracing::debug!(pod = %pod.name_any(), error = %err, "pod status"),
     }
     phase

@@ -32,10 +32,9 @@ pub(crate) type Body = BoxBody<Bytes, Infallible>;
 pub struct ServingConfig {
     /// Where to listen (the node's address, port 10250).
     pub listen: SocketAddr,
-    /// Serving certificate (PEM), signed by the cluster CA.
-    pub cert_pem: String,
-    /// Its key (PEM).
-    pub key_pem: String,
+    /// Serving certificate and key, signed by the cluster CA (renewed
+    /// while serving: each handshake gets the current one).
+    pub cert: Arc<crate::rotation::RotatingCert>,
     /// The cluster CA (PEM): clients must present a certificate it signed.
     pub ca_pem: String,
 }
@@ -91,18 +90,11 @@ fn tls_config(cfg: &ServingConfig) -> Result<Arc<rustls::ServerConfig>, ServeErr
     )
     .build()
     .map_err(|e| ServeError(e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut cfg.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ServeError(e.to_string()))?;
-    let key = rustls_pemfile::private_key(&mut cfg.key_pem.as_bytes())
-        .map_err(|e| ServeError(e.to_string()))?
-        .ok_or_else(|| ServeError("no private key in the serving key PEM".into()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ServeError(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| ServeError(e.to_string()))?;
+        .with_cert_resolver(Arc::new(crate::rotation::Resolver(cfg.cert.clone())));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -16,6 +16,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 enum Command {
     /// Print the version of this binary.
     Version,
@@ -144,6 +145,11 @@ struct ServerArgs {
     /// marked NotReady/Unknown and tainted (upstream's 50 s).
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// The longest validity of a certificate signed for a
+    /// CertificateSigningRequest (a shorter `spec.expirationSeconds` wins),
+    /// as kube-controller-manager's flag: agents renew theirs at 70–90 %.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    cluster_signing_duration: std::time::Duration,
     /// How many terminated pods (Succeeded or Failed) may remain before
     /// the oldest are deleted (upstream's 12,500); 0 keeps them all.
     #[arg(long, default_value_t = 12_500)]
@@ -250,6 +256,21 @@ struct NodeArgs {
     /// Maximum processes per pod.
     #[arg(long, default_value_t = 4096)]
     pod_pids_limit: i64,
+    /// Hard eviction thresholds, as the kubelet's flag: `<signal><<amount
+    /// or percentage>`, comma-separated, for memory.available,
+    /// nodefs.available, nodefs.inodesFree, imagefs.available,
+    /// imagefs.inodesFree and pid.available. Under a memory or disk
+    /// threshold the node reports pressure and evicts pods, BestEffort
+    /// first. Naming any replaces all the defaults.
+    #[arg(
+        long,
+        default_value = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%"
+    )]
+    eviction_hard: bulwark_agent::eviction::Thresholds,
+    /// A directory of static pod manifests: each Pod there runs on this
+    /// node without the API server and is mirrored to it.
+    #[arg(long)]
+    pod_manifest_path: Option<std::path::PathBuf>,
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
@@ -282,8 +303,9 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "ms" => Ok(std::time::Duration::from_millis(n)),
         "s" => Ok(std::time::Duration::from_secs(n)),
         "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        "h" => Ok(std::time::Duration::from_secs(n * 3600)),
         _ => Err(format!(
-            "invalid duration {text:?}: unit must be ms, s or m"
+            "invalid duration {text:?}: unit must be ms, s, m or h"
         )),
     }
 }
@@ -631,11 +653,13 @@ fn start_components(
             root_ca_pem: Some(running.pki.ca_cert_pem.clone()),
             csr_signer: Some({
                 let pki = running.pki.clone();
+                let longest = args.cluster_signing_duration;
                 bulwark_controllers::CsrSigner(std::sync::Arc::new(
-                    move |csr: &str, usages: &[String], valid_for| {
-                        pki.sign_request(csr, usages, valid_for).map_err(|err| {
-                            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
-                        })
+                    move |csr: &str, usages: &[String], valid_for: std::time::Duration| {
+                        pki.sign_request(csr, usages, valid_for.min(longest))
+                            .map_err(|err| {
+                                Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+                            })
                     },
                 ))
             }),
@@ -695,8 +719,7 @@ fn start_components(
                 .issue_node_serving(&name, &[name.clone(), ip.to_string()])?;
             let serving = bulwark_agent::ServingConfig {
                 listen: std::net::SocketAddr::new(ip, args.node.agent_port),
-                cert_pem,
-                key_pem,
+                cert: bulwark_agent::rotation::RotatingCert::new(&cert_pem, &key_pem)?,
                 ca_pem: running.pki.ca_cert_pem.clone(),
             };
             let proxy_client =
@@ -774,7 +797,10 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .node
         .node_ip
         .unwrap_or_else(bulwark_agent::default_node_ip);
-    let margin = std::time::Duration::from_secs(3600);
+    // A certificate about to expire is replaced at once; one valid for
+    // longer is used, and renewed in time while the agent runs.
+    let margin = std::time::Duration::from_secs(60);
+    let node_key = join::NodeKey::load_or_create(&creds)?;
     let (ca_pem, cert_pem, key_pem) = match (
         creds.read("ca.crt"),
         creds.read("client.crt"),
@@ -798,6 +824,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 "kubernetes.io/kube-apiserver-client-kubelet",
                 &["digital signature", "client auth"],
                 &[],
+                Some(&node_key),
                 std::time::Duration::from_secs(120),
             )
             .await?;
@@ -808,15 +835,30 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             (ca, cert, key)
         }
     };
-    let client = join::client(
-        &server,
-        &ca_pem,
-        join::Auth::Certificate {
-            cert_pem: &cert_pem,
-            key_pem: &key_pem,
-        },
-    )
-    .await?;
+    // Each certificate is renewed while the agent runs; clients and the
+    // agent's API pick up the new one (`bulwark_agent::rotation`).
+    let client_cert = RotatingCert::new(&cert_pem, &key_pem)?;
+    let client = client_cert.client(&server, &ca_pem)?;
+    let node_key = std::sync::Arc::new(node_key);
+    let mut renewals = tokio::task::JoinSet::new();
+    let renewal =
+        |subject: Option<&str>, signer: &str, usages: &[&str], sans: &[String], file: &str| {
+            bulwark_agent::rotation::Renewal {
+                node: name.clone(),
+                subject: subject.map(str::to_owned),
+                signer: signer.to_owned(),
+                usages: usages.iter().map(|u| (*u).to_owned()).collect(),
+                sans: sans.to_vec(),
+                files: (format!("{file}.crt"), format!("{file}.key")),
+            }
+        };
+    renewals.spawn(bulwark_agent::rotation::renew(
+        client_cert,
+        client.clone(),
+        creds.clone(),
+        renewal(None, KUBELET_CLIENT, CLIENT_USAGES, &[], "client"),
+        Some(node_key.clone()),
+    ));
     // The serving certificate is approved for the names the Node has.
     bulwark_agent::register_node(
         &client,
@@ -827,58 +869,45 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         args.node.max_pods,
     )
     .await?;
-    let (serving_cert, serving_key) = match (creds.read("serving.crt"), creds.read("serving.key")) {
-        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
-        _ => {
-            let (cert, key) = join::request_certificate(
-                &client,
-                &name,
-                None,
-                "kubernetes.io/kubelet-serving",
-                &["digital signature", "server auth"],
-                &[name.clone(), ip.to_string()],
-                std::time::Duration::from_secs(120),
-            )
-            .await?;
-            creds.write("serving.key", &key, 0o600)?;
-            creds.write("serving.crt", &cert, 0o644)?;
-            (cert, key)
-        }
-    };
+    join::record_identity(&client, &name, &node_key).await?;
+    let serving_sans = [name.clone(), ip.to_string()];
+    let serving_renewal = renewal(
+        None,
+        KUBELET_SERVING,
+        SERVING_USAGES,
+        &serving_sans,
+        "serving",
+    );
+    let serving_cert = own_certificate(&client, &creds, &serving_renewal, margin).await?;
+    renewals.spawn(bulwark_agent::rotation::renew(
+        serving_cert.clone(),
+        client.clone(),
+        creds.clone(),
+        serving_renewal,
+        None,
+    ));
     let serving = bulwark_agent::ServingConfig {
         listen: std::net::SocketAddr::new(ip, args.node.agent_port),
-        cert_pem: serving_cert,
-        key_pem: serving_key,
-        ca_pem,
+        cert: serving_cert,
+        ca_pem: ca_pem.clone(),
     };
     // The network part runs as system:kube-proxy, as on upstream nodes.
-    let (proxy_cert, proxy_key) = match (creds.read("proxy.crt"), creds.read("proxy.key")) {
-        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
-        _ => {
-            let (cert, key) = join::request_certificate(
-                &client,
-                &name,
-                Some("system:kube-proxy"),
-                "kubernetes.io/kube-apiserver-client",
-                &["digital signature", "client auth"],
-                &[],
-                std::time::Duration::from_secs(120),
-            )
-            .await?;
-            creds.write("proxy.key", &key, 0o600)?;
-            creds.write("proxy.crt", &cert, 0o644)?;
-            (cert, key)
-        }
-    };
-    let proxy_client = join::client(
-        &server,
-        &serving.ca_pem,
-        join::Auth::Certificate {
-            cert_pem: &proxy_cert,
-            key_pem: &proxy_key,
-        },
-    )
-    .await?;
+    let proxy_renewal = renewal(
+        Some("system:kube-proxy"),
+        "kubernetes.io/kube-apiserver-client",
+        CLIENT_USAGES,
+        &[],
+        "proxy",
+    );
+    let proxy_cert = own_certificate(&client, &creds, &proxy_renewal, margin).await?;
+    let proxy_client = proxy_cert.client(&server, &ca_pem)?;
+    renewals.spawn(bulwark_agent::rotation::renew(
+        proxy_cert,
+        client.clone(),
+        creds.clone(),
+        proxy_renewal,
+        None,
+    ));
     let agent = start_agent(
         &args.data_dir,
         client,
@@ -888,8 +917,49 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     )?;
     tokio::select! {
         result = agent => result,
+        _ = renewals.join_next() => Err(anyhow::anyhow!("certificate renewal stopped")),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+const KUBELET_CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
+const CLIENT_USAGES: &[&str] = &["digital signature", "client auth"];
+const SERVING_USAGES: &[&str] = &["digital signature", "server auth"];
+
+use bulwark_agent::rotation::RotatingCert;
+
+/// A certificate the node asks for as itself (serving, kube-proxy): the one
+/// on disk while it is valid for `margin`, else a new one.
+async fn own_certificate(
+    client: &kube::Client,
+    creds: &bulwark_agent::join::Credentials,
+    renewal: &bulwark_agent::rotation::Renewal,
+    margin: std::time::Duration,
+) -> anyhow::Result<std::sync::Arc<RotatingCert>> {
+    use bulwark_agent::join;
+    let (cert_file, key_file) = &renewal.files;
+    let (cert, key) = match (creds.read(cert_file), creds.read(key_file)) {
+        (Some(cert), Some(key)) if join::valid_for(&cert, margin) => (cert, key),
+        _ => {
+            let usages: Vec<&str> = renewal.usages.iter().map(String::as_str).collect();
+            let (cert, key) = join::request_certificate(
+                client,
+                &renewal.node,
+                renewal.subject.as_deref(),
+                &renewal.signer,
+                &usages,
+                &renewal.sans,
+                None,
+                std::time::Duration::from_secs(120),
+            )
+            .await?;
+            creds.write(key_file, &key, 0o600)?;
+            creds.write(cert_file, &cert, 0o644)?;
+            (cert, key)
+        }
+    };
+    Ok(RotatingCert::new(&cert, &key)?)
 }
 
 /// The name the runtime gives its shim processes (`argv[0]`).
@@ -937,6 +1007,8 @@ fn start_agent(
         vxlan: node.pod_network_backend == PodNetworkBackend::Vxlan,
         cluster_dns: Some(node.cluster_dns),
         cluster_domain: node.cluster_domain.clone(),
+        eviction_hard: node.eviction_hard.clone(),
+        pod_manifest_path: node.pod_manifest_path.clone(),
     };
     Ok(async move { Ok(bulwark_agent::run(options).await?) })
 }

@@ -1833,3 +1833,214 @@ fn kubectl_exec_it_always_reports_the_exit_status() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn under_memory_pressure_best_effort_pods_are_refused_and_evicted_first() {
+    require_root!();
+    // A threshold no machine can satisfy: less than all of the memory is
+    // always available, so the node is under memory pressure from the
+    // start, whatever this machine has (nothing needs to use memory).
+    let node = Node::start_with("evict", &["--eviction-hard", "memory.available<100%"]);
+    node.eventually("MemoryPressure True and its taint", || {
+        let pressure = node.jsonpath(
+            &["node", &node.name],
+            "{.status.conditions[?(@.type==\"MemoryPressure\")].status}",
+        );
+        let taints = node.jsonpath(&["node", &node.name], "{.spec.taints}");
+        if pressure == "True"
+            && taints.contains(r#""key":"node.kubernetes.io/memory-pressure""#)
+            && taints.contains(r#""effect":"NoSchedule""#)
+        {
+            Ok(())
+        } else {
+            Err(format!("MemoryPressure={pressure:?} taints={taints}"))
+        }
+    });
+
+    // Bound to the node directly: the taint keeps the scheduler away.
+    let on_node = format!("  nodeName: {}\n", node.name);
+    let tolerate = "  tolerations:\n  - key: node.kubernetes.io/memory-pressure\n    operator: Exists\n    effect: NoSchedule\n";
+    let guaranteed = "    resources:\n      limits: {cpu: 100m, memory: 64Mi}\n";
+    node.apply(&format!(
+        "{}---\n{}---\n{}",
+        pod("refused", "Never", "sleep 600", &on_node),
+        pod(
+            "besteffort",
+            "Never",
+            "sleep 600",
+            &format!("{on_node}{tolerate}")
+        ),
+        pod(
+            "guaranteed",
+            "Never",
+            "sleep 600",
+            &format!("{guaranteed}{on_node}")
+        ),
+    ));
+
+    // A new BestEffort pod is refused at admission, as upstream refuses it.
+    node.wait_phase("refused", "Failed");
+    assert_eq!(
+        node.jsonpath(&["pod", "refused"], "{.status.reason}"),
+        "Evicted"
+    );
+    assert_eq!(
+        node.jsonpath(&["pod", "refused"], "{.status.message}"),
+        "Pod was rejected: The node had condition: [MemoryPressure]. "
+    );
+
+    // Of the two admitted, the BestEffort one is evicted first; the
+    // Guaranteed one is still there when it is.
+    node.eventually("the BestEffort pod evicted", || {
+        let phase = node.jsonpath(&["pod", "besteffort"], "{.status.phase}");
+        let reason = node.jsonpath(&["pod", "besteffort"], "{.status.reason}");
+        if phase == "Failed" && reason == "Evicted" {
+            Ok(())
+        } else {
+            Err(format!("{phase} {reason}"))
+        }
+    });
+    assert_ne!(
+        node.jsonpath(&["pod", "guaranteed"], "{.status.reason}"),
+        "Evicted",
+        "the Guaranteed pod went first"
+    );
+    let message = node.jsonpath(&["pod", "besteffort"], "{.status.message}");
+    assert!(
+        message.starts_with("The node was low on resource: memory. Threshold quantity: ")
+            && message.contains(", available: "),
+        "{message}"
+    );
+    assert_eq!(
+        node.jsonpath(
+            &["pod", "besteffort"],
+            "{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"
+        ),
+        "TerminationByKubelet"
+    );
+    let events = node.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Evicted,involvedObject.name=besteffort",
+        "-o",
+        "jsonpath={.items[*].type}",
+    ]);
+    assert!(events.contains("Warning"), "{events:?}");
+
+    // The pressure stays, so the Guaranteed pod goes next.
+    node.eventually("the Guaranteed pod evicted after it", || {
+        let reason = node.jsonpath(&["pod", "guaranteed"], "{.status.reason}");
+        if reason == "Evicted" {
+            Ok(())
+        } else {
+            Err(reason)
+        }
+    });
+    node.eventually("the evicted pods' containers stopped", || {
+        let running = node
+            .containers()
+            .iter()
+            .filter(|id| {
+                std::fs::read_to_string(node.data().join("runtime/containers").join(id).join("pid"))
+                    .ok()
+                    .is_some_and(|pid| Path::new(&format!("/proc/{}", pid.trim())).exists())
+            })
+            .count();
+        if running == 0 {
+            Ok(())
+        } else {
+            Err(format!("{running} running"))
+        }
+    });
+}
+
+#[test]
+fn a_static_pod_runs_from_its_manifest_and_is_mirrored() {
+    require_root!();
+    let manifests = tempfile::Builder::new()
+        .prefix("bulwark-manifests-")
+        .tempdir()
+        .unwrap();
+    let manifest = manifests.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  namespace: kube-system\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {IMAGE}\n    command: [sh, -c, 'echo from-a-file; exec sleep 600']\n"
+        ),
+    )
+    .unwrap();
+    let dir = manifests.path().to_str().unwrap().to_owned();
+    let node = Node::start_with("static", &["--pod-manifest-path", &dir]);
+    let mirror = format!("static-web-{}", node.name);
+    let get = |path: &str| node.jsonpath(&["pod", "-n", "kube-system", &mirror], path);
+
+    // The mirror: the node's name in it, annotated, owned by the Node, and
+    // showing the pod's status.
+    node.eventually("the mirror pod Running", || {
+        let phase = get("{.status.phase}");
+        if phase == "Running" {
+            Ok(())
+        } else {
+            Err(format!("{phase:?} {}", get("{.status}")))
+        }
+    });
+    assert!(!get("{.metadata.annotations.kubernetes\\.io/config\\.mirror}").is_empty());
+    assert_eq!(get("{.metadata.ownerReferences[0].kind}"), "Node");
+    assert_eq!(get("{.metadata.ownerReferences[0].name}"), node.name);
+    assert_eq!(get("{.metadata.ownerReferences[0].controller}"), "true");
+    assert_eq!(get("{.spec.nodeName}"), node.name);
+    node.eventually("its log through the API", || {
+        let out = node.kubectl(&["logs", "-n", "kube-system", &mirror]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text == "from-a-file\n" {
+            Ok(())
+        } else {
+            Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    let container = get("{.status.containerStatuses[0].containerID}");
+    assert!(!container.is_empty());
+
+    // Deleting the mirror deletes only the API's copy: it comes back, the
+    // pod's container running on as it was.
+    let first_uid = get("{.metadata.uid}");
+    node.ok(&[
+        "delete",
+        "pod",
+        "-n",
+        "kube-system",
+        &mirror,
+        "--wait=false",
+    ]);
+    node.eventually("the mirror recreated", || {
+        let uid = get("{.metadata.uid}");
+        let phase = get("{.status.phase}");
+        if !uid.is_empty() && uid != first_uid && phase == "Running" {
+            Ok(())
+        } else {
+            Err(format!("{uid:?} {phase:?}"))
+        }
+    });
+    assert_eq!(get("{.status.containerStatuses[0].containerID}"), container);
+    assert_eq!(get("{.status.containerStatuses[0].restartCount}"), "0");
+
+    // Removing the manifest stops the pod and takes its mirror away.
+    std::fs::remove_file(&manifest).unwrap();
+    node.eventually("the mirror gone", || {
+        let out = node.kubectl(&["get", "pod", "-n", "kube-system", &mirror]);
+        if String::from_utf8_lossy(&out.stderr).contains("NotFound") {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    });
+    node.eventually("its container gone", || {
+        let left = node.containers();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
+}

@@ -369,6 +369,128 @@ pub(crate) fn approval_subresource(
     }
 }
 
+/// The CSR annotation with the node's identity key (raw ECDSA P-256
+/// public key, base64) — the agent's `join::NODE_IDENTITY_ANNOTATION`.
+pub(crate) const NODE_IDENTITY_ANNOTATION: &str = "bulwark.io/node-identity";
+/// The CSR annotation with the identity key's signature over `spec.request`.
+pub(crate) const NODE_IDENTITY_PROOF_ANNOTATION: &str = "bulwark.io/node-identity-proof";
+/// The Node annotation recording its identity key's fingerprint.
+pub(crate) const NODE_IDENTITY_FINGERPRINT_ANNOTATION: &str =
+    "bulwark.io/node-identity-fingerprint";
+/// How long an approved bootstrap request stands for its node's identity
+/// while the Node is not (yet) there to record it.
+const RECENT_REQUEST: i64 = 15 * 60;
+
+/// The fingerprint (`sha256:<hex>`) of the identity a kubelet client CSR
+/// proves: its key must have signed the request bytes. `Ok(None)`: the
+/// request carries no identity.
+pub(crate) fn presented_identity(
+    csr: &CertificateSigningRequest,
+) -> Result<Option<String>, String> {
+    use base64::Engine as _;
+    let annotations = csr.metadata.annotations.as_ref();
+    let get = |key: &str| annotations.and_then(|a| a.get(key));
+    let (key, proof) = match (
+        get(NODE_IDENTITY_ANNOTATION),
+        get(NODE_IDENTITY_PROOF_ANNOTATION),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(key), Some(proof)) => (key, proof),
+        _ => {
+            return Err(format!(
+                "the request must carry both {NODE_IDENTITY_ANNOTATION} and {NODE_IDENTITY_PROOF_ANNOTATION}"
+            ));
+        }
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(key)
+        .map_err(|_| format!("{NODE_IDENTITY_ANNOTATION} is not base64"))?;
+    let proof = b64
+        .decode(proof)
+        .map_err(|_| format!("{NODE_IDENTITY_PROOF_ANNOTATION} is not base64"))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &key)
+        .verify(&csr.spec.request.0, &proof)
+        .map_err(|_| {
+            "the node identity's signature does not match the certificate request".to_owned()
+        })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key);
+    Ok(Some(format!(
+        "sha256:{}",
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )))
+}
+
+/// The identity of the newest approved bootstrap request (not `except`)
+/// for `common_name` from the last minutes: it holds the name until the
+/// Node records it.
+fn recent_identity(
+    csrs: &[Arc<CertificateSigningRequest>],
+    common_name: &str,
+    except: &str,
+) -> Option<String> {
+    let now = jiff::Timestamp::now().as_second();
+    csrs.iter()
+        .filter(|c| c.name_any() != except && decision(c) == Some("Approved"))
+        .filter(|c| c.spec.signer_name == KUBELET_CLIENT_SIGNER)
+        .filter_map(|c| {
+            let created = c.metadata.creation_timestamp.as_ref()?.0.as_second();
+            (now - created < RECENT_REQUEST).then_some(())?;
+            let subject = parse_request(&c.spec.request.0).ok()?;
+            (subject.common_name == common_name).then_some(())?;
+            let identity = presented_identity(c).ok()??;
+            Some((created, identity))
+        })
+        .max_by_key(|(created, _)| *created)
+        .map(|(_, identity)| identity)
+}
+
+/// k3s's node-password rule, with keys: a bootstrap request for a node
+/// name that is taken — by a Node, or by a request approved moments ago
+/// whose Node is not there yet — is refused unless it proves the identity
+/// recorded for that name. The node itself renewing (`selfnodeclient`)
+/// never comes here.
+pub(crate) fn check_node_identity(
+    node_name: &str,
+    presented: Result<Option<String>, String>,
+    node: Option<&k8s_openapi::api::core::v1::Node>,
+    recent: Option<&str>,
+) -> Result<(), String> {
+    let presented = presented
+        .map_err(|why| format!("node \"{node_name}\": invalid node identity proof: {why}"))?;
+    let recorded = match node {
+        Some(node) => {
+            let recorded = node
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NODE_IDENTITY_FINGERPRINT_ANNOTATION));
+            match recorded {
+                Some(recorded) => recorded.as_str(),
+                None => {
+                    return Err(format!(
+                        "node \"{node_name}\" is already registered and has no node identity on record to prove: a second agent with a duplicate name is refused (use another --node-name, or delete the Node to reuse its name)"
+                    ));
+                }
+            }
+        }
+        None => match recent {
+            Some(recent) => recent,
+            None => return Ok(()),
+        },
+    };
+    if presented.as_deref() == Some(recorded) {
+        return Ok(());
+    }
+    Err(format!(
+        "node \"{node_name}\" is already registered by an agent with another node identity: a second agent with a duplicate name is refused (use another --node-name, or delete the Node to reuse its name)"
+    ))
+}
+
 /// Whether an undecided request should be looked at again soon.
 #[derive(Debug, PartialEq, Eq)]
 enum Pending {
@@ -469,6 +591,41 @@ async fn approve(
     let answer = reviews.create(&PostParams::default(), &review).await?;
     if !answer.status.is_some_and(|s| s.allowed) {
         return Ok(Pending::Settled);
+    }
+    if subresource == "nodeclient" {
+        let node_name = subject
+            .common_name
+            .strip_prefix("system:node:")
+            .unwrap_or_default();
+        let node = cx
+            .informers
+            .get::<k8s_openapi::api::core::v1::Node>()
+            .store()
+            .get(&ObjectRef::new(node_name));
+        let earlier = cx
+            .informers
+            .get::<CertificateSigningRequest>()
+            .store()
+            .state();
+        let earlier = recent_identity(&earlier, &subject.common_name, &csr.name_any());
+        if let Err(why) = check_node_identity(
+            node_name,
+            presented_identity(csr),
+            node.as_deref(),
+            earlier.as_deref(),
+        ) {
+            let mut denied = csr.clone();
+            denied
+                .status
+                .get_or_insert_with(Default::default)
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition("Denied", "NodeIdentityMismatch", &why));
+            tracing::warn!(csr = %csr.name_any(), node = %node_name, %why, "denying a node client certificate");
+            return replace(api, "approval", &denied)
+                .await
+                .map(|()| Pending::Settled);
+        }
     }
     let mut approved = csr.clone();
     approved
@@ -608,6 +765,111 @@ mod tests {
         }
         let server = owned(&["digital signature", "client auth", "server auth"]);
         assert!(kubelet_client_profile(&node, &server).is_err());
+    }
+
+    /// A CSR whose request is `request`, signed by a fresh identity key;
+    /// returns it and the key's fingerprint.
+    fn identified_csr(request: &[u8]) -> (CertificateSigningRequest, String) {
+        use base64::Engine as _;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let signature = key.sign(&rng, request).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut csr = CertificateSigningRequest::default();
+        csr.spec.request = ByteString(request.to_vec());
+        csr.metadata.annotations = Some(
+            [
+                (
+                    NODE_IDENTITY_ANNOTATION.to_owned(),
+                    b64.encode(key.public_key().as_ref()),
+                ),
+                (
+                    NODE_IDENTITY_PROOF_ANNOTATION.to_owned(),
+                    b64.encode(signature.as_ref()),
+                ),
+            ]
+            .into(),
+        );
+        let fingerprint = presented_identity(&csr).unwrap().unwrap();
+        (csr, fingerprint)
+    }
+
+    #[test]
+    fn a_node_identity_proves_itself_only_for_the_request_it_signed() {
+        let (csr, fingerprint) = identified_csr(b"request");
+        assert!(fingerprint.starts_with("sha256:"));
+        // Someone reading the CSR copies its identity onto a request of
+        // their own: the signature does not cover it.
+        let mut replayed = csr.clone();
+        replayed.spec.request = ByteString(b"another request".to_vec());
+        assert!(presented_identity(&replayed).is_err());
+        let mut half = csr.clone();
+        half.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(NODE_IDENTITY_PROOF_ANNOTATION);
+        assert!(presented_identity(&half).is_err());
+        assert_eq!(
+            presented_identity(&CertificateSigningRequest::default()),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_second_agent_with_a_taken_node_name_is_refused() {
+        use k8s_openapi::api::core::v1::Node;
+        let (_, mine) = identified_csr(b"r1");
+        let (_, theirs) = identified_csr(b"r2");
+        let node = |recorded: Option<&str>| Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some("n1".into()),
+                annotations: recorded.map(|r| {
+                    [(
+                        NODE_IDENTITY_FINGERPRINT_ANNOTATION.to_owned(),
+                        r.to_owned(),
+                    )]
+                    .into()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // A new name: anyone may take it.
+        assert_eq!(
+            check_node_identity("n1", Ok(Some(mine.clone())), None, None),
+            Ok(())
+        );
+        assert_eq!(check_node_identity("n1", Ok(None), None, None), Ok(()));
+        // The same node re-joining (lost certificate) with its key.
+        let registered = node(Some(&mine));
+        assert_eq!(
+            check_node_identity("n1", Ok(Some(mine.clone())), Some(&registered), None),
+            Ok(())
+        );
+        // Another machine with the same name: refused, naming the node.
+        let refused = check_node_identity("n1", Ok(Some(theirs.clone())), Some(&registered), None)
+            .unwrap_err();
+        assert!(
+            refused.contains("node \"n1\" is already registered"),
+            "{refused}"
+        );
+        assert!(check_node_identity("n1", Ok(None), Some(&registered), None).is_err());
+        // A Node nobody proved (the server's own agent): refused.
+        assert!(
+            check_node_identity("n1", Ok(Some(mine.clone())), Some(&node(None)), None).is_err()
+        );
+        // Approved moments ago, Node not there yet: the name is taken.
+        assert!(check_node_identity("n1", Ok(Some(theirs)), None, Some(&mine)).is_err());
+        assert_eq!(
+            check_node_identity("n1", Ok(Some(mine.clone())), None, Some(&mine)),
+            Ok(())
+        );
+        // A forged proof.
+        assert!(check_node_identity("n1", Err("bad".into()), None, None).is_err());
     }
 
     #[test]

@@ -29,6 +29,13 @@ use bulwark_client::events::{EventType, reference};
 
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// Upstream's taint-by-condition: a pressure condition that is True keeps
+/// new pods away (NoSchedule) until it clears.
+const PRESSURE_TAINTS: [(&str, &str); 3] = [
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+];
 /// How often nodes are checked: a quarter of the grace period, within these.
 const MIN_MONITOR_PERIOD: Duration = Duration::from_millis(250);
 const MAX_MONITOR_PERIOD: Duration = Duration::from_secs(5);
@@ -141,35 +148,12 @@ async fn reconcile_node(cx: &Context, node: &Node, silent: bool) -> Result<(), k
             .await;
         return Ok(());
     }
-    let wanted: &[&str] = match ready {
-        Some("Unknown") => &[UNREACHABLE],
-        Some("True") => &[],
-        _ => &[NOT_READY],
-    };
     let taints = node
         .spec
         .as_ref()
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
-    let mut kept: Vec<Taint> = taints
-        .iter()
-        .filter(|t| {
-            !(t.key == UNREACHABLE || t.key == NOT_READY) || wanted.contains(&t.key.as_str())
-        })
-        .cloned()
-        .collect();
-    for key in wanted {
-        for effect in ["NoSchedule", "NoExecute"] {
-            if !kept.iter().any(|t| t.key == *key && t.effect == effect) {
-                kept.push(Taint {
-                    key: (*key).to_owned(),
-                    effect: effect.to_owned(),
-                    time_added: (effect == "NoExecute").then(|| Time(cx.clock.now())),
-                    value: None,
-                });
-            }
-        }
-    }
+    let kept = wanted_taints(node, &taints, Time(cx.clock.now()));
     if kept == taints {
         return Ok(());
     }
@@ -180,6 +164,49 @@ async fn reconcile_node(cx: &Context, node: &Node, silent: bool) -> Result<(), k
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(()),
         Err(err) => Err(err),
     }
+}
+
+/// The node's taints with the ones this controller manages set from its
+/// conditions: unreachable / not-ready (NoSchedule and NoExecute) from
+/// Ready, and a NoSchedule taint per pressure condition that is True.
+fn wanted_taints(node: &Node, taints: &[Taint], now: Time) -> Vec<Taint> {
+    let ready = condition(node, "Ready").map(|c| c.status.as_str());
+    let mut wanted: Vec<(&str, &[&str])> = match ready {
+        Some("Unknown") => vec![(UNREACHABLE, &["NoSchedule", "NoExecute"])],
+        Some("True") => Vec::new(),
+        _ => vec![(NOT_READY, &["NoSchedule", "NoExecute"])],
+    };
+    for (type_, key) in PRESSURE_TAINTS {
+        if condition(node, type_).is_some_and(|c| c.status == "True") {
+            wanted.push((key, &["NoSchedule"]));
+        }
+    }
+    let managed = |key: &str| {
+        key == UNREACHABLE || key == NOT_READY || PRESSURE_TAINTS.iter().any(|(_, k)| *k == key)
+    };
+    let mut kept: Vec<Taint> = taints
+        .iter()
+        .filter(|t| {
+            !managed(&t.key)
+                || wanted
+                    .iter()
+                    .any(|(key, effects)| *key == t.key && effects.contains(&t.effect.as_str()))
+        })
+        .cloned()
+        .collect();
+    for (key, effects) in wanted {
+        for effect in effects.iter().copied() {
+            if !kept.iter().any(|t| t.key == *key && t.effect == effect) {
+                kept.push(Taint {
+                    key: key.to_owned(),
+                    effect: effect.to_owned(),
+                    time_added: (effect == "NoExecute").then(|| now.clone()),
+                    value: None,
+                });
+            }
+        }
+    }
+    kept
 }
 
 /// Whether `toleration` tolerates `taint` (upstream's ToleratesTaint).
@@ -308,6 +335,70 @@ fn ignore_gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pressure_condition_taints_the_node_no_schedule_until_it_clears() {
+        use k8s_openapi::api::core::v1::NodeStatus;
+        let node = |memory: &str, ready: &str| Node {
+            status: Some(NodeStatus {
+                conditions: Some(
+                    [
+                        ("Ready", ready),
+                        ("MemoryPressure", memory),
+                        ("DiskPressure", "False"),
+                    ]
+                    .iter()
+                    .map(|(t, s)| NodeCondition {
+                        type_: (*t).to_owned(),
+                        status: (*s).to_owned(),
+                        ..NodeCondition::default()
+                    })
+                    .collect(),
+                ),
+                ..NodeStatus::default()
+            }),
+            ..Node::default()
+        };
+        let now = Time(jiff::Timestamp::now());
+        let own = Taint {
+            key: "dedicated".into(),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        };
+        let pressed = wanted_taints(
+            &node("True", "True"),
+            std::slice::from_ref(&own),
+            now.clone(),
+        );
+        let keys: Vec<(&str, &str)> = pressed
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("dedicated", "NoSchedule"),
+                ("node.kubernetes.io/memory-pressure", "NoSchedule")
+            ]
+        );
+        // Cleared: the pressure taint goes, the node's own stays.
+        assert_eq!(
+            wanted_taints(&node("False", "True"), &pressed, now.clone()),
+            [own]
+        );
+        // Not ready: not-ready taints; pressure Unknown is no pressure.
+        let keys: Vec<String> = wanted_taints(&node("Unknown", "False"), &[], now)
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "node.kubernetes.io/not-ready:NoSchedule",
+                "node.kubernetes.io/not-ready:NoExecute"
+            ]
+        );
+    }
 
     fn taint(key: &str, seconds_ago: i64, now: jiff::Timestamp) -> Taint {
         Taint {

@@ -390,6 +390,11 @@ pub(crate) fn start(tag: &str, subnet: u8) -> Cluster {
 
 /// `n` nodes, each Ready: node-a (the server's) and node-b, node-c, …
 pub(crate) fn start_nodes(tag: &str, subnet: u8, n: usize) -> Cluster {
+    start_with(tag, subnet, n, &[])
+}
+
+/// As [`start_nodes`], with extra `bulwark server` flags.
+pub(crate) fn start_with(tag: &str, subnet: u8, n: usize, server_args: &[&str]) -> Cluster {
     let dir = tempfile::Builder::new()
         .prefix("bulwark-multinode-")
         .tempdir()
@@ -427,6 +432,7 @@ pub(crate) fn start_nodes(tag: &str, subnet: u8, n: usize) -> Cluster {
             "--node-monitor-grace-period",
             "20s",
         ])
+        .args(server_args)
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
