@@ -42,13 +42,16 @@ struct Object {
     finalizers: Vec<String>,
 }
 
+type Kinds = HashMap<(String, String), (ApiResource, bool)>;
+
 #[derive(Default)]
 struct Graph {
     objects: HashMap<String, Object>,
     /// Owner UID → dependents' UIDs (the owner may not be known yet).
     dependents: HashMap<String, HashSet<String>>,
-    /// `group/kind` → resource, for looking owners up.
-    kinds: HashMap<(String, String), ApiResource>,
+    /// `group/kind` → resource and whether it is namespaced, for looking
+    /// owners up.
+    kinds: Kinds,
 }
 
 impl Graph {
@@ -113,7 +116,9 @@ pub(crate) async fn run(cx: Context) {
     let mut watches = tokio::task::JoinSet::new();
     for served in resources {
         let key = (served.resource.group.clone(), served.resource.kind.clone());
-        lock(&graph).kinds.insert(key, served.resource.clone());
+        lock(&graph)
+            .kinds
+            .insert(key, (served.resource.clone(), served.namespaced));
         let ignored = IGNORED
             .iter()
             .any(|(g, p)| served.resource.group == *g && served.resource.plural == *p);
@@ -310,16 +315,11 @@ async fn owner_state(
     dependent: &Object,
     owner: &OwnerReference,
 ) -> Result<OwnerState, kube::Error> {
-    let (known, resource) = {
+    let (known, lookup) = {
         let graph = lock(graph);
-        let group = owner
-            .api_version
-            .rsplit_once('/')
-            .map_or("", |(g, _)| g)
-            .to_owned();
         (
             graph.objects.get(&owner.uid).cloned(),
-            graph.kinds.get(&(group, owner.kind.clone())).cloned(),
+            owner_lookup(&graph.kinds, dependent.namespace.as_deref(), owner),
         )
     };
     if let Some(known) = known {
@@ -327,17 +327,14 @@ async fn owner_state(
             foreground: known.deleting && known.finalizers.iter().any(|f| f == FOREGROUND),
         });
     }
-    // Not in the graph: confirm with the server before concluding.
-    let Some(resource) = resource else {
-        // A kind the server does not serve cannot exist.
+    // Not in the graph (its watch may not have listed it yet): confirm
+    // with the server before concluding.
+    let Some((resource, namespace)) = lookup else {
         return Ok(OwnerState::Absent);
     };
-    let api: Api<DynamicObject> = match (
-        &dependent.namespace,
-        resource_is_namespaced(graph, &resource),
-    ) {
-        (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
-        _ => Api::all_with(client.clone(), &resource),
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), &ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
     };
     match api.get_opt(&owner.name).await? {
         Some(found) if found.uid().as_deref() == Some(owner.uid.as_str()) => {
@@ -350,14 +347,23 @@ async fn owner_state(
     }
 }
 
-fn resource_is_namespaced(graph: &Shared, resource: &ApiResource) -> bool {
-    // Any object of the resource in the graph tells; otherwise assume
-    // namespaced (most owners are), and a 404 there means absent as well.
-    lock(graph)
-        .objects
-        .values()
-        .find(|o| o.resource.plural == resource.plural && o.resource.group == resource.group)
-        .is_none_or(|o| o.namespace.is_some())
+/// Where an owner is looked up: its resource, in the dependent's namespace
+/// when the owner's kind is namespaced (an owner is never in another
+/// namespace), cluster-wide when it is not (a Node owning a mirror pod, a
+/// Namespace, a ClusterRole). `None`: it cannot exist — a kind the server
+/// does not serve, or a namespaced owner of a cluster-scoped dependent.
+fn owner_lookup(
+    kinds: &Kinds,
+    dependent_namespace: Option<&str>,
+    owner: &OwnerReference,
+) -> Option<(ApiResource, Option<String>)> {
+    let group = owner.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let (resource, namespaced) = kinds.get(&(group.to_owned(), owner.kind.clone()))?;
+    match (namespaced, dependent_namespace) {
+        (false, _) => Some((resource.clone(), None)),
+        (true, Some(ns)) => Some((resource.clone(), Some(ns.to_owned()))),
+        (true, None) => None,
+    }
 }
 
 fn api_for(client: &kube::Client, object: &Object) -> Api<DynamicObject> {
@@ -444,5 +450,55 @@ async fn remove_finalizer(
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        ApiResource::from_gvk_with_plural(&gvk, plural)
+    }
+
+    fn owner(api_version: &str, kind: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "o".into(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        }
+    }
+
+    #[test]
+    fn owners_are_looked_up_in_their_own_scope() {
+        let kinds: Kinds = [
+            (
+                (String::new(), "Node".to_owned()),
+                (resource("", "v1", "Node", "nodes"), false),
+            ),
+            (
+                ("apps".to_owned(), "ReplicaSet".to_owned()),
+                (resource("apps", "v1", "ReplicaSet", "replicasets"), true),
+            ),
+        ]
+        .into();
+        // A mirror pod owned by its Node: the Node is cluster-scoped, so it
+        // is not looked for (and missed) in the pod's namespace.
+        let (found, namespace) =
+            owner_lookup(&kinds, Some("kube-system"), &owner("v1", "Node")).unwrap();
+        assert_eq!((found.plural.as_str(), namespace), ("nodes", None));
+        let (found, namespace) =
+            owner_lookup(&kinds, Some("web"), &owner("apps/v1", "ReplicaSet")).unwrap();
+        assert_eq!(
+            (found.plural.as_str(), namespace.as_deref()),
+            ("replicasets", Some("web"))
+        );
+        assert!(owner_lookup(&kinds, None, &owner("apps/v1", "ReplicaSet")).is_none());
+        assert!(owner_lookup(&kinds, Some("web"), &owner("example.com/v1", "Gone")).is_none());
     }
 }
