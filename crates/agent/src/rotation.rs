@@ -115,8 +115,13 @@ impl RotatingCert {
         let http_client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector);
+        // As kube's own stack: 429, 503 and 504 are retried with backoff.
         let service = tower::ServiceBuilder::new()
             .layer(kube::client::middleware::BaseUriLayer::new(uri))
+            .layer(tower::retry::RetryLayer::new(
+                kube::client::retry::RetryPolicy::server_retry(),
+            ))
+            .map_err(tower::BoxError::from)
             .service(http_client);
         Ok(kube::Client::new(service, "default"))
     }

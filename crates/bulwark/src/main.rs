@@ -356,6 +356,10 @@ enum Bench {
         /// Pods to start.
         #[arg(long, default_value_t = 100)]
         pods: usize,
+        /// Run the agent as its own `bulwark agent` process, joined to a
+        /// `bulwark server --disable-agent`, and measure its memory alone.
+        #[arg(long)]
+        standalone: bool,
     },
     /// The scheduler and controllers on fake nodes: a large Deployment's
     /// rollout with the server's memory and CPU, and scheduling throughput.
@@ -508,7 +512,9 @@ fn main() -> anyhow::Result<()> {
             requests,
             rounds,
         })),
-        Command::Bench(Bench::Agent { pods }) => runtime()?.block_on(bench::agent::run(pods)),
+        Command::Bench(Bench::Agent { pods, standalone }) => {
+            runtime()?.block_on(bench::agent::run(pods, standalone))
+        }
         Command::Bench(Bench::ControlPlane {
             deployment_nodes,
             replicas,

@@ -1971,25 +1971,34 @@ fn a_static_pod_runs_from_its_manifest_and_is_mirrored() {
     )
     .unwrap();
     let dir = manifests.path().to_str().unwrap().to_owned();
-    let node = Node::start_with("static", &["--pod-manifest-path", &dir]);
+    let mut node = Node::start_with("static", &["--pod-manifest-path", &dir]);
     let mirror = format!("static-web-{}", node.name);
-    let get = |path: &str| node.jsonpath(&["pod", "-n", "kube-system", &mirror], path);
+    let get = |node: &Node, path: &str| node.jsonpath(&["pod", "-n", "kube-system", &mirror], path);
 
     // The mirror: the node's name in it, annotated, owned by the Node, and
     // showing the pod's status.
     node.eventually("the mirror pod Running", || {
-        let phase = get("{.status.phase}");
+        let phase = get(&node, "{.status.phase}");
         if phase == "Running" {
             Ok(())
         } else {
-            Err(format!("{phase:?} {}", get("{.status}")))
+            Err(format!("{phase:?} {}", get(&node, "{.status}")))
         }
     });
-    assert!(!get("{.metadata.annotations.kubernetes\\.io/config\\.mirror}").is_empty());
-    assert_eq!(get("{.metadata.ownerReferences[0].kind}"), "Node");
-    assert_eq!(get("{.metadata.ownerReferences[0].name}"), node.name);
-    assert_eq!(get("{.metadata.ownerReferences[0].controller}"), "true");
-    assert_eq!(get("{.spec.nodeName}"), node.name);
+    assert!(
+        !get(
+            &node,
+            "{.metadata.annotations.kubernetes\\.io/config\\.mirror}"
+        )
+        .is_empty()
+    );
+    assert_eq!(get(&node, "{.metadata.ownerReferences[0].kind}"), "Node");
+    assert_eq!(get(&node, "{.metadata.ownerReferences[0].name}"), node.name);
+    assert_eq!(
+        get(&node, "{.metadata.ownerReferences[0].controller}"),
+        "true"
+    );
+    assert_eq!(get(&node, "{.spec.nodeName}"), node.name);
     node.eventually("its log through the API", || {
         let out = node.kubectl(&["logs", "-n", "kube-system", &mirror]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1999,12 +2008,12 @@ fn a_static_pod_runs_from_its_manifest_and_is_mirrored() {
             Err(format!("{text:?} {}", String::from_utf8_lossy(&out.stderr)))
         }
     });
-    let container = get("{.status.containerStatuses[0].containerID}");
+    let container = get(&node, "{.status.containerStatuses[0].containerID}");
     assert!(!container.is_empty());
 
     // Deleting the mirror deletes only the API's copy: it comes back, the
     // pod's container running on as it was.
-    let first_uid = get("{.metadata.uid}");
+    let first_uid = get(&node, "{.metadata.uid}");
     node.ok(&[
         "delete",
         "pod",
@@ -2014,16 +2023,63 @@ fn a_static_pod_runs_from_its_manifest_and_is_mirrored() {
         "--wait=false",
     ]);
     node.eventually("the mirror recreated", || {
-        let uid = get("{.metadata.uid}");
-        let phase = get("{.status.phase}");
+        let uid = get(&node, "{.metadata.uid}");
+        let phase = get(&node, "{.status.phase}");
         if !uid.is_empty() && uid != first_uid && phase == "Running" {
             Ok(())
         } else {
             Err(format!("{uid:?} {phase:?}"))
         }
     });
-    assert_eq!(get("{.status.containerStatuses[0].containerID}"), container);
-    assert_eq!(get("{.status.containerStatuses[0].restartCount}"), "0");
+    assert_eq!(
+        get(&node, "{.status.containerStatuses[0].containerID}"),
+        container
+    );
+    assert_eq!(
+        get(&node, "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
+
+    // A restarted agent finds the same static pod and re-adopts its
+    // container rather than starting it again: a fresh mirror (whose status
+    // only the new agent can have written) shows the same container.
+    let mut containers = node.containers();
+    containers.sort();
+    node.kill();
+    node.spawn();
+    let before = get(&node, "{.metadata.uid}");
+    node.eventually("the restarted agent answering", || {
+        let out = node.kubectl(&[
+            "delete",
+            "pod",
+            "-n",
+            "kube-system",
+            &mirror,
+            "--wait=false",
+        ]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    node.eventually("the static pod re-adopted", || {
+        let uid = get(&node, "{.metadata.uid}");
+        let id = get(&node, "{.status.containerStatuses[0].containerID}");
+        let phase = get(&node, "{.status.phase}");
+        if uid != before && !uid.is_empty() && phase == "Running" && id == container {
+            Ok(())
+        } else {
+            Err(format!("{uid:?} {phase:?} {id:?}"))
+        }
+    });
+    assert_eq!(
+        get(&node, "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
+    let mut after = node.containers();
+    after.sort();
+    assert_eq!(after, containers, "no container was started again");
 
     // Removing the manifest stops the pod and takes its mirror away.
     std::fs::remove_file(&manifest).unwrap();

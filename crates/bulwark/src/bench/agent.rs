@@ -2,7 +2,8 @@
 //! from a pod's create to the agent reporting it Running, seen by a watch,
 //! with the image already local (upstream's pod startup SLO measures the
 //! same; its goal is p99 ≤ 5 s, Bulwark's ≤ 1 s) — and the memory of
-//! `bulwark server` with its agent, idle and with the pods. Needs root.
+//! `bulwark server` with its agent, idle and with the pods; with
+//! `--standalone`, of a `bulwark agent` process on its own. Needs root.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,10 +18,11 @@ use super::api::{Child, rss_kib};
 
 const IMAGE: &str = "bench.local/busybox:1";
 
-/// The busybox test image, imported into the data dir's store.
-fn import_busybox(dir: &std::path::Path) -> anyhow::Result<()> {
+/// The busybox test image, imported into the store of the data dir
+/// `data` (under the scratch `dir`).
+fn import_busybox(dir: &std::path::Path, data: &str) -> anyhow::Result<()> {
     let tarball = bulwark_testkit::busybox_rootfs_tar(dir)?;
-    let store = bulwark_runtime::ImageStore::open(dir.join("data/images"))?;
+    let store = bulwark_runtime::ImageStore::open(dir.join(data).join("images"))?;
     store.import_rootfs(&tarball, IMAGE)?;
     Ok(())
 }
@@ -38,7 +40,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// Runs the benchmark with `pods` pods and prints its table.
-pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
+pub(crate) async fn run(pods: usize, standalone: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
         bulwark_testkit::is_root(),
         "bulwark bench agent runs real containers: it needs root"
@@ -46,27 +48,55 @@ pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("bulwark-bench-agent-")
         .tempdir()?;
-    import_busybox(dir.path())?;
+    // Where the node's images and containers live.
+    let node_data = if standalone { "agent-data" } else { "data" };
+    import_busybox(dir.path(), node_data)?;
     let port = bulwark_testkit::free_loopback_port()?;
     let agent_port = bulwark_testkit::free_loopback_port()?;
     let node = format!("bench-{}", std::process::id());
-    let server = Child(
-        std::process::Command::new(std::env::current_exe()?)
-            .args(["server", "--port", &port.to_string(), "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--node-name",
-                &node,
-                "--agent-port",
-                &agent_port.to_string(),
-            ])
-            .args(["--pod-network", "none"])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("starting bulwark server")?,
-    );
-    let pid = server.0.id();
+    let mut server = std::process::Command::new(std::env::current_exe()?);
+    server
+        .args(["server", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--node-name",
+            &node,
+            "--agent-port",
+            &agent_port.to_string(),
+        ])
+        .args(["--pod-network", "none"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    if standalone {
+        server.arg("--disable-agent");
+    }
+    let server = Child(server.spawn().context("starting bulwark server")?);
+    let mut agent = None;
+    if standalone {
+        let token = dir.path().join("data/node-token");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !token.exists() {
+            anyhow::ensure!(Instant::now() < deadline, "the server wrote no node token");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        agent = Some(Child(
+            std::process::Command::new(std::env::current_exe()?)
+                .args(["agent", "--server", &format!("https://127.0.0.1:{port}")])
+                .arg("--token-file")
+                .arg(&token)
+                .arg("--data-dir")
+                .arg(dir.path().join(node_data))
+                .args(["--node-name", &node, "--node-ip", "127.0.0.1"])
+                .args(["--agent-port", &agent_port.to_string()])
+                .args(["--pod-network", "none"])
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .context("starting bulwark agent")?,
+        ));
+    }
+    // The process measured: the agent's own, or the server with its agent.
+    let pid = agent.as_ref().map_or(server.0.id(), |a| a.0.id());
     let kubeconfig_path = dir.path().join("data/admin.kubeconfig");
     let deadline = Instant::now() + Duration::from_secs(60);
     let client = loop {
@@ -174,7 +204,7 @@ pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
     }
     // The API forgets a pod deleted with grace 0 at once; the agent tears
     // its containers down after. Wait for that before stopping the server.
-    let containers = dir.path().join("data/runtime/containers");
+    let containers = dir.path().join(node_data).join("runtime/containers");
     while std::fs::read_dir(&containers)
         .map(|d| d.count())
         .unwrap_or(0)
@@ -186,6 +216,7 @@ pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    drop(agent);
     drop(server);
 
     let mib = |kib: u64| format!("{:.0} MiB", kib as f64 / 1024.0);
@@ -205,11 +236,23 @@ pub(crate) async fn run(pods: usize) -> anyhow::Result<()> {
         ("create → Running, max", ms(percentile(&latencies, 1.0)), ""),
         ("all pods Running after", ms(all_running), ""),
         (
-            "server + agent RSS, idle",
+            if standalone {
+                "agent RSS, idle"
+            } else {
+                "server + agent RSS, idle"
+            },
             mib(idle_rss),
             "agent ≤ 50 MiB idle",
         ),
-        ("server + agent RSS, pods running", mib(busy_rss), ""),
+        (
+            if standalone {
+                "agent RSS, pods running"
+            } else {
+                "server + agent RSS, pods running"
+            },
+            mib(busy_rss),
+            "",
+        ),
     ] {
         println!("  {metric:<44} {value:>10}   {goal}");
     }
