@@ -26,6 +26,17 @@ macro_rules! require_root {
     };
 }
 
+/// The eviction thresholds of a test's agent unless it names its own:
+/// only memory, and 1 MiB of it, so that how full this machine's disk is
+/// (upstream's default refuses pods below 10% free) decides no test.
+fn default_eviction(args: &[String]) -> Vec<&'static str> {
+    if args.iter().any(|a| a == "--eviction-hard") {
+        Vec::new()
+    } else {
+        vec!["--eviction-hard", "memory.available<1Mi"]
+    }
+}
+
 struct Node {
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -98,6 +109,7 @@ impl Node {
             .args(["--agent-port", &self.agent_port.to_string()])
             // The host's own network is not the test's to change.
             .args(["--pod-network", "none"])
+            .args(default_eviction(&self.args))
             .args(&self.args)
             .env(
                 "RUST_LOG",

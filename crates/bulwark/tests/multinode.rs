@@ -208,6 +208,7 @@ fn join_as(
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--node-name", node_name, "--node-ip", &cluster.agent_ip()])
+        .args(support::netns::TEST_EVICTION)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()

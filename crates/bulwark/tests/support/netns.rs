@@ -297,6 +297,7 @@ impl Cluster {
             .arg(self.data(&which))
             .args(["--node-name", &Self::node_name(i), "--node-ip"])
             .arg(self.node_ip(i))
+            .args(TEST_EVICTION)
             .env("RUST_LOG", "info,bulwark_agent::proxy=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -389,6 +390,11 @@ pub(crate) fn start(tag: &str, subnet: u8) -> Cluster {
 }
 
 /// `n` nodes, each Ready: node-a (the server's) and node-b, node-c, …
+/// The agents' eviction thresholds: only memory, and 1 MiB of it, so that
+/// how full this machine's disk is (upstream's default refuses pods below
+/// 10% free) decides no test.
+pub(crate) const TEST_EVICTION: [&str; 2] = ["--eviction-hard", "memory.available<1Mi"];
+
 pub(crate) fn start_nodes(tag: &str, subnet: u8, n: usize) -> Cluster {
     start_with(tag, subnet, n, &[])
 }
@@ -432,6 +438,7 @@ pub(crate) fn start_with(tag: &str, subnet: u8, n: usize, server_args: &[&str]) 
             "--node-monitor-grace-period",
             "20s",
         ])
+        .args(TEST_EVICTION)
         .args(server_args)
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone().unwrap())
