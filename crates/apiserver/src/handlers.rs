@@ -380,10 +380,13 @@ async fn check_namespace_open(
     let Some(ns) = namespace.filter(|_| resource.namespaced) else {
         return Ok(());
     };
-    let Some(kv) = api.store.get(&format!("/registry/namespaces/{ns}")).await? else {
+    // From the watch cache (a namespace's deletion is final, so a cached
+    // deletionTimestamp is never wrong), else the store: a namespace
+    // created a moment ago may not have reached the cache yet.
+    let Some(namespace) = crate::authn::lookup(api, &format!("/registry/namespaces/{ns}")).await?
+    else {
         return Err(ApiError::not_found("namespaces", "", ns));
     };
-    let namespace: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
     if namespace.pointer("/metadata/deletionTimestamp").is_some() {
         return Err(ApiError::forbidden(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
@@ -434,6 +437,17 @@ pub(crate) async fn create_object(
     }
     check_namespace_open(api, resource, req.namespace.as_deref()).await?;
     defaults::apply(resource, &mut object);
+    // Ownership of what the request set (defaults included, as upstream's
+    // decoder applies them), recorded before mutating admission as
+    // upstream's create handler does: what admission adds (the token
+    // volume, tolerations, priority) belongs to no manager.
+    crate::apply::record(
+        resource,
+        &Value::Object(Default::default()),
+        &mut object,
+        manager,
+        "",
+    );
     // Mutating admission, before validation as upstream orders it.
     let limit_ranges = crate::resource_admission::limit_ranges(api, req).await?;
     crate::resource_admission::limit_ranger_defaults(&limit_ranges, &mut object);
@@ -468,13 +482,6 @@ pub(crate) async fn create_object(
     }
     objects::initialize(resource, &mut object);
     defaults::on_create(resource, &mut object);
-    crate::apply::record(
-        resource,
-        &Value::Object(Default::default()),
-        &mut object,
-        manager,
-        "",
-    );
     let key = resource.key(req.namespace.as_deref(), &name);
     let dry_run = dry_run(req)?;
     if dry_run && api.store.get(&key).await?.is_some() {
