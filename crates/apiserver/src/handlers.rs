@@ -245,13 +245,18 @@ pub(crate) fn decode_stored(value: &[u8], revision: i64) -> ApiResult<Value> {
 }
 
 fn encode(object: &Value) -> ApiResult<Bytes> {
-    let mut stored = object.clone();
-    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-    }
-    serde_json::to_vec(&stored)
-        .map(Bytes::from)
-        .map_err(ApiError::internal)
+    // A copy only when there is a resourceVersion to leave out (not on
+    // create: copying each new object cost 4% of a create's CPU).
+    let text = if object.pointer("/metadata/resourceVersion").is_some() {
+        let mut stored = object.clone();
+        if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        serde_json::to_vec(&stored)
+    } else {
+        serde_json::to_vec(object)
+    };
+    text.map(Bytes::from).map_err(ApiError::internal)
 }
 
 async fn get(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
