@@ -81,6 +81,12 @@ pub(crate) async fn run(cx: Context) {
                 let namespace = tokio::select! {
                     _ = resync.tick() => { enqueue_all(); continue; }
                     change = quota_changes.next() => match change {
+                        // As upstream, only a spec that status.hard does
+                        // not follow yet asks for a recount: status-only
+                        // updates are this controller's own or admission's
+                        // charges, and recounting on a charge could count
+                        // before the charged object is written and undo it.
+                        Some(Change::Applied(q)) if status_follows_spec(&q) => continue,
                         Some(Change::Applied(q) | Change::Deleted(q)) => q.namespace(),
                         Some(Change::Resynced) => { enqueue_all(); continue; }
                         None => return,
@@ -126,6 +132,13 @@ pub(crate) async fn run(cx: Context) {
         feeder,
         run_workers("resourcequota-controller", queue, 2, reconcile)
     );
+}
+
+/// Whether the quota's `status.hard` already mirrors its `spec.hard`.
+fn status_follows_spec(q: &ResourceQuota) -> bool {
+    let spec = q.spec.as_ref().and_then(|s| s.hard.as_ref());
+    let status = q.status.as_ref().and_then(|s| s.hard.as_ref());
+    spec == status
 }
 
 /// A pod that just finished gives its compute quota back.
