@@ -261,7 +261,20 @@ pub fn supported_fields(api_version: &str, kind: &str) -> Vec<&'static str> {
 /// Reads the supported field labels of an object, as upstream's `GetAttrs`
 /// functions do (booleans and counts as their Go text).
 pub fn object_fields(api_version: &str, kind: &str, obj: &Value) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+    object_field_values(api_version, kind, obj)
+        .into_iter()
+        .map(|(field, value)| (field.to_owned(), value))
+        .collect()
+}
+
+/// [`object_fields`] as a list in [`supported_fields`]' order, the names
+/// static (for caches that keep them per object).
+pub fn object_field_values(
+    api_version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     for field in supported_fields(api_version, kind) {
         let value = match field {
             // The first pod IP; upstream indexes `status.podIPs` by it too.
@@ -292,7 +305,7 @@ pub fn object_fields(api_version: &str, kind: &str, obj: &Value) -> BTreeMap<Str
                 _ => String::new(),
             },
         };
-        out.insert(field.to_owned(), value);
+        out.push((field, value));
     }
     out
 }

@@ -693,7 +693,7 @@ async fn resource_request(
         return watch::serve(&server.api.caches, req, representation, &server.metrics).await;
     }
     let reply = handlers::handle(&server.api, req, headers, body).await?;
-    if let Some(listed) = &reply.list {
+    if let Some(listed) = reply.list {
         if representation == Representation::Table {
             let items = listed.values()?;
             let table = table::table(
@@ -708,7 +708,7 @@ async fn resource_request(
         return Ok(Response::builder()
             .status(reply.code)
             .header(CONTENT_TYPE, "application/json")
-            .body(Body::from(listed.to_json(&req.resource)))
+            .body(Body::new(listed.into_body(&req.resource)))
             .unwrap_or_else(|_| ApiError::internal("building a response").into_response()));
     }
     let body = match (representation, req.verb) {

@@ -361,12 +361,31 @@ pub(crate) fn list_item_json(
 
 /// An object (already stamped) as a list item.
 pub(crate) fn value_list_item(object: &Value) -> bytes::Bytes {
-    let mut item = object.clone();
-    if let Some(map) = item.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
+    let mut text = match object {
+        Value::Object(members) => serde_json::to_vec(&WithoutTypeMeta(members)),
+        other => serde_json::to_vec(other),
     }
-    bytes::Bytes::from(serde_json::to_vec(&item).unwrap_or_default())
+    .unwrap_or_default();
+    // Kept for as long as the object is cached: no spare capacity.
+    text.shrink_to_fit();
+    bytes::Bytes::from(text)
+}
+
+/// An object's members but `kind` and `apiVersion`, serialized without
+/// copying the object first.
+struct WithoutTypeMeta<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for WithoutTypeMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.0 {
+            if name != "kind" && name != "apiVersion" {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// What may not change in a Job's spec (upstream's `ValidateJobUpdate`,

@@ -60,13 +60,51 @@ async fn objects_under(api: &Api, prefix: &str) -> ApiResult<Vec<(String, i64, V
         .collect()
 }
 
+/// One namespace's objects under `prefix` (`/registry/<plural>/<ns>/`),
+/// as upstream's LimitRanger and ResourceQuota read them: from the watch
+/// cache when it holds some; else from the store, whose answer that there
+/// are none is trusted for a while ([`Caches::note_absent`]) — so a
+/// namespace without quotas or limits costs no store read per create.
+/// `fresh` reads the store regardless.
+///
+/// [`Caches::note_absent`]: crate::watchcache::Caches::note_absent
+async fn namespace_objects(
+    api: &Api,
+    prefix: &str,
+    fresh: bool,
+) -> ApiResult<Vec<(String, i64, Value)>> {
+    if !fresh && let Some(cached) = api.caches.objects_within(prefix) {
+        if !cached.is_empty() {
+            return Ok(cached
+                .iter()
+                .map(|object| {
+                    let value = object.value();
+                    let name = value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    (format!("{prefix}{name}"), object.revision(), value)
+                })
+                .collect());
+        }
+        if api.caches.recently_absent(prefix) {
+            return Ok(Vec::new());
+        }
+    }
+    let objects = objects_under(api, prefix).await?;
+    if objects.is_empty() {
+        api.caches.note_absent(prefix);
+    }
+    Ok(objects)
+}
+
 /// The LimitRanges of the pod's namespace (none for anything but a pod).
 pub(crate) async fn limit_ranges(api: &Api, req: &ResourceRequest) -> ApiResult<Vec<Value>> {
     let Some(namespace) = req.namespace.as_deref().filter(|_| is_pod(req)) else {
         return Ok(Vec::new());
     };
     Ok(
-        objects_under(api, &format!("/registry/limitranges/{namespace}/"))
+        namespace_objects(api, &format!("/registry/limitranges/{namespace}/"), false)
             .await?
             .into_iter()
             .map(|(_, _, o)| o)
@@ -167,8 +205,20 @@ async fn charge(
     let prefix = format!("/registry/resourcequotas/{namespace}/");
     // Quotas already charged in an earlier attempt (a later one's CAS failed).
     let mut charged = BTreeSet::new();
-    for _ in 0..CHARGE_ATTEMPTS {
-        let quotas = objects_under(api, &prefix).await?;
+    // The first attempt reads the watch cache; a refusal, a conflict, or a
+    // quota whose status does not yet follow its spec there is decided
+    // again from the store.
+    let mut fresh = false;
+    'attempts: for _ in 0..CHARGE_ATTEMPTS {
+        let quotas = namespace_objects(api, &prefix, fresh).await?;
+        if !fresh
+            && quotas
+                .iter()
+                .any(|(_, _, q)| q.pointer("/spec/hard") != q.pointer("/status/hard"))
+        {
+            fresh = true;
+            continue;
+        }
         let mut updates = Vec::new();
         for (key, revision, q) in &quotas {
             let name = q
@@ -189,6 +239,10 @@ async fn charge(
                 && plural == "pods"
                 && let Some(why) = quota::pod_constraint_violation(&restricted, object)
             {
+                if !fresh {
+                    fresh = true;
+                    continue 'attempts;
+                }
                 return Err(forbidden(
                     req,
                     object,
@@ -197,6 +251,10 @@ async fn charge(
             }
             let used = quota::resource_list(q.pointer("/status/used"));
             if restricted.iter().any(|r| !used.contains_key(r)) {
+                if !fresh {
+                    fresh = true;
+                    continue 'attempts;
+                }
                 return Err(forbidden(
                     req,
                     object,
@@ -226,6 +284,10 @@ async fn charge(
                 })
                 .collect();
             if !exceeded.is_empty() {
+                if !fresh {
+                    fresh = true;
+                    continue 'attempts;
+                }
                 let mask = |list: &ResourceList| -> ResourceList {
                     list.iter()
                         .filter(|(n, _)| exceeded.contains(n))
@@ -275,6 +337,7 @@ async fn charge(
         if !conflicted {
             return Ok(());
         }
+        fresh = true;
     }
     Err(ApiError::conflict(
         "resourcequotas",

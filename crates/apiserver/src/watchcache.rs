@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bulwark_store::{EventKind, Range, Store};
 use bytes::Bytes;
@@ -97,8 +97,9 @@ pub(crate) struct Cached {
     revision: i64,
     labels: BTreeMap<String, String>,
     /// The resource's selectable fields (`metadata.name`, `spec.nodeName`,
-    /// …) and their values.
-    fields: BTreeMap<String, String>,
+    /// …) and their values, in one allocation: a handful per object, so a
+    /// scan beats a map's nodes, kept for every cached object.
+    fields: Box<[(&'static str, Box<str>)]>,
 }
 
 impl Cached {
@@ -130,8 +131,16 @@ impl Cached {
             type_meta: kind.intern(type_meta),
             revision: resource_version(object),
             labels,
-            fields: bulwark_api::fields::object_fields(&kind.api_version, &kind.kind, object),
+            fields: bulwark_api::fields::object_field_values(&kind.api_version, &kind.kind, object)
+                .into_iter()
+                .map(|(field, value)| (field, value.into_boxed_str()))
+                .collect(),
         })
+    }
+
+    /// The resourceVersion (the store revision) of this state.
+    pub(crate) fn revision(&self) -> i64 {
+        self.revision
     }
 
     /// The object as a list item (no kind/apiVersion).
@@ -165,7 +174,10 @@ impl Cached {
 
     /// The value of a selectable field.
     pub(crate) fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        self.fields
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, value)| &**value)
     }
 
     /// `{"type":…,"object":…}\n`, spliced from the object's text.
@@ -320,10 +332,17 @@ fn resource_version(object: &Value) -> i64 {
         .unwrap_or(0)
 }
 
+/// How long the store's answer that a prefix holds nothing is trusted
+/// while its cache shows nothing either (upstream's admission plugins keep
+/// such live lookups for 30 s).
+const ABSENT_TTL: Duration = Duration::from_secs(30);
+
 /// Every resource's cache, started on first use.
 pub(crate) struct Caches {
     store: Arc<dyn Store>,
     caches: Mutex<HashMap<String, Arc<Cache>>>,
+    /// Prefixes the store showed to be empty, and when.
+    absent: Mutex<HashMap<String, Instant>>,
 }
 
 impl Caches {
@@ -332,7 +351,40 @@ impl Caches {
         Caches {
             store,
             caches: Mutex::new(HashMap::new()),
+            absent: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The objects under a prefix within one resource's keys (one
+    /// namespace's: `/registry/<plural>/<namespace>/`) from that
+    /// resource's cache; `None` if it is not started.
+    pub(crate) fn objects_within(&self, prefix: &str) -> Option<Vec<Arc<Cached>>> {
+        let rest = prefix.strip_prefix("/registry/")?;
+        let resource = format!("/registry/{}/", rest.split('/').next()?);
+        let cache = self
+            .caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&resource)
+            .cloned()?;
+        Some(cache.snapshot(prefix).0)
+    }
+
+    /// Records that the store holds nothing under `prefix` now.
+    pub(crate) fn note_absent(&self, prefix: &str) {
+        let now = Instant::now();
+        let mut absent = self.absent.lock().unwrap_or_else(|p| p.into_inner());
+        absent.retain(|_, seen| now.duration_since(*seen) < ABSENT_TTL);
+        absent.insert(prefix.to_owned(), now);
+    }
+
+    /// Whether the store showed `prefix` empty less than [`ABSENT_TTL`] ago.
+    pub(crate) fn recently_absent(&self, prefix: &str) -> bool {
+        self.absent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(prefix)
+            .is_some_and(|seen| seen.elapsed() < ABSENT_TTL)
     }
 
     /// The objects under a storage prefix, from its cache if that is

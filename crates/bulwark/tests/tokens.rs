@@ -535,6 +535,23 @@ fn pods_get_the_token_volume_and_need_their_service_account() {
             "{list}"
         );
     }
+    // As upstream records ownership before mutating admission, what
+    // admission added (the token volume, its mounts, tolerations) belongs
+    // to no manager: the creator owns only what it sent, and defaults.
+    let stored: Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "web", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
+    let owned = stored["metadata"]["managedFields"].to_string();
+    assert!(owned.contains("f:containers"), "{owned}");
+    assert!(owned.contains("f:restartPolicy"), "a default: {owned}");
+    for added in [
+        "kube-api-access",
+        "f:volumes",
+        "f:volumeMounts",
+        "f:serviceAccountName",
+    ] {
+        assert!(!owned.contains(added), "{added} in {owned}");
+    }
 
     // No token where the pod (or its ServiceAccount) declines it.
     let out = c.apply(&pod(

@@ -194,6 +194,59 @@ async fn racing_creates_cannot_overrun_a_quota() {
     assert_eq!(listed, 3);
 }
 
+/// Admission reads quotas from the watch cache and remembers for a while
+/// that a namespace had none: a quota created after that is still
+/// enforced, and racing creates still cannot overrun it.
+#[tokio::test]
+async fn a_quota_created_after_creates_in_its_namespace_is_enforced() {
+    let harness = Harness::start(&["resourcequota-controller"]).await;
+    let client = harness.admin();
+    namespace(&client, "late").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "late");
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    // Creates with no quota yet: the namespace is now known to have none.
+    for name in ["before-1", "before-2"] {
+        maps.create(&PostParams::default(), &cm(name))
+            .await
+            .unwrap();
+    }
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "late");
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "objects"},
+        "spec": {"hard": {"configmaps": "4"}},
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    used_becomes(&quotas, "objects", "configmaps", "2").await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let maps = maps.clone();
+        let cm = cm(&format!("after-{i}"));
+        tasks.spawn(async move { maps.create(&PostParams::default(), &cm).await });
+    }
+    let mut created = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 403, "{}", s.message);
+                assert!(
+                    s.message.contains("exceeded quota: objects"),
+                    "{}",
+                    s.message
+                );
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 2, "two more fit under a quota of four");
+    let listed = maps.list(&Default::default()).await.unwrap().items.len();
+    assert_eq!(listed, 4);
+}
+
 #[tokio::test]
 async fn limit_ranges_default_and_bound_containers() {
     let harness = Harness::start(&["resourcequota-controller"]).await;

@@ -139,6 +139,7 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
     }
     let created = create_latencies.len();
     let creates_per_s = created as f64 / started.elapsed().as_secs_f64();
+    let rss_created = rss_kib(pid);
 
     let mut list_store = Vec::new();
     let mut list_cache = Vec::new();
@@ -168,6 +169,8 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
             cached.items.len()
         );
     }
+
+    let rss_listed = rss_kib(pid);
 
     eprintln!("starting {} watchers …", workload.watchers);
     let rv = pods
@@ -256,6 +259,12 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         rss / 1024,
         rss.saturating_sub(rss_before) / 1024,
         stored_json / (1024 * 1024)
+    );
+    println!(
+        "| server RSS growth after the creates / after the LISTs / with the watchers | {} MiB / {} MiB / {} MiB | (where it grows) |",
+        rss_created.saturating_sub(rss_before) / 1024,
+        rss_listed.saturating_sub(rss_before) / 1024,
+        rss.saturating_sub(rss_before) / 1024,
     );
     Ok(())
 }
