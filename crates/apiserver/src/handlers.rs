@@ -552,6 +552,7 @@ pub(crate) async fn create_object(
         None,
         Some(&object),
     )?;
+    crate::noderestriction::admit_mirror_owner(api, req, &object).await?;
     crate::csr::admit(req, None, &object)?;
     if let Some(authorizer) = &req.authorizer {
         authorizer.check_rbac_write(req, &object, None)?;

@@ -105,6 +105,49 @@ pub(crate) fn admit(
     }
 }
 
+/// The rest of NodeRestriction for a mirror pod a node creates, which needs
+/// the store: an owner reference to the node must carry the node's UID
+/// (not an earlier Node's of the same name), as upstream checks.
+pub(crate) async fn admit_mirror_owner(
+    api: &crate::handlers::Api,
+    req: &ResourceRequest,
+    pod: &Value,
+) -> ApiResult<()> {
+    use bulwark_store::StoreExt as _;
+    let Some(user) = &req.user else { return Ok(()) };
+    let Some(node) = user.username.strip_prefix(bulwark_rbac::NODE_USER_PREFIX) else {
+        return Ok(());
+    };
+    let is_node = user.groups.iter().any(|g| g == bulwark_rbac::NODES_GROUP);
+    let creates_pod =
+        req.resource.group.is_empty() && req.resource.plural == "pods" && req.subresource.is_none();
+    // `admit` has already refused anything but one owner, this node.
+    let owner_uid = pod
+        .pointer("/metadata/ownerReferences/0/uid")
+        .and_then(Value::as_str);
+    let (true, true, Some(owner_uid)) = (is_node, creates_pod, owner_uid) else {
+        return Ok(());
+    };
+    let stored = match api.store.get(&format!("/registry/nodes/{node}")).await? {
+        Some(kv) => crate::handlers::decode_stored(&kv.value, kv.mod_revision)?,
+        None => return Err(ApiError::not_found("nodes", "", node)),
+    };
+    let uid = text(Some(&stored), "/metadata/uid");
+    if owner_uid != uid {
+        let check = Check {
+            req,
+            node,
+            operation: Operation::Create,
+            old: None,
+            new: Some(pod),
+        };
+        return Err(check.forbidden(&format!(
+            "node {node} UID mismatch: expected {owner_uid} got {uid}"
+        )));
+    }
+    Ok(())
+}
+
 /// NodeRestriction for TokenRequests (`serviceaccounts/<name>/token`): a
 /// node's token must be bound, by UID, to a pod scheduled on that node —
 /// so a node cannot mint tokens for pods it does not run.

@@ -334,6 +334,23 @@ fn a_node_reaches_only_what_its_pods_use_and_changes_only_its_own_objects() {
         // it, refuses a mirror pod with secrets too.)
         &["reference secrets"],
     );
+    // A mirror pod owned by the node: by this Node, not an earlier one of
+    // the same name (its UID), as upstream checks.
+    let owned_mirror = |name: &str, uid: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","annotations":{{{mirror}}},
+            "ownerReferences":[{{"apiVersion":"v1","kind":"Node","name":"n1","uid":"{uid}","controller":true}}]}},
+            "spec":{{"nodeName":"n1","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+        )
+    };
+    refused(
+        &c.with_manifest(&n1, &["create"], &owned_mirror("stale-owner", "0000-old")),
+        &[r#"node n1 UID mismatch: expected 0000-old got"#],
+    );
+    let n1_uid = c.ok(&["get", "node", "n1", "-o", "jsonpath={.metadata.uid}"]);
+    let out = c.with_manifest(&n1, &["create"], &owned_mirror("owned", n1_uid.trim()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
     // Deleting: its own pods only.
     refused(
         &c.as_user(&n1, &["delete", "pod", "p-n2", "--wait=false"]),
