@@ -1434,6 +1434,14 @@ async fn teardown(ctx: &Ctx, uid: &str, dir: &Path, pod: Option<&Pod>, live: &mu
 /// gone (the kubelet's part of graceful deletion).
 async fn finish_delete(ctx: &Ctx, pod: &Pod) {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    if let Err(err) = delete_now(&api, pod).await {
+        tracing::warn!(pod = %pod.name_any(), error = %err, "deleting the pod");
+    }
+}
+
+/// Deletes this very pod (its UID) at once; one already gone or replaced
+/// by another of the same name is fine.
+pub(crate) async fn delete_now(api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> {
     let params = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions {
@@ -1443,9 +1451,9 @@ async fn finish_delete(ctx: &Ctx, pod: &Pod) {
         ..DeleteParams::default()
     };
     match api.delete(&pod.name_any(), &params).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(err) => tracing::warn!(pod = %pod.name_any(), error = %err, "deleting the pod"),
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

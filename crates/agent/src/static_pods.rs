@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt as _};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
@@ -258,19 +258,7 @@ async fn sync_mirrors(
 }
 
 async fn delete(api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> {
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.metadata.uid.clone(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(&pod.name_any(), &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(err) => Err(err),
-    }
+    crate::pod::delete_now(api, pod).await
 }
 
 #[cfg(test)]
