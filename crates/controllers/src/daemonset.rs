@@ -28,8 +28,7 @@ use k8s_openapi::api::core::v1::{
     PodSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
 
@@ -37,8 +36,8 @@ use crate::Context;
 use crate::informer::{Change, Informer};
 use crate::owned::{self, Expectations};
 use crate::queue::{Next, WorkQueue, run_workers};
+use crate::revisions::{self, REVISION_HASH};
 
-const REVISION_HASH: &str = "controller-revision-hash";
 const TEMPLATE_GENERATION: &str = "pod-template-generation";
 
 pub(crate) async fn run(cx: Context) {
@@ -353,79 +352,23 @@ impl DaemonSetController {
             .as_ref()
             .map(|s| s.template.clone())
             .unwrap_or_default();
-        let template = serde_json::to_value(&template).unwrap_or_default();
         let collisions = ds
             .status
             .as_ref()
             .and_then(|s| s.collision_count)
             .unwrap_or(0);
-        let hash = decide::template_hash(&template, collisions);
+        let hash = decide::template_hash(
+            &serde_json::to_value(&template).unwrap_or_default(),
+            collisions,
+        );
         let namespace = ds.namespace().unwrap_or_default();
-        let uid = ds.metadata.uid.as_deref();
-        let owned_revisions: Vec<_> = self
-            .revisions
-            .store()
-            .state()
-            .into_iter()
-            .filter(|r| {
-                r.namespace().as_deref() == Some(namespace.as_str())
-                    && owned::controller_uid(r.as_ref()) == uid
-            })
-            .collect();
-        let latest = owned_revisions
-            .iter()
-            .map(|r| r.revision)
-            .max()
-            .unwrap_or(0);
+        let owned_revisions =
+            revisions::owned_by(&self.revisions, &namespace, ds.metadata.uid.as_deref());
         let api: Api<ControllerRevision> = Api::namespaced(self.cx.client.clone(), &namespace);
-        if let Some(current) = owned_revisions
-            .iter()
-            .find(|r| r.labels().get(REVISION_HASH) == Some(&hash))
-        {
-            // Back to an old template (a rollback): it becomes the latest.
-            if current.revision < latest {
-                let patch = serde_json::json!({"revision": latest + 1});
-                api.patch(
-                    &current.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-            }
-            self.prune_revisions(ds, &owned_revisions, &hash, live_hashes)
-                .await;
-            return Ok(hash);
-        }
-        let mut data = template;
-        if let Some(map) = data.as_object_mut() {
-            map.insert("$patch".into(), "replace".into());
-        }
-        let mut labels = ds
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        labels.insert(REVISION_HASH.into(), hash.clone());
-        let revision = ControllerRevision {
-            metadata: ObjectMeta {
-                name: Some(format!("{}-{hash}", ds.name_any())),
-                namespace: Some(namespace.clone()),
-                labels: Some(labels),
-                owner_references: Some(vec![owned::controller_ref(ds)]),
-                ..ObjectMeta::default()
-            },
-            data: Some(RawExtension(
-                serde_json::json!({"spec": {"template": data}}),
-            )),
-            revision: latest + 1,
-        };
-        match api.create(&PostParams::default(), &revision).await {
-            Ok(_) => Ok(hash),
-            // Made already (the cache is behind).
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(hash),
-            Err(err) => Err(err),
-        }
+        revisions::record(&api, ds, &owned_revisions, &template, &hash).await?;
+        self.prune_revisions(ds, &owned_revisions, &hash, live_hashes)
+            .await;
+        Ok(hash)
     }
 
     /// Deletes the oldest revisions beyond `revisionHistoryLimit` that no

@@ -37,6 +37,7 @@ mod pods;
 mod queue;
 mod replicaset;
 mod resourcequota;
+mod revisions;
 mod rootca;
 mod serviceaccount;
 mod statefulset;

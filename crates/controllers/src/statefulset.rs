@@ -28,7 +28,6 @@ use decide::{Action, PodState, Slot, Update};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
@@ -39,8 +38,8 @@ use crate::informer::{Change, Informer};
 use crate::owned;
 use crate::ownership::{self, Claim};
 use crate::queue::{Next, WorkQueue, run_workers};
+use crate::revisions::{self, REVISION_HASH};
 
-const REVISION_HASH: &str = "controller-revision-hash";
 const POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
 const POD_INDEX: &str = "apps.kubernetes.io/pod-index";
 
@@ -292,59 +291,10 @@ impl StatefulSetController {
             .unwrap_or(0);
         let hash = template_hash(&template_json, collisions);
         let update_name = format!("{}-{hash}", set.name_any());
-        let uid = set.metadata.uid.as_deref();
-        let revisions: Vec<Arc<ControllerRevision>> = self
-            .revisions
-            .store()
-            .state()
-            .into_iter()
-            .filter(|r| {
-                r.namespace().as_deref() == Some(namespace.as_str())
-                    && owned::controller_uid(r.as_ref()) == uid
-            })
-            .collect();
-        let latest = revisions.iter().map(|r| r.revision).max().unwrap_or(0);
+        let revisions =
+            revisions::owned_by(&self.revisions, &namespace, set.metadata.uid.as_deref());
         let api: Api<ControllerRevision> = Api::namespaced(self.cx.client.clone(), &namespace);
-        match revisions.iter().find(|r| r.name_any() == update_name) {
-            // Back to an old template (a rollback): it becomes the latest.
-            Some(existing) if existing.revision < latest => {
-                let patch = serde_json::json!({"revision": latest + 1});
-                api.patch(&update_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-            }
-            Some(_) => {}
-            None => {
-                let mut data = template_json;
-                if let Some(map) = data.as_object_mut() {
-                    map.insert("$patch".into(), "replace".into());
-                }
-                let mut labels = template
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.labels.clone())
-                    .unwrap_or_default();
-                labels.insert(REVISION_HASH.into(), hash.clone());
-                let revision = ControllerRevision {
-                    metadata: ObjectMeta {
-                        name: Some(update_name.clone()),
-                        namespace: Some(namespace.clone()),
-                        labels: Some(labels),
-                        owner_references: Some(vec![owned::controller_ref(set)]),
-                        ..ObjectMeta::default()
-                    },
-                    data: Some(RawExtension(
-                        serde_json::json!({"spec": {"template": data}}),
-                    )),
-                    revision: latest + 1,
-                };
-                match api.create(&PostParams::default(), &revision).await {
-                    // 409: made already (the cache is behind).
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 409 => {}
-                    Err(err) => return Err(err),
-                }
-            }
-        }
+        revisions::record(&api, set, &revisions, &template, &hash).await?;
         let current_name = set
             .status
             .as_ref()
