@@ -136,6 +136,14 @@ pub(crate) fn limit_ranger_check(
     ))
 }
 
+/// The namespace whose quotas a write is charged to: none for
+/// cluster-scoped objects and subresources.
+fn quota_namespace(req: &ResourceRequest) -> Option<&str> {
+    req.namespace
+        .as_deref()
+        .filter(|_| req.resource.namespaced && req.subresource.is_none())
+}
+
 /// ResourceQuota admission for a create: checks `object` against the
 /// namespace's quotas and, unless `dry_run`, charges it to them.
 pub(crate) async fn charge_create(
@@ -144,14 +152,10 @@ pub(crate) async fn charge_create(
     object: &Value,
     dry_run: bool,
 ) -> ApiResult<()> {
-    let resource = &req.resource;
-    let Some(namespace) = req.namespace.as_deref().filter(|_| resource.namespaced) else {
+    let Some(namespace) = quota_namespace(req) else {
         return Ok(());
     };
-    if req.subresource.is_some() {
-        return Ok(());
-    }
-    let (group, plural) = (resource.group, resource.plural);
+    let (group, plural) = (req.resource.group, req.resource.plural);
     let usage = quota::usage(group, plural, object);
     charge(api, req, namespace, object, &usage, dry_run).await
 }
@@ -166,14 +170,10 @@ pub(crate) async fn charge_update(
     new: &Value,
     dry_run: bool,
 ) -> ApiResult<()> {
-    let resource = &req.resource;
-    let Some(namespace) = req.namespace.as_deref().filter(|_| resource.namespaced) else {
+    let Some(namespace) = quota_namespace(req) else {
         return Ok(());
     };
-    if req.subresource.is_some() {
-        return Ok(());
-    }
-    let (group, plural) = (resource.group, resource.plural);
+    let (group, plural) = (req.resource.group, req.resource.plural);
     let before = quota::usage(group, plural, old);
     let delta: ResourceList = quota::usage(group, plural, new)
         .into_iter()
