@@ -7,6 +7,13 @@ mod secrets;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc rather than glibc's malloc: with many threads glibc keeps most
+/// of what a large LIST freed (a server grew 150 MiB for 22 MiB of pods),
+/// and jemalloc's size classes are also faster on the create path. Its
+/// decay settings are in `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Bulwark: a Kubernetes-compatible, secure-by-default container orchestrator.
 #[derive(Debug, Parser)]
 #[command(name = "bulwark", version, about, long_about = None)]
@@ -416,6 +423,11 @@ fn main() -> anyhow::Result<()> {
     if args.next().as_deref() == Some(SHIM_NAME) {
         let args: Vec<String> = args.collect();
         std::process::exit(bulwark_runtime::shim_main(&args));
+    }
+    // Not a shim: freed memory goes back to the kernel from jemalloc's own
+    // threads, also while the process is idle.
+    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("bulwark: jemalloc background threads unavailable: {err}");
     }
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -35,14 +35,39 @@ fn pod(name: &str, sent_nanos: u128) -> Pod {
 }
 
 pub(super) fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`), 0 if unknown.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// The RSS once the server is idle and its allocator has returned what it
+/// gives back: polled until it has not fallen by a MiB for two seconds (at
+/// most 20 s). Returns the figure and how long it took to settle.
+pub(super) async fn settled_rss_kib(pid: u32) -> (u64, Duration) {
+    let started = Instant::now();
+    let mut lowest = rss_kib(pid);
+    let mut lowest_at = Instant::now();
+    while lowest_at.elapsed() < Duration::from_secs(2)
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = rss_kib(pid);
+        if now + 1024 <= lowest {
+            lowest = now;
+            lowest_at = Instant::now();
+        }
+    }
+    (lowest.min(rss_kib(pid)), lowest_at - started)
 }
 
 /// A `bulwark server` child process (so its memory is its own), killed on
@@ -219,6 +244,8 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         delivery.extend(watcher.await??);
     }
     let rss = rss_kib(pid);
+    let (rss_settled, settle_time) = settled_rss_kib(pid).await;
+    let peak = status_kib(pid, "VmHWM:");
     let stored_json: usize = pods
         .list(&ListParams::default().match_any())
         .await?
@@ -259,6 +286,12 @@ pub(crate) async fn run(workload: ApiWorkload) -> anyhow::Result<()> {
         rss / 1024,
         rss.saturating_sub(rss_before) / 1024,
         stored_json / (1024 * 1024)
+    );
+    println!(
+        "| server RSS settled (idle, {:.1} s after the watchers) / peak | {} MiB / {} MiB | RSS ≤ 2× stored |",
+        settle_time.as_secs_f64(),
+        rss_settled / 1024,
+        peak / 1024,
     );
     println!(
         "| server RSS growth after the creates / after the LISTs / with the watchers | {} MiB / {} MiB / {} MiB | (where it grows) |",

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 
-use super::api::{Child, rss_kib};
+use super::api::{Child, rss_kib, settled_rss_kib};
 
 /// Sizes of the control-plane workload.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +155,7 @@ pub(crate) async fn run(workload: ControlPlaneWorkload) -> anyhow::Result<()> {
     let rollout = started.elapsed();
     let load_cpu = (cpu_seconds(pid) - cpu0) / rollout.as_secs_f64();
     let loaded_rss = rss_kib(pid);
+    let (settled_rss, _) = settled_rss_kib(pid).await;
     rows.push((
         format!(
             "Deployment of {} replicas on {} fake nodes: create → all available",
@@ -170,10 +171,15 @@ pub(crate) async fn run(workload: ControlPlaneWorkload) -> anyhow::Result<()> {
     ));
     rows.push((
         format!(
-            "server RSS with {} nodes and {} pods (peak during rollout)",
+            "server RSS with {} nodes and {} pods running: settled / when all available / peak during the rollout",
             workload.deployment_nodes, workload.replicas
         ),
-        format!("{} ({} peak)", mib(loaded_rss), mib(peak_rss)),
+        format!(
+            "{} / {} / {}",
+            mib(settled_rss),
+            mib(loaded_rss),
+            mib(peak_rss)
+        ),
         "< 300 MiB",
     ));
     rows.push((
