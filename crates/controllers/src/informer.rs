@@ -10,6 +10,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
@@ -17,7 +18,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::queue::WorkQueue;
 
@@ -46,7 +47,7 @@ impl<K> Clone for Change<K> {
 /// One resource type's cache and change feed.
 pub(crate) struct Informer<K: 'static + Resource<DynamicType = ()> + Clone> {
     store: Store<K>,
-    changes: broadcast::Sender<Change<K>>,
+    changes: Arc<Fanout<K>>,
     /// True once the first list is in the cache. (Not the store's own
     /// `wait_until_ready`: its one-shot remembers only the last waiter's
     /// waker, so of two controllers waiting at once one slept forever.)
@@ -57,7 +58,7 @@ impl<K: 'static + Resource<DynamicType = ()> + Clone> Clone for Informer<K> {
     fn clone(&self) -> Self {
         Informer {
             store: self.store.clone(),
-            changes: self.changes.clone(),
+            changes: Arc::clone(&self.changes),
             synced: self.synced.clone(),
         }
     }
@@ -94,25 +95,87 @@ where
 
     /// Changes from now on. A subscriber that falls behind gets `Resynced`.
     pub(crate) fn subscribe(&self) -> Subscription<K> {
-        Subscription {
-            rx: self.changes.subscribe(),
+        self.changes.subscribe()
+    }
+}
+
+/// An informer's change feed: a queue per subscriber, so a change is
+/// freed as soon as every subscriber has taken it. (A broadcast ring
+/// would keep the last thousands of changes — superseded objects — alive
+/// whether or not anyone still needs them: a third of the controller
+/// manager's memory during a large rollout.)
+struct Fanout<K> {
+    subscribers: Mutex<Vec<Subscriber<K>>>,
+}
+
+struct Subscriber<K> {
+    tx: mpsc::Sender<Change<K>>,
+    /// Set when a change did not fit: the subscriber is told to resync.
+    overflowed: Arc<AtomicBool>,
+}
+
+impl<K> Fanout<K> {
+    fn new() -> Self {
+        Fanout {
+            subscribers: Mutex::new(Vec::new()),
         }
+    }
+
+    fn subscribe(&self) -> Subscription<K> {
+        let (tx, rx) = mpsc::channel(CHANGE_BUFFER);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Subscriber {
+                tx,
+                overflowed: Arc::clone(&overflowed),
+            });
+        Subscription { rx, overflowed }
+    }
+
+    /// Queues `change` for every subscriber; forgets those that are gone.
+    fn publish(&self, change: &Change<K>) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|s| match s.tx.try_send(change.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    s.overflowed.store(true, Ordering::Release);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
     }
 }
 
 /// A subscriber's view of an informer's changes.
 pub(crate) struct Subscription<K> {
-    rx: broadcast::Receiver<Change<K>>,
+    rx: mpsc::Receiver<Change<K>>,
+    overflowed: Arc<AtomicBool>,
 }
 
 impl<K> Subscription<K> {
     /// The next change; `None` when the informer stopped.
     pub(crate) async fn next(&mut self) -> Option<Change<K>> {
-        match self.rx.recv().await {
-            Ok(change) => Some(change),
-            Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Resynced),
-            Err(broadcast::error::RecvError::Closed) => None,
+        // Changes were dropped while the queue was full: a full pass
+        // covers them (and whatever is still queued is merely repeated).
+        if self.overflowed.swap(false, Ordering::AcqRel) {
+            return Some(Change::Resynced);
         }
+        self.rx.recv().await
+    }
+
+    /// Takes every change queued now, without waiting; true if there was
+    /// any. (A loop of `next()` would stop early: tokio's cooperative
+    /// budget makes a receive yield after a hundred or so.)
+    pub(crate) fn drain(&mut self) -> bool {
+        let mut any = self.overflowed.swap(false, Ordering::AcqRel);
+        while self.rx.try_recv().is_ok() {
+            any = true;
+        }
+        any
     }
 }
 
@@ -147,11 +210,11 @@ impl Informers {
             return informer.clone();
         }
         let (store, writer) = reflector::store::<K>();
-        let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let changes = Arc::new(Fanout::new());
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             store,
-            changes: changes.clone(),
+            changes: Arc::clone(&changes),
             synced,
         };
         made.insert(TypeId::of::<K>(), Box::new(informer.clone()));
@@ -164,7 +227,7 @@ impl Informers {
 async fn feed<K>(
     api: Api<K>,
     mut writer: reflector::store::Writer<K>,
-    changes: broadcast::Sender<Change<K>>,
+    changes: Arc<Fanout<K>>,
     synced: watch::Sender<bool>,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -201,6 +264,70 @@ async fn feed<K>(
             watcher::Event::Init | watcher::Event::InitApply(_) => continue,
         };
         // No subscribers yet is fine: they reconcile everything at start.
-        let _ = changes.send(change);
+        changes.publish(&change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_is_freed_once_every_subscriber_took_it() {
+        let fanout = Fanout::<String>::new();
+        let (mut a, mut b) = (fanout.subscribe(), fanout.subscribe());
+        let object = Arc::new("pod".to_owned());
+        fanout.publish(&Change::Applied(Arc::clone(&object)));
+        assert_eq!(Arc::strong_count(&object), 3);
+        assert!(matches!(a.next().await, Some(Change::Applied(_))));
+        assert_eq!(Arc::strong_count(&object), 2);
+        assert!(matches!(b.next().await, Some(Change::Applied(_))));
+        assert_eq!(Arc::strong_count(&object), 1);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_to_resync() {
+        let fanout = Fanout::<String>::new();
+        let mut slow = fanout.subscribe();
+        for i in 0..=CHANGE_BUFFER {
+            fanout.publish(&Change::Applied(Arc::new(i.to_string())));
+        }
+        assert!(matches!(slow.next().await, Some(Change::Resynced)));
+        // What was queued still follows, then the feed goes on.
+        assert!(matches!(slow.next().await, Some(Change::Applied(o)) if *o == "0"));
+        for _ in 1..CHANGE_BUFFER {
+            assert!(slow.next().await.is_some());
+        }
+        fanout.publish(&Change::Deleted(Arc::new("last".to_owned())));
+        assert!(matches!(slow.next().await, Some(Change::Deleted(o)) if *o == "last"));
+    }
+
+    #[tokio::test]
+    async fn drain_takes_everything_queued_without_waiting() {
+        let fanout = Fanout::<String>::new();
+        let mut sub = fanout.subscribe();
+        assert!(!sub.drain());
+        // More than tokio's cooperative budget lets one task receive.
+        let object = Arc::new("pod".to_owned());
+        for _ in 0..1_000 {
+            fanout.publish(&Change::Applied(Arc::clone(&object)));
+        }
+        assert!(sub.drain());
+        assert_eq!(Arc::strong_count(&object), 1);
+        assert!(!sub.drain());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_subscription_is_forgotten() {
+        let fanout = Fanout::<String>::new();
+        drop(fanout.subscribe());
+        fanout.publish(&Change::Resynced);
+        assert!(
+            fanout
+                .subscribers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        );
     }
 }

@@ -42,7 +42,7 @@ pub(crate) async fn run(cx: Context) {
             Some(_) => {}
             None => return,
         }
-        while let Some(Some(_)) = futures::FutureExt::now_or_never(changes.next()) {}
+        changes.drain();
     }
 }
 
