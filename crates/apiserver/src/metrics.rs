@@ -18,6 +18,9 @@ pub(crate) struct Metrics {
     requests: Mutex<RequestTotals>,
     /// Kind → open watches.
     watchers: Mutex<BTreeMap<String, i64>>,
+    /// Kind → watches that fell behind the watch cache's window and caught
+    /// up from the store.
+    catch_ups: Mutex<BTreeMap<String, u64>>,
     /// Store operation → (count, seconds).
     storage: Mutex<BTreeMap<&'static str, (u64, f64)>>,
 }
@@ -26,6 +29,18 @@ pub(crate) struct Metrics {
 pub(crate) struct WatchGuard {
     metrics: Arc<Metrics>,
     kind: String,
+}
+
+impl WatchGuard {
+    /// Counts this watch falling behind the cache and catching up.
+    pub(crate) fn caught_up(&self) {
+        let mut catch_ups = self
+            .metrics
+            .catch_ups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *catch_ups.entry(self.kind.clone()).or_insert(0) += 1;
+    }
 }
 
 impl Drop for WatchGuard {
@@ -93,6 +108,17 @@ impl Metrics {
         {
             out.push_str(&format!(
                 "apiserver_registered_watchers{{kind=\"{kind}\"}} {count}\n"
+            ));
+        }
+        out.push_str("# HELP apiserver_watch_cache_catch_ups_total Watches that fell behind the watch cache's window of events and caught up from the store's history.\n# TYPE apiserver_watch_cache_catch_ups_total counter\n");
+        for (kind, count) in self
+            .catch_ups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "apiserver_watch_cache_catch_ups_total{{kind=\"{kind}\"}} {count}\n"
             ));
         }
         out.push_str("# HELP etcd_request_duration_seconds Store request latency sum and count per operation.\n# TYPE etcd_request_duration_seconds summary\n");

@@ -11,14 +11,14 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::handlers::{Selectors, list_prefix};
 use crate::registry::ResourceType;
 use crate::request::{Representation, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
-use crate::watchcache::{CacheEvent, Caches, WatchType, watch_line};
+use crate::watchcache::{Cache, CacheEvent, Caches, Fed, WatchType, watch_line};
 
 /// How long a watch lasts when the client does not say (upstream picks
 /// 30–60 minutes).
@@ -103,7 +103,14 @@ pub(crate) async fn serve(
     let guard = metrics.watch_opened(req.resource.kind);
     tokio::spawn(async move {
         watcher
-            .run(subscription, timeout, bookmarks, send_initial)
+            .run(
+                &cache,
+                &guard,
+                subscription,
+                timeout,
+                bookmarks,
+                send_initial,
+            )
             .await;
         drop(guard);
     });
@@ -130,6 +137,8 @@ struct Watcher {
 impl Watcher {
     async fn run(
         mut self,
+        cache: &Cache,
+        guard: &crate::metrics::WatchGuard,
         subscription: crate::watchcache::Subscription,
         timeout: Duration,
         bookmarks: bool,
@@ -147,6 +156,7 @@ impl Watcher {
             return;
         }
         let mut live = subscription.live;
+        let mut caught_up = false;
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;
         loop {
@@ -158,9 +168,9 @@ impl Watcher {
                         return;
                     }
                 }
-                received = live.recv() => match received {
-                    Ok(event) => {
-                        if event.revision <= self.last_revision && !subscription.synthetic {
+                received = live.next() => match received {
+                    Fed::Cached(event) => {
+                        if event.revision <= self.last_revision && (caught_up || !subscription.synthetic) {
                             continue;
                         }
                         if event.revision <= subscription.revision {
@@ -171,7 +181,32 @@ impl Watcher {
                         }
                         self.last_revision = event.revision;
                     }
-                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                    Fed::Stored(event) => {
+                        if event.revision() <= self.last_revision {
+                            continue;
+                        }
+                        if let Some(event) = cache.event_from_store(&event)
+                            && !self.send(&event).await
+                        {
+                            return;
+                        }
+                        self.last_revision = event.revision();
+                    }
+                    // Upstream would drop a watcher this slow, and its
+                    // client would resume from its last resourceVersion;
+                    // this one resumes in place, from the store's history.
+                    Fed::Lagged => match cache.catch_up(&self.prefix, self.last_revision).await {
+                        Ok(feed) => {
+                            live = feed;
+                            caught_up = true;
+                            guard.caught_up();
+                        }
+                        Err(error) => {
+                            let _ = self.tx.send(Ok(watch_line("ERROR", &error.status()))).await;
+                            return;
+                        }
+                    },
+                    Fed::Closed => {
                         let error = ApiError::expired("The resourceVersion for the provided watch is too old.");
                         let _ = self.tx.send(Ok(watch_line("ERROR", &error.status()))).await;
                         return;

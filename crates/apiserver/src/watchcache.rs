@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bulwark_api::labels::Labels;
-use bulwark_store::{EventKind, Range, Store};
+use bulwark_store::{EventKind, Range, Store, StoreError, WatchStream};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
@@ -251,11 +251,61 @@ struct State {
 /// The cache of one resource.
 pub(crate) struct Cache {
     kind: Kind,
+    /// Where a watcher that fell behind the window catches up from.
+    store: Arc<dyn Store>,
     state: RwLock<State>,
     /// Replaced on every relist: watchers of the old one learn (Closed)
     /// that they may have missed events and must relist.
     events: RwLock<broadcast::Sender<Arc<CacheEvent>>>,
     revision: watch::Sender<i64>,
+}
+
+/// A watcher's source of events: the cache's live events, after those it
+/// missed while it could not keep up, read from the store.
+pub(crate) struct Feed {
+    live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The store's history from the first missed event, read until it
+    /// passes the revision the new live receiver starts after.
+    history: Option<(WatchStream, i64)>,
+}
+
+/// What a watcher's feed gave.
+pub(crate) enum Fed {
+    /// An event from the cache.
+    Cached(Arc<CacheEvent>),
+    /// A missed event, from the store.
+    Stored(bulwark_store::Event),
+    /// The watcher fell more than the window behind: catch it up.
+    Lagged,
+    /// The cache relisted (events may be missing) or the store's history
+    /// ended: the client must relist.
+    Closed,
+}
+
+impl Feed {
+    fn live(live: broadcast::Receiver<Arc<CacheEvent>>) -> Self {
+        Feed {
+            live,
+            history: None,
+        }
+    }
+
+    /// The next event. Cancel-safe: it may be raced against timers.
+    pub(crate) async fn next(&mut self) -> Fed {
+        if let Some((history, upto)) = &mut self.history {
+            match history.next_event().await {
+                Some(Ok(event)) if event.revision() <= *upto => return Fed::Stored(event),
+                // Past what the live receiver holds: it takes over.
+                Some(Ok(_)) => self.history = None,
+                Some(Err(_)) | None => return Fed::Closed,
+            }
+        }
+        match self.live.recv().await {
+            Ok(event) => Fed::Cached(event),
+            Err(broadcast::error::RecvError::Lagged(_)) => Fed::Lagged,
+            Err(broadcast::error::RecvError::Closed) => Fed::Closed,
+        }
+    }
 }
 
 /// What a new watcher starts from.
@@ -265,7 +315,7 @@ pub(crate) struct Subscription {
     /// Whether `initial` are synthetic ADDEDs of the current state.
     pub synthetic: bool,
     /// Live events after `initial`.
-    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    pub live: Feed,
     /// The revision `initial` brings the watcher to.
     pub revision: i64,
 }
@@ -312,7 +362,7 @@ impl Cache {
                 Ok(Subscription {
                     initial,
                     synthetic: true,
-                    live,
+                    live: Feed::live(live),
                     revision: state.revision,
                 })
             }
@@ -330,11 +380,80 @@ impl Cache {
                 Ok(Subscription {
                     initial,
                     synthetic: false,
-                    live,
+                    live: Feed::live(live),
                     revision: state.revision.max(rv),
                 })
             }
         }
+    }
+
+    /// For a watcher whose live feed overflowed after it had sent
+    /// everything up to `after`: a new live feed, preceded by the events
+    /// it missed, read from the store's history (as a watch straight from
+    /// the store would be served). Only a compacted history ends the watch
+    /// with 410, as upstream's would.
+    pub(crate) async fn catch_up(&self, prefix: &str, after: i64) -> ApiResult<Feed> {
+        let (live, upto) = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            let live = self
+                .events
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .subscribe();
+            (live, state.revision)
+        };
+        let history = self
+            .store
+            .watch(Range::prefix(prefix), after + 1)
+            .await
+            .map_err(|err| match err {
+                StoreError::Compacted { .. } => {
+                    ApiError::expired("The resourceVersion for the provided watch is too old.")
+                }
+                other => other.into(),
+            })?;
+        Ok(Feed {
+            live,
+            history: Some((history, upto)),
+        })
+    }
+
+    /// A store event as the cache would have published it: `None` if a
+    /// value does not decode (the cache skipped it too).
+    pub(crate) fn event_from_store(&self, event: &bulwark_store::Event) -> Option<Arc<CacheEvent>> {
+        let revision = event.revision();
+        let prev = match &event.prev {
+            Some(prev) => Some(Cached::new(
+                &decode_stored(&prev.value, prev.mod_revision).ok()?,
+                &self.kind,
+            )),
+            None => None,
+        };
+        let (kind, object) = match event.kind {
+            EventKind::Put => {
+                let object =
+                    Cached::new(&decode_stored(&event.kv.value, revision).ok()?, &self.kind);
+                let kind = if prev.is_some() {
+                    WatchType::Modified
+                } else {
+                    WatchType::Added
+                };
+                (kind, object)
+            }
+            EventKind::Delete => {
+                let mut last = prev.as_ref()?.value();
+                crate::objects::set_resource_version(&mut last, revision);
+                (WatchType::Deleted, Cached::new(&last, &self.kind))
+            }
+        };
+        Some(Arc::new(CacheEvent {
+            kind,
+            object,
+            prev,
+            revision,
+            key: event.kv.key.clone(),
+            line: OnceLock::new(),
+        }))
     }
 
     /// The objects under `prefix` now, and the cache's revision.
@@ -461,6 +580,7 @@ impl Caches {
         let (events, _) = broadcast::channel(WINDOW);
         let (revision_tx, _) = watch::channel(0);
         let cache = Arc::new(Cache {
+            store: self.store.clone(),
             kind: Kind {
                 api_version: resource.api_version(),
                 kind: resource.kind.to_owned(),
