@@ -39,6 +39,10 @@ pub struct FakeNodeConfig {
     pub lease_interval: Duration,
     /// How long a Job's pod runs before it Succeeds.
     pub job_pod_run_time: Duration,
+    /// Whether the nodes play the kubelet for pods bound to them (mark them
+    /// Running and Ready). Scheduler benchmarks, like upstream's
+    /// scheduler_perf, run without.
+    pub run_pods: bool,
 }
 
 impl Default for FakeNodeConfig {
@@ -52,6 +56,7 @@ impl Default for FakeNodeConfig {
             labels: BTreeMap::new(),
             lease_interval: Duration::from_secs(10),
             job_pod_run_time: Duration::from_secs(1),
+            run_pods: true,
         }
     }
 }
@@ -99,12 +104,14 @@ impl FakeNodes {
             Arc::clone(&revived),
             config.lease_interval,
         ));
-        tasks.spawn(kubelet(
-            client,
-            names.iter().cloned().collect(),
-            Arc::clone(&silent),
-            config.job_pod_run_time,
-        ));
+        if config.run_pods {
+            tasks.spawn(kubelet(
+                client,
+                names.iter().cloned().collect(),
+                Arc::clone(&silent),
+                config.job_pod_run_time,
+            ));
+        }
         Ok(FakeNodes {
             names,
             silent,
