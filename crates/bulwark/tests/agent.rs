@@ -245,11 +245,10 @@ impl Drop for Node {
                 }
             }
         }
-        let _ = Command::new("umount")
-            .args(["-R", "-l"])
-            .arg(self.data().join("agent"))
-            .stderr(Stdio::null())
-            .status();
+        // `umount -R` of the agent's directory did nothing (it is not a
+        // mount point itself), which left a refused pod's pinned
+        // namespaces, and so the test's directory, behind.
+        support::unmount_under(&self.data());
     }
 }
 

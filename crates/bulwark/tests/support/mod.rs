@@ -109,6 +109,23 @@ impl Drop for Server {
     }
 }
 
+/// Lazily unmounts every mount under `root`, deepest first: what a stopped
+/// agent could not tear down (its pods' pinned namespaces and volumes), so
+/// the test's temporary directory can go.
+pub(crate) fn unmount_under(root: &std::path::Path) {
+    let root = root.to_string_lossy().into_owned();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in mounts {
+        let _ = Command::new("umount").args(["-l", &mount]).status();
+    }
+}
+
 /// Imports the test busybox image (`bulwark_testkit::busybox_rootfs_tar`)
 /// as `name` into a node's image store under `data`.
 pub(crate) fn import_image(scratch: &std::path::Path, data: &std::path::Path, name: &str) {

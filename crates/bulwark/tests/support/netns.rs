@@ -366,17 +366,7 @@ impl Drop for Cluster {
         }
         // What a stopped agent could not tear down: its pods' pinned
         // namespaces and volumes (all under the test's directory).
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in mounts {
-            let _ = Command::new("umount").args(["-l", &mount]).status();
-        }
+        super::unmount_under(self.dir.path());
     }
 }
 
