@@ -261,53 +261,45 @@ pub fn supported_fields(api_version: &str, kind: &str) -> Vec<&'static str> {
 /// Reads the supported field labels of an object, as upstream's `GetAttrs`
 /// functions do (booleans and counts as their Go text).
 pub fn object_fields(api_version: &str, kind: &str, obj: &Value) -> BTreeMap<String, String> {
-    object_field_values(api_version, kind, obj)
+    supported_fields(api_version, kind)
         .into_iter()
-        .map(|(field, value)| (field.to_owned(), value))
+        .map(|field| (field.to_owned(), object_field_value(obj, field)))
         .collect()
 }
 
-/// [`object_fields`] as a list in [`supported_fields`]' order, the names
-/// static (for caches that keep them per object).
-pub fn object_field_values(
-    api_version: &str,
-    kind: &str,
-    obj: &Value,
-) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for field in supported_fields(api_version, kind) {
-        let value = match field {
-            // The first pod IP; upstream indexes `status.podIPs` by it too.
-            "status.podIPs" => lookup(obj, "status.podIPs")
-                .and_then(|v| v.get(0))
-                .and_then(|ip| ip.get("ip"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            "status.podIP" => lookup(obj, "status.podIP")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            "source" => lookup(obj, "source.component")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            "spec.hostNetwork" | "spec.unschedulable" => lookup(obj, field)
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                .to_string(),
-            "status.replicas" | "status.successful" => lookup(obj, field)
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                .to_string(),
-            _ => match lookup(obj, field) {
-                Some(Value::String(s)) => s.clone(),
-                _ => String::new(),
-            },
-        };
-        out.push((field, value));
+/// The value of one supported field label of an object, as upstream's
+/// `GetAttrs` functions read it (booleans and counts as their Go text; an
+/// unset field is empty).
+pub fn object_field_value(obj: &Value, field: &str) -> String {
+    match field {
+        // The first pod IP; upstream indexes `status.podIPs` by it too.
+        "status.podIPs" => lookup(obj, "status.podIPs")
+            .and_then(|v| v.get(0))
+            .and_then(|ip| ip.get("ip"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        "status.podIP" => lookup(obj, "status.podIP")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        "source" => lookup(obj, "source.component")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        "spec.hostNetwork" | "spec.unschedulable" => lookup(obj, field)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
+        "status.replicas" | "status.successful" => lookup(obj, field)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .to_string(),
+        _ => match lookup(obj, field) {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        },
     }
-    out
 }
 
 fn lookup<'a>(obj: &'a Value, dotted: &str) -> Option<&'a Value> {

@@ -99,28 +99,20 @@ impl Metrics {
             entry.0 += count;
             entry.1 += secs;
         }
-        out.push_str("# HELP apiserver_registered_watchers Number of currently registered watchers for a given resource.\n# TYPE apiserver_registered_watchers gauge\n");
-        for (kind, count) in self
-            .watchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            out.push_str(&format!(
-                "apiserver_registered_watchers{{kind=\"{kind}\"}} {count}\n"
-            ));
-        }
-        out.push_str("# HELP apiserver_watch_cache_catch_ups_total Watches that fell behind the watch cache's window of events and caught up from the store's history.\n# TYPE apiserver_watch_cache_catch_ups_total counter\n");
-        for (kind, count) in self
-            .catch_ups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            out.push_str(&format!(
-                "apiserver_watch_cache_catch_ups_total{{kind=\"{kind}\"}} {count}\n"
-            ));
-        }
+        by_kind(
+            &mut out,
+            "apiserver_registered_watchers",
+            "gauge",
+            "Number of currently registered watchers for a given resource.",
+            &self.watchers,
+        );
+        by_kind(
+            &mut out,
+            "apiserver_watch_cache_catch_ups_total",
+            "counter",
+            "Watches that fell behind the watch cache's window of events and caught up from the store's history.",
+            &self.catch_ups,
+        );
         out.push_str("# HELP etcd_request_duration_seconds Store request latency sum and count per operation.\n# TYPE etcd_request_duration_seconds summary\n");
         for (operation, (count, secs)) in self
             .storage
@@ -183,5 +175,21 @@ impl Store for TimedStore {
 
     async fn revisions(&self) -> Result<(Revision, Revision), StoreError> {
         self.inner.revisions().await
+    }
+}
+
+/// One metric with a `kind` label, from a map of kind → value.
+fn by_kind<T: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    metric_type: &str,
+    help: &str,
+    values: &Mutex<BTreeMap<String, T>>,
+) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} {metric_type}\n"
+    ));
+    for (kind, value) in values.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        out.push_str(&format!("{name}{{kind=\"{kind}\"}} {value}\n"));
     }
 }

@@ -191,25 +191,14 @@ struct FieldValues {
 
 impl FieldValues {
     fn of(object: &Value, kind: &Kind) -> Self {
-        let values =
-            bulwark_api::fields::object_field_values(&kind.api_version, &kind.kind, object);
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(values.len());
-        let mut names = Vec::with_capacity(values.len());
-        for (name, value) in &values {
-            text.push_str(value);
+        let mut ends = Vec::with_capacity(kind.field_names.len());
+        for name in kind.field_names.iter() {
+            text.push_str(&bulwark_api::fields::object_field_value(object, name));
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-            names.push(*name);
         }
-        // The type's names, shared, unless this object's differ (they come
-        // from the same table, so they do not).
-        let names = if *kind.field_names == *names {
-            Arc::clone(&kind.field_names)
-        } else {
-            Arc::from(names)
-        };
         FieldValues {
-            names,
+            names: Arc::clone(&kind.field_names),
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
         }
@@ -263,19 +252,15 @@ impl Labels for CachedLabels {
 /// The type a cache holds, for selectable fields, and the `kind`/`apiVersion`
 /// text its objects share.
 struct Kind {
-    api_version: String,
-    kind: String,
     /// The selectable fields' names, in the order objects keep values.
     field_names: Arc<[&'static str]>,
     type_meta: Mutex<Vec<Arc<str>>>,
 }
 
 impl Kind {
-    fn new(api_version: String, kind: String) -> Self {
+    fn new(api_version: &str, kind: &str) -> Self {
         Kind {
-            field_names: bulwark_api::fields::supported_fields(&api_version, &kind).into(),
-            api_version,
-            kind,
+            field_names: bulwark_api::fields::supported_fields(api_version, kind).into(),
             type_meta: Mutex::new(Vec::new()),
         }
     }
@@ -473,7 +458,6 @@ impl Cache {
     /// A store event as the cache would have published it: `None` if a
     /// value does not decode (the cache skipped it too).
     pub(crate) fn event_from_store(&self, event: &bulwark_store::Event) -> Option<Arc<CacheEvent>> {
-        let revision = event.revision();
         let prev = match &event.prev {
             Some(prev) => Some(Cached::new(
                 &decode_stored(&prev.value, prev.mod_revision).ok()?,
@@ -481,31 +465,7 @@ impl Cache {
             )),
             None => None,
         };
-        let (kind, object) = match event.kind {
-            EventKind::Put => {
-                let object =
-                    Cached::new(&decode_stored(&event.kv.value, revision).ok()?, &self.kind);
-                let kind = if prev.is_some() {
-                    WatchType::Modified
-                } else {
-                    WatchType::Added
-                };
-                (kind, object)
-            }
-            EventKind::Delete => {
-                let mut last = prev.as_ref()?.value();
-                crate::objects::set_resource_version(&mut last, revision);
-                (WatchType::Deleted, Cached::new(&last, &self.kind))
-            }
-        };
-        Some(Arc::new(CacheEvent {
-            kind,
-            object,
-            prev,
-            revision,
-            key: event.kv.key.clone(),
-            line: OnceLock::new(),
-        }))
+        cache_event(&self.kind, event, prev)
     }
 
     /// The objects under `prefix` now, and the cache's revision.
@@ -633,7 +593,7 @@ impl Caches {
         let (revision_tx, _) = watch::channel(0);
         let cache = Arc::new(Cache {
             store: self.store.clone(),
-            kind: Kind::new(resource.api_version(), resource.kind.to_owned()),
+            kind: Kind::new(&resource.api_version(), resource.kind),
             state: RwLock::new(State {
                 objects: BTreeMap::new(),
                 revision: 0,
@@ -713,42 +673,59 @@ async fn follow(store: Arc<dyn Store>, cache: Arc<Cache>, prefix: String, mut fr
     }
 }
 
-fn apply(cache: &Cache, event: bulwark_store::Event) {
+/// The cache's event for a store write over `prev`, the key's last state:
+/// `None` if the new value does not decode, or a deletion has no last state
+/// to show.
+fn cache_event(
+    kind: &Kind,
+    event: &bulwark_store::Event,
+    prev: Option<Arc<Cached>>,
+) -> Option<Arc<CacheEvent>> {
     let revision = event.revision();
-    let key = event.kv.key.clone();
-    let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
-    let prev = state.objects.get(&key).cloned();
-    let (kind, object) = match event.kind {
+    let (watch_type, object) = match event.kind {
         EventKind::Put => {
-            let Ok(object) = decode_stored(&event.kv.value, revision) else {
-                tracing::warn!(key, "undecodable object skipped by the watch cache");
-                return;
-            };
-            let object = Cached::new(&object, &cache.kind);
-            state.objects.insert(key.clone(), object.clone());
-            let kind = if prev.is_some() {
+            let object = Cached::new(&decode_stored(&event.kv.value, revision).ok()?, kind);
+            let watch_type = if prev.is_some() {
                 WatchType::Modified
             } else {
                 WatchType::Added
             };
-            (kind, object)
+            (watch_type, object)
         }
         EventKind::Delete => {
-            state.objects.remove(&key);
-            let Some(prev) = prev.clone() else { return };
-            let mut last = prev.value();
+            let mut last = prev.as_ref()?.value();
             crate::objects::set_resource_version(&mut last, revision);
-            (WatchType::Deleted, Cached::new(&last, &cache.kind))
+            (WatchType::Deleted, Cached::new(&last, kind))
         }
     };
-    let event = Arc::new(CacheEvent {
-        kind,
+    Some(Arc::new(CacheEvent {
+        kind: watch_type,
         object,
         prev,
         revision,
-        key,
+        key: event.kv.key.clone(),
         line: OnceLock::new(),
-    });
+    }))
+}
+
+fn apply(cache: &Cache, event: bulwark_store::Event) {
+    let revision = event.revision();
+    let key = &event.kv.key;
+    let mut state = cache.state.write().unwrap_or_else(|p| p.into_inner());
+    let prev = state.objects.get(key).cloned();
+    let Some(event) = cache_event(&cache.kind, &event, prev) else {
+        if matches!(event.kind, EventKind::Put) {
+            tracing::warn!(key, "undecodable object skipped by the watch cache");
+        }
+        return;
+    };
+    if event.kind == WatchType::Deleted {
+        state.objects.remove(&event.key);
+    } else {
+        state
+            .objects
+            .insert(event.key.clone(), event.object.clone());
+    }
     state.revision = revision;
     if state.window.len() == WINDOW
         && let Some(oldest) = state.window.pop_front()
@@ -770,7 +747,7 @@ mod tests {
     use super::*;
 
     fn pods() -> Kind {
-        Kind::new("v1".into(), "Pod".into())
+        Kind::new("v1", "Pod")
     }
 
     fn pod(name: &str, node: &str) -> Value {

@@ -20,6 +20,15 @@ fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).unwrap()
 }
 
+/// The server's `/metrics` text.
+async fn metrics(client: &kube::Client) -> String {
+    let request = http::Request::builder()
+        .uri("/metrics")
+        .body(Vec::new())
+        .unwrap();
+    client.request_text(request).await.unwrap()
+}
+
 fn status_of<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
     match result {
         Err(kube::Error::Api(status)) => *status,
@@ -326,11 +335,7 @@ async fn a_watcher_that_falls_far_behind_still_gets_every_event() {
         }
     }
     // And it did fall behind: the server says so.
-    let request = http::Request::builder()
-        .uri("/metrics")
-        .body(Vec::new())
-        .unwrap();
-    let text = client.request_text(request).await.unwrap();
+    let text = metrics(&client).await;
     assert!(
         text.contains(r#"apiserver_watch_cache_catch_ups_total{kind="ConfigMap"}"#),
         "the watcher never fell behind the window"
@@ -493,11 +498,7 @@ async fn metrics_count_requests_watches_and_store_calls() {
     )
     .await
     .unwrap();
-    let request = http::Request::builder()
-        .uri("/metrics")
-        .body(Vec::new())
-        .unwrap();
-    let text = client.request_text(request).await.unwrap();
+    let text = metrics(&client).await;
     assert!(
         text.contains(
             r#"apiserver_request_total{verb="create",resource="configmaps",code="201"} 1"#
