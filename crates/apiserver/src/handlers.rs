@@ -643,10 +643,36 @@ pub(crate) async fn guaranteed_update(
     let key = key_of(req)?;
     let name = name_of(req)?.to_owned();
     let resource = &req.resource;
+    // The first attempt starts from the watch cache's copy, as upstream's
+    // cacher hands its etcd store the cached object: a stale copy costs a
+    // failed compare-and-swap, and every later attempt reads the store. An
+    // answer that depends on the copy alone (a conflict, an error from
+    // `change`, nothing to write) is only given from the store's.
+    let dry_run = dry_run(req)?;
+    let mut cached = !dry_run;
     for _ in 0..16 {
-        let kv = api.store.get(&key).await?.ok_or_else(|| not_found(req))?;
+        let (current, mod_revision, is_current) = match cached
+            .then(|| api.caches.object(&key))
+            .flatten()
+            .flatten()
+            .filter(|c| {
+                pinned
+                    .as_ref()
+                    .is_none_or(|p| *p == c.revision().to_string())
+            }) {
+            Some(copy) => (copy.value(), copy.revision(), false),
+            None => {
+                let kv = api.store.get(&key).await?.ok_or_else(|| not_found(req))?;
+                (
+                    decode_stored(&kv.value, kv.mod_revision)?,
+                    kv.mod_revision,
+                    true,
+                )
+            }
+        };
+        cached = false;
         if let Some(pinned) = &pinned
-            && *pinned != kv.mod_revision.to_string()
+            && *pinned != mod_revision.to_string()
         {
             return Err(ApiError::conflict(
                 resource.plural,
@@ -655,14 +681,22 @@ pub(crate) async fn guaranteed_update(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let current = decode_stored(&kv.value, kv.mod_revision)?;
-        let mut updated = change(current.clone())?;
-        objects::set_resource_version(&mut updated, kv.mod_revision);
+        let mut updated = match change(current.clone()) {
+            Ok(updated) => updated,
+            Err(_) if !is_current => continue,
+            Err(err) => return Err(err),
+        };
+        objects::set_resource_version(&mut updated, mod_revision);
         // An update that changes nothing writes nothing, unless the value
         // is stored under an old encryption key: then it is rewritten under
         // the current one (how a rotation moves every Secret, as upstream).
-        if updated == current && !api.encryption.is_stale(&key).await? {
-            return Ok(current);
+        if updated == current {
+            if !is_current {
+                continue;
+            }
+            if !api.encryption.is_stale(&key).await? {
+                return Ok(current);
+            }
         }
         let finalized = updated.pointer("/metadata/deletionTimestamp").is_some()
             && updated
@@ -674,23 +708,32 @@ pub(crate) async fn guaranteed_update(
         if !finalized {
             // ResourceQuota, last of the admission plugins, for what the
             // change adds (a Service gaining node ports, …).
-            crate::resource_admission::charge_update(api, req, &current, &updated, dry_run(req)?)
-                .await?;
+            match crate::resource_admission::charge_update(api, req, &current, &updated, dry_run)
+                .await
+            {
+                Ok(()) => {}
+                Err(_) if !is_current => continue,
+                Err(err) => return Err(err),
+            }
         }
         let (taken, released) = if !is_service(resource) {
             Default::default()
         } else if finalized {
             (Default::default(), crate::services::held(&current))
         } else {
-            crate::services::on_update(&api.services, &current, &mut updated, dry_run(req)?).await?
+            match crate::services::on_update(&api.services, &current, &mut updated, dry_run).await {
+                Ok(held) => held,
+                Err(_) if !is_current => continue,
+                Err(err) => return Err(err),
+            }
         };
-        if dry_run(req)? {
+        if dry_run {
             return Ok(updated);
         }
         let write = if finalized {
-            Write::delete(&key).if_mod_revision(kv.mod_revision)
+            Write::delete(&key).if_mod_revision(mod_revision)
         } else {
-            Write::put(&key, encode(&updated)?).if_mod_revision(kv.mod_revision)
+            Write::put(&key, encode(&updated)?).if_mod_revision(mod_revision)
         };
         let outcome = match api.store.write(write).await {
             Ok(outcome) => outcome,
@@ -1478,6 +1521,146 @@ mod tests {
         }
         assert!(body.is_end_stream());
         (out, announced, frames)
+    }
+
+    /// An [`Api`] over `store` whose watch caches follow `cached` instead:
+    /// another store given the same writes up to a point, so the caches
+    /// hold copies as stale as a test needs.
+    fn api_with_caches_of(
+        store: Arc<dyn Store>,
+        cached: Arc<dyn Store>,
+        dir: &std::path::Path,
+    ) -> Api {
+        let registry = crate::registry::Registry::builtin();
+        let config = bulwark_encryption::Config::parse(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n\
+             resources:\n- resources: [secrets]\n  providers: [{identity: {}}]\n",
+        )
+        .expect("an identity configuration");
+        let keys = crate::encryption::Keys::new(&config, "", &registry);
+        Api {
+            store: store.clone(),
+            caches: crate::watchcache::Caches::new(cached),
+            tokens: Arc::new(crate::tokens::SigningKey::load_or_create(dir).expect("a key")),
+            services: Arc::new(crate::services::Allocators::new(
+                store.clone(),
+                Default::default(),
+            )),
+            encryption: Arc::new(crate::encryption::EncryptingStore::new(store, keys)),
+        }
+    }
+
+    fn config_map_request(name: &str, verb: Verb) -> ResourceRequest {
+        let registry = crate::registry::Registry::builtin();
+        let path = format!("/api/v1/namespaces/default/configmaps/{name}");
+        match crate::request::parse(&registry, &http::Method::PUT, &path, "") {
+            Ok(crate::request::Target::Resource(req)) => ResourceRequest { verb, ..*req },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn flip(object: &Value) -> &str {
+        object["data"]["flip"].as_str().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn an_update_from_a_stale_cached_copy_is_judged_against_the_store() {
+        use bulwark_store::StoreExt as _;
+        use bulwark_store::{SqliteConfig, SqliteStore};
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let open = |name: &str| -> Arc<dyn Store> {
+            Arc::new(
+                SqliteStore::open(dir.path().join(name), SqliteConfig::default()).expect("a store"),
+            )
+        };
+        let (store, behind) = (open("store"), open("behind"));
+        let key = "/registry/configmaps/default/cm";
+        let object = |flip: &str| {
+            Bytes::from(
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "cm", "namespace": "default", "uid": "u"},
+                       "data": {"flip": flip}})
+                .to_string(),
+            )
+        };
+        // Both stores take the same first write, at the same revision.
+        let first = store.create(key, object("x")).await.expect("create");
+        assert_eq!(
+            behind.create(key, object("x")).await.expect("create"),
+            first
+        );
+        let api = api_with_caches_of(store.clone(), behind, dir.path());
+        let req = config_map_request("cm", Verb::Patch);
+        api.caches.get(&req.resource).await.expect("a cache");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !matches!(api.caches.object(key), Some(Some(_))) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache never saw the object"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let stored = || async {
+            let kv = store.get(key).await.expect("get").expect("present");
+            decode_stored(&kv.value, kv.mod_revision).expect("decodes")
+        };
+        let set = |to: &'static str| {
+            move |mut o: Value| {
+                o["data"]["flip"] = json!(to);
+                Ok(o)
+            }
+        };
+
+        // The store moves on; the cache keeps flip=x.
+        store.put(key, object("1")).await.expect("put");
+        // Setting flip back to x changes nothing in the cached copy, and
+        // everything in the store's.
+        let answered = guaranteed_update(&api, &req, None, set("x"))
+            .await
+            .expect("update");
+        assert_eq!((flip(&answered), flip(&stored().await)), ("x", "x"));
+
+        // A change refused for the cached copy is tried on the store's.
+        store.put(key, object("1")).await.expect("put");
+        let from_one = |mut o: Value| {
+            if flip(&o) != "1" {
+                return Err(ApiError::conflict("configmaps", "", "cm", "not from 1"));
+            }
+            o["data"]["flip"] = json!("2");
+            Ok(o)
+        };
+        let answered = guaranteed_update(&api, &req, None, from_one)
+            .await
+            .expect("update");
+        assert_eq!((flip(&answered), flip(&stored().await)), ("2", "2"));
+
+        // A resourceVersion the cached copy does not have is the store's.
+        let current = stored().await;
+        let pinned = current["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned);
+        let answered = guaranteed_update(&api, &req, pinned.clone(), set("3"))
+            .await
+            .expect("pinned update");
+        assert_eq!(flip(&answered), "3");
+        // And once used, it is out of date.
+        let err = guaranteed_update(&api, &req, pinned, set("4"))
+            .await
+            .expect_err("stale pin");
+        assert_eq!(err.code, 409);
+
+        // A change made to the stale copy fails its compare-and-swap and is
+        // made again to the store's: other fields written meanwhile stay.
+        let both = |mut o: Value| {
+            o["data"]["other"] = json!("y");
+            Ok(o)
+        };
+        let answered = guaranteed_update(&api, &req, None, both)
+            .await
+            .expect("update");
+        let now = stored().await;
+        assert_eq!((flip(&answered), flip(&now)), ("3", "3"));
+        assert_eq!(now["data"]["other"], "y");
     }
 
     #[test]

@@ -640,19 +640,15 @@ async fn route(
                 && matches!(req.verb, Verb::Create | Verb::Update | Verb::Patch)
             {
                 let ns = req.namespace.clone().unwrap_or_default();
-                match server
-                    .api
-                    .store
-                    .get(&format!("/registry/namespaces/{ns}"))
-                    .await
-                {
-                    Ok(Some(kv)) => {
-                        let namespace: Value =
-                            serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                // From the watch cache, as upstream's admission reads its
+                // namespace informer; the store only for a namespace the
+                // cache has not seen yet.
+                match authn::lookup(&server.api, &format!("/registry/namespaces/{ns}")).await {
+                    Ok(Some(namespace)) => {
                         req.namespace_labels = Some(admission::labels_of(&namespace));
                     }
                     Ok(None) => {}
-                    Err(err) => return (ApiError::from(err).into_response(), "", String::new()),
+                    Err(err) => return (err.into_response(), "", String::new()),
                 }
             }
             let verb = req.verb.as_str();

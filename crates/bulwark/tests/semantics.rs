@@ -342,6 +342,63 @@ async fn a_watcher_that_falls_far_behind_still_gets_every_event() {
     );
 }
 
+/// Updates start from the watch cache's copy of the object, which may be a
+/// step behind the store: no write may be lost to a stale copy. (The
+/// handlers' unit tests make the copy stale on purpose.)
+#[tokio::test]
+async fn concurrent_writers_to_one_object_lose_nothing() {
+    let server = Server::start_with(&["--disable-controller-manager"]);
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client().await);
+    let cm = from(json!({"metadata": {"name": "counter"}, "data": {"n": "0"}}));
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    // A watch makes the server keep a watch cache of ConfigMaps.
+    let _watch = api
+        .watch(&WatchParams::default().timeout(120), "0")
+        .await
+        .unwrap()
+        .boxed();
+
+    // Blind merge patches of distinct keys, and read-modify-write
+    // increments with the read's resourceVersion, all at once.
+    let patches = futures::future::join_all((0..24).map(|i| {
+        let api = api.clone();
+        async move {
+            let patch = json!({"data": {format!("k{i}"): "v"}});
+            api.patch("counter", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    }));
+    let increments = futures::future::join_all((0..4).map(|_| {
+        let api = api.clone();
+        async move {
+            for _ in 0..10 {
+                loop {
+                    let mut cm = api.get("counter").await.unwrap();
+                    let data = cm.data.get_or_insert_default();
+                    let n: u32 = data["n"].parse().unwrap();
+                    data.insert("n".into(), (n + 1).to_string());
+                    match api.replace("counter", &PostParams::default(), &cm).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+    }));
+    futures::join!(patches, increments);
+    let data = api.get("counter").await.unwrap().data.unwrap();
+    assert_eq!(data["n"], "40", "an increment was lost");
+    for i in 0..24 {
+        assert_eq!(
+            data.get(&format!("k{i}")).map(String::as_str),
+            Some("v"),
+            "k{i}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn malformed_requests_get_upstream_statuses() {
     // No controllers: the root CA publisher would write (and its informer
