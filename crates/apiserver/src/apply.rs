@@ -58,9 +58,8 @@ pub(crate) fn record(
         subresource,
         time: &time,
     };
-    match ssa::record_update(old, new, schema(resource), &writer) {
-        Ok(updated) => *new = updated,
-        Err(err) => tracing::warn!(%err, kind = resource.kind, "managedFields not updated"),
+    if let Err(err) = ssa::record_update_in_place(old, new, schema(resource), &writer) {
+        tracing::warn!(%err, kind = resource.kind, "managedFields not updated");
     }
 }
 

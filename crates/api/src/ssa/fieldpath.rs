@@ -57,6 +57,11 @@ pub struct FieldSet(BTreeSet<Path>);
 pub struct FieldsV1Error(String);
 
 impl Path {
+    /// Whether this is the path `metadata`.
+    pub(crate) fn is_metadata(&self) -> bool {
+        matches!(self.0.as_slice(), [PathElement::Field(f)] if f == "metadata")
+    }
+
     /// This path extended by one step.
     pub fn child(&self, pe: PathElement) -> Path {
         let mut v = self.0.clone();
@@ -135,6 +140,11 @@ impl FieldSet {
     /// Whether the path is a member.
     pub fn contains(&self, p: &Path) -> bool {
         self.0.contains(p)
+    }
+
+    /// How many paths it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// Whether there is no member.

@@ -214,8 +214,20 @@ pub fn record_update(
     schema: &PatchSchema,
     writer: &Writer<'_>,
 ) -> Result<Value, ApplyError> {
+    let mut new = new.clone();
+    record_update_in_place(old, &mut new, schema, writer)?;
+    Ok(new)
+}
+
+/// [`record_update`] without a copy of `new`, whose `managedFields` are
+/// replaced in place; on an error `new` is left as it was.
+pub fn record_update_in_place(
+    old: &Value,
+    new: &mut Value,
+    schema: &PatchSchema,
+    writer: &Writer<'_>,
+) -> Result<(), ApplyError> {
     let mut managers = decode_managed(old)?;
-    let new = without_managed_fields(new);
     // Upstream starts tracking an existing object only once it is applied
     // to: an update of an object without managedFields records nothing.
     let existing = old
@@ -223,12 +235,14 @@ pub fn record_update(
         .and_then(Value::as_str)
         .is_some_and(|uid| !uid.is_empty());
     if managers.is_empty() && existing {
-        return Ok(new);
+        set_managed_fields(new, Vec::new());
+        return Ok(());
     }
-    let old = without_managed_fields(old);
-    let touched = update_ownership(&mut managers, &old, &new, Pos::root(schema), writer)?;
+    // The comparison passes over `metadata.managedFields` on both sides.
+    let touched = update_ownership(&mut managers, old, new, Pos::root(schema), writer)?;
     let touched = touched.unwrap_or_default();
-    Ok(with_managed_fields(new, &managers, &touched, writer.time))
+    set_managed_fields(new, managed_fields(&managers, &touched, writer.time));
+    Ok(())
 }
 
 /// The ownership changes of a non-apply write of `new` over `old`; returns
@@ -280,6 +294,9 @@ struct Manager {
     subresource: String,
     time: Option<String>,
     set: FieldSet,
+    /// `set` as it was read, while it has not changed: unchanged entries
+    /// are written back without encoding them again.
+    fields_v1: Option<Value>,
 }
 
 /// Upstream's `BuildManagerIdentifier`: the entry's JSON without fields and
@@ -384,6 +401,7 @@ fn decode_managed(obj: &Value) -> Result<Vec<Manager>, ApplyError> {
             subresource,
             time: e.get("time").and_then(Value::as_str).map(str::to_owned),
             set,
+            fields_v1: Some(fields),
         });
     }
     Ok(out)
@@ -405,6 +423,7 @@ fn set_manager(
         subresource: writer.subresource.to_owned(),
         time: Some(writer.time.to_owned()),
         set,
+        fields_v1: None,
     });
 }
 
@@ -449,6 +468,7 @@ fn cap_update_managers(managers: &mut Vec<Manager>) {
                 let merged = managers.remove(index);
                 if let Some(b) = managers.iter_mut().find(|m| m.id == bucket) {
                     b.set = b.set.union(&merged.set);
+                    b.fields_v1 = None;
                     b.time = time;
                 }
                 remaining -= 1;
@@ -516,7 +536,11 @@ fn take_over(
         return Err(ApplyError::Conflict(conflicts));
     }
     for m in managers.iter_mut().filter(|m| m.id != id) {
-        m.set = m.set.difference(&changed).difference(&cmp.removed);
+        let kept = m.set.difference(&changed).difference(&cmp.removed);
+        if kept.len() != m.set.len() {
+            m.set = kept;
+            m.fields_v1 = None;
+        }
     }
     managers.retain(|m| !m.set.is_empty() || m.id == id);
     Ok(())
@@ -544,6 +568,13 @@ fn prune(
 
 /// Sets `metadata.managedFields`, sorted as upstream sorts them.
 fn with_managed_fields(mut obj: Value, managers: &[Manager], writer_id: &str, time: &str) -> Value {
+    set_managed_fields(&mut obj, managed_fields(managers, writer_id, time));
+    obj
+}
+
+/// The `managedFields` entries of `managers`, sorted as upstream sorts
+/// them; `writer_id`'s gets `time`.
+fn managed_fields(managers: &[Manager], writer_id: &str, time: &str) -> Vec<Value> {
     let mut sorted: Vec<&Manager> = managers.iter().filter(|m| !m.set.is_empty()).collect();
     sorted.sort_by(|a, b| {
         (
@@ -561,7 +592,7 @@ fn with_managed_fields(mut obj: Value, managers: &[Manager], writer_id: &str, ti
                 &b.subresource,
             ))
     });
-    let entries: Vec<Value> = sorted
+    sorted
         .into_iter()
         .map(|m| {
             let mut e = Map::new();
@@ -577,15 +608,24 @@ fn with_managed_fields(mut obj: Value, managers: &[Manager], writer_id: &str, ti
                 e.insert("time".to_owned(), json!(t));
             }
             e.insert("fieldsType".to_owned(), json!("FieldsV1"));
-            e.insert("fieldsV1".to_owned(), m.set.to_fields_v1());
+            let fields = match &m.fields_v1 {
+                Some(fields) => fields.clone(),
+                None => m.set.to_fields_v1(),
+            };
+            e.insert("fieldsV1".to_owned(), fields);
             if !m.subresource.is_empty() {
                 e.insert("subresource".to_owned(), json!(m.subresource));
             }
             Value::Object(e)
         })
-        .collect();
+        .collect()
+}
+
+/// Replaces `obj`'s `metadata.managedFields` with `entries` (removes it
+/// when there are none).
+fn set_managed_fields(obj: &mut Value, entries: Vec<Value>) {
     if !obj.is_object() {
-        obj = json!({});
+        *obj = json!({});
     }
     let meta = obj
         .as_object_mut()
@@ -597,7 +637,6 @@ fn with_managed_fields(mut obj: Value, managers: &[Manager], writer_id: &str, ti
             meta.insert("managedFields".to_owned(), Value::Array(entries));
         }
     }
-    obj
 }
 
 #[cfg(test)]

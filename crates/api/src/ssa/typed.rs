@@ -326,6 +326,12 @@ pub(crate) fn compare(
     };
     let lhs = lhs.or_else(|| empty_like(rhs));
     let rhs = rhs.or_else(|| empty_like(lhs));
+    if let (Some(l), Some(r)) = (lhs, rhs)
+        && l == r
+    {
+        // Nothing below differs: no path to record (and none to build).
+        return Ok(());
+    }
     let all = |f: fn(&Value) -> bool| lhs.is_none_or(f) && rhs.is_none_or(f);
     let mut in_leaf = false;
     if all(Value::is_object)
@@ -334,6 +340,10 @@ pub(crate) fn compare(
     {
         let (l, r) = (as_map(lhs), as_map(rhs));
         for k in l.keys().chain(r.keys().filter(|k| !l.contains_key(*k))) {
+            if k == "managedFields" && at.is_metadata() {
+                // Ownership is never recorded of the record itself.
+                continue;
+            }
             let p = at.child(PathElement::Field(k.clone()));
             compare(l.get(k), r.get(k), pos.child(k), &p, cmp)?;
         }
