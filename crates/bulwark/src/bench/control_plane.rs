@@ -234,7 +234,11 @@ pub(crate) async fn run(workload: ControlPlaneWorkload) -> anyhow::Result<()> {
                     .and_then(|s| s.node_name.as_ref())
                     .is_some()
                 {
-                    seen.insert(pod.metadata.name.unwrap_or_default());
+                    if seen.insert(pod.metadata.name.unwrap_or_default())
+                        && seen.len() % (total / 10).max(1) == 0
+                    {
+                        eprintln!("  {} bound", seen.len());
+                    }
                     if seen.len() >= total {
                         return Instant::now();
                     }
@@ -244,6 +248,12 @@ pub(crate) async fn run(workload: ControlPlaneWorkload) -> anyhow::Result<()> {
         });
         eprintln!("creating {total} pods from 64 clients …");
         let started = Instant::now();
+        let stamps = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                eprintln!("  {:.0} s", started.elapsed().as_secs_f64());
+            }
+        });
         let per_client = total.div_ceil(64);
         let tasks: Vec<_> = (0..64)
             .map(|c| {
@@ -268,10 +278,12 @@ pub(crate) async fn run(workload: ControlPlaneWorkload) -> anyhow::Result<()> {
             task.await??;
         }
         let created = started.elapsed();
+        eprintln!("  all created");
         let done = tokio::time::timeout(Duration::from_secs(600), bound)
             .await
             .context("not every pod was bound within 10 minutes")??;
         let scheduling = done.duration_since(started);
+        stamps.abort();
         let rss = rss_kib(pid);
         let case = if kubelets {
             "with fake kubelets"
