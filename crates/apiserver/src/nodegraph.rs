@@ -35,6 +35,35 @@ struct State {
     claims: HashMap<String, String>,
 }
 
+/// What the graph reads of a stored Pod: its name, namespace and spec.
+/// The rest (its status, managedFields) is skipped while parsing, never
+/// built: every pod write passes through here.
+#[derive(serde::Deserialize)]
+struct StoredPod {
+    #[serde(default)]
+    metadata: StoredMeta,
+    #[serde(default)]
+    spec: Value,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct StoredMeta {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    namespace: Value,
+}
+
+impl StoredPod {
+    /// The pod as JSON with just those parts, for `PodReferences`.
+    fn into_value(self) -> Value {
+        serde_json::json!({
+            "metadata": {"name": self.metadata.name, "namespace": self.metadata.namespace},
+            "spec": self.spec,
+        })
+    }
+}
+
 impl State {
     fn remove_pod(&mut self, key: &str) {
         if let Some((node, _)) = self.pods.remove(key)
@@ -81,9 +110,9 @@ impl State {
     fn apply(&mut self, prefix: &str, kind: EventKind, kv: &KeyValue) {
         let value = || serde_json::from_slice::<Value>(&kv.value).ok();
         match (prefix, kind) {
-            (PODS, EventKind::Put) => match value() {
-                Some(pod) => self.put_pod(&kv.key, &pod),
-                None => self.remove_pod(&kv.key),
+            (PODS, EventKind::Put) => match serde_json::from_slice::<StoredPod>(&kv.value) {
+                Ok(pod) => self.put_pod(&kv.key, &pod.into_value()),
+                Err(_) => self.remove_pod(&kv.key),
             },
             (PODS, EventKind::Delete) => self.remove_pod(&kv.key),
             (_, EventKind::Put) => match value() {
@@ -211,8 +240,10 @@ mod tests {
     fn pods_follow_their_node_and_claims_their_volume() {
         let graph = Graph::default();
         let pod = |node: &str| {
-            json!({"metadata": {"namespace": "ns", "name": "p"},
-                "spec": {"nodeName": node, "volumes": [{"name": "v", "secret": {"secretName": "s"}}]}})
+            json!({"metadata": {"namespace": "ns", "name": "p",
+                    "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}]},
+                "spec": {"nodeName": node, "volumes": [{"name": "v", "secret": {"secretName": "s"}}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready"}]}})
         };
         let key = "/registry/pods/ns/p";
         {
@@ -227,7 +258,27 @@ mod tests {
             let mut state = graph.state.write().expect("lock");
             state.apply(PODS, EventKind::Put, &kv(key, &pod("n1")));
         }
-        assert_eq!(graph.pods_on_node("n1")[0].secrets, vec!["s".to_owned()]);
+        let on_node = graph.pods_on_node("n1");
+        assert_eq!(on_node[0].secrets, vec!["s".to_owned()]);
+        assert_eq!(
+            (on_node[0].namespace.as_str(), on_node[0].name.as_str()),
+            ("ns", "p")
+        );
+        {
+            // A value that is not a pod's shape takes the pod out, and
+            // panics nothing.
+            let mut state = graph.state.write().expect("lock");
+            state.apply(
+                PODS,
+                EventKind::Put,
+                &kv(key, &json!({"metadata": 7, "spec": "x"})),
+            );
+        }
+        assert!(graph.pods_on_node("n1").is_empty());
+        {
+            let mut state = graph.state.write().expect("lock");
+            state.apply(PODS, EventKind::Put, &kv(key, &pod("n1")));
+        }
         {
             let mut state = graph.state.write().expect("lock");
             state.apply(PODS, EventKind::Delete, &kv(key, &json!(null)));

@@ -190,13 +190,18 @@ impl FieldSet {
     /// Encodes as a `fieldsV1` object.
     pub fn to_fields_v1(&self) -> Value {
         let mut root = Map::new();
+        // Sorted paths share their first steps: each step is encoded into
+        // one buffer and only a new key is allocated.
+        let mut key = String::new();
         for path in &self.0 {
             let mut node = &mut root;
             for pe in &path.0 {
-                let entry = node
-                    .entry(encode_element(pe))
-                    .or_insert_with(|| Value::Object(Map::new()));
-                let Value::Object(next) = entry else {
+                key.clear();
+                encode_element_into(pe, &mut key);
+                if !node.contains_key(key.as_str()) {
+                    node.insert(key.clone(), Value::Object(Map::new()));
+                }
+                let Some(Value::Object(next)) = node.get_mut(key.as_str()) else {
                     unreachable!("every node is an object")
                 };
                 node = next;
@@ -228,18 +233,34 @@ fn finish(node: &mut Map<String, Value>) {
     }
 }
 
-fn encode_element(pe: &PathElement) -> String {
+/// Appends the `fieldsV1` key of one step (`f:name`, `k:{…}`, `v:…`,
+/// `i:n`) to `out`.
+fn encode_element_into(pe: &PathElement, out: &mut String) {
     match pe {
-        PathElement::Field(name) => format!("f:{name}"),
-        PathElement::Key(fields) => {
-            let parts: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v.0))
-                .collect();
-            format!("k:{{{}}}", parts.join(","))
+        PathElement::Field(name) => {
+            out.push_str("f:");
+            out.push_str(name);
         }
-        PathElement::Value(v) => format!("v:{}", v.0),
-        PathElement::Index(i) => format!("i:{i}"),
+        PathElement::Key(fields) => {
+            out.push_str("k:{");
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                out.push_str(&v.0);
+            }
+            out.push('}');
+        }
+        PathElement::Value(v) => {
+            out.push_str("v:");
+            out.push_str(&v.0);
+        }
+        PathElement::Index(i) => {
+            out.push_str("i:");
+            out.push_str(&i.to_string());
+        }
     }
 }
 

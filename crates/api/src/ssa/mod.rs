@@ -522,18 +522,20 @@ fn take_over(
     force: bool,
 ) -> Result<(), ApplyError> {
     let changed = cmp.modified.union(&cmp.added);
-    let mut conflicts = Vec::new();
-    for m in managers.iter().filter(|m| m.id != id) {
-        for path in m.set.intersection(&changed).iter() {
-            conflicts.push(Conflict {
-                manager: m.id.clone(),
-                path: path.clone(),
-            });
+    if !force {
+        let mut conflicts = Vec::new();
+        for m in managers.iter().filter(|m| m.id != id) {
+            for path in m.set.intersection(&changed).iter() {
+                conflicts.push(Conflict {
+                    manager: m.id.clone(),
+                    path: path.clone(),
+                });
+            }
         }
-    }
-    if !force && !conflicts.is_empty() {
-        conflicts.sort_by(|a, b| (&a.manager, &a.path).cmp(&(&b.manager, &b.path)));
-        return Err(ApplyError::Conflict(conflicts));
+        if !conflicts.is_empty() {
+            conflicts.sort_by(|a, b| (&a.manager, &a.path).cmp(&(&b.manager, &b.path)));
+            return Err(ApplyError::Conflict(conflicts));
+        }
     }
     for m in managers.iter_mut().filter(|m| m.id != id) {
         let kept = m.set.difference(&changed).difference(&cmp.removed);
