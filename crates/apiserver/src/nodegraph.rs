@@ -57,10 +57,14 @@ struct StoredMeta {
 impl StoredPod {
     /// The pod as JSON with just those parts, for `PodReferences`.
     fn into_value(self) -> Value {
-        serde_json::json!({
-            "metadata": {"name": self.metadata.name, "namespace": self.metadata.namespace},
-            "spec": self.spec,
-        })
+        // Moved, not copied as `json!` would.
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("name".to_owned(), self.metadata.name);
+        metadata.insert("namespace".to_owned(), self.metadata.namespace);
+        let mut pod = serde_json::Map::new();
+        pod.insert("metadata".to_owned(), Value::Object(metadata));
+        pod.insert("spec".to_owned(), self.spec);
+        Value::Object(pod)
     }
 }
 
