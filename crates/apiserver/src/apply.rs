@@ -58,7 +58,7 @@ pub(crate) fn record(
         subresource,
         time: &time,
     };
-    if let Err(err) = ssa::record_update_in_place(old, new, schema(resource), &writer) {
+    if let Err(err) = ssa::record_update(old, new, schema(resource), &writer) {
         tracing::warn!(%err, kind = resource.kind, "managedFields not updated");
     }
 }

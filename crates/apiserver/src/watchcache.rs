@@ -371,14 +371,20 @@ impl Cache {
         }
     }
 
+    /// The live events after `state`: taken while the caller holds the
+    /// state's lock, which `apply` holds to publish, so none is missed or
+    /// seen twice.
+    fn live_after(&self, _state: &State) -> broadcast::Receiver<Arc<CacheEvent>> {
+        self.events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .subscribe()
+    }
+
     /// Subscribes a watcher from `from` (`None`: current state first).
     pub(crate) fn subscribe(&self, from: Option<i64>, prefix: &str) -> ApiResult<Subscription> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        let live = self
-            .events
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .subscribe();
+        let live = self.live_after(&state);
         match from {
             None => {
                 let initial = state
@@ -432,12 +438,7 @@ impl Cache {
     pub(crate) async fn catch_up(&self, prefix: &str, after: i64) -> ApiResult<Feed> {
         let (live, upto) = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            let live = self
-                .events
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .subscribe();
-            (live, state.revision)
+            (self.live_after(&state), state.revision)
         };
         let history = self
             .store

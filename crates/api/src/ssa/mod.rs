@@ -207,21 +207,9 @@ fn sync_last_applied(obj: &mut Value, config: &Value) {
 }
 
 /// Records a non-apply write of `new` over `old` (an empty object for a
-/// create) by `writer`, and returns `new` with updated `managedFields`.
+/// create) by `writer`: `new`'s `managedFields` are replaced in place (no
+/// copy of the object is made); on an error `new` is left as it was.
 pub fn record_update(
-    old: &Value,
-    new: &Value,
-    schema: &PatchSchema,
-    writer: &Writer<'_>,
-) -> Result<Value, ApplyError> {
-    let mut new = new.clone();
-    record_update_in_place(old, &mut new, schema, writer)?;
-    Ok(new)
-}
-
-/// [`record_update`] without a copy of `new`, whose `managedFields` are
-/// replaced in place; on an error `new` is left as it was.
-pub fn record_update_in_place(
     old: &Value,
     new: &mut Value,
     schema: &PatchSchema,

@@ -7,6 +7,18 @@ fn deployment() -> &'static PatchSchema {
     PatchSchema::for_kind("apps/v1", "Deployment").expect("built-in")
 }
 
+/// `new` as [`record_update`] leaves it.
+fn recorded(
+    old: &Value,
+    new: &Value,
+    schema: &PatchSchema,
+    writer: &Writer<'_>,
+) -> Result<Value, ApplyError> {
+    let mut new = new.clone();
+    record_update(old, &mut new, schema, writer)?;
+    Ok(new)
+}
+
 fn writer(manager: &'static str) -> Writer<'static> {
     Writer {
         manager,
@@ -186,7 +198,7 @@ fn apply_lifecycle() {
     // Another manager changes replicas with a plain update: it takes the field.
     let mut scaled = live.clone();
     scaled["spec"]["replicas"] = json!(5);
-    let live = record_update(
+    let live = recorded(
         &live,
         &scaled,
         deployment(),
@@ -240,8 +252,7 @@ fn apply_lifecycle() {
         .as_array_mut()
         .expect("list")
         .push(json!({"name": "sidecar", "image": "envoy"}));
-    let live =
-        record_update(&live, &with_sidecar, deployment(), &writer("injector")).expect("update");
+    let live = recorded(&live, &with_sidecar, deployment(), &writer("injector")).expect("update");
     let mut config2 = config.clone();
     config2["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
     let live =
@@ -352,7 +363,7 @@ fn created_by_update_looks_like_upstream() {
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
     let created =
-        record_update(&json!({}), &new, deployment(), &writer("kubectl-create")).expect("update");
+        recorded(&json!({}), &new, deployment(), &writer("kubectl-create")).expect("update");
     expect![[r#"
         {
           "f:metadata": {
@@ -409,7 +420,7 @@ fn update_managers_are_capped() {
     let live = json!({"metadata": {"name": "web", "labels": labels, "managedFields": managed}});
     let mut new = live.clone();
     new["metadata"]["labels"]["x"] = json!("y");
-    let updated = record_update(&live, &new, deployment(), &writer("new")).expect("update");
+    let updated = recorded(&live, &new, deployment(), &writer("new")).expect("update");
     let entries: Vec<String> = updated["metadata"]["managedFields"]
         .as_array()
         .expect("list")
@@ -436,7 +447,7 @@ fn update_managers_are_capped() {
         new "2026-01-01T00:00:00Z" {"f:metadata":{"f:labels":{"f:x":{}}}}"#]]
     .assert_eq(&entries.join("\n"));
     // A write that changes nothing records nothing.
-    let same = record_update(&updated, &updated, deployment(), &writer("other")).expect("update");
+    let same = recorded(&updated, &updated, deployment(), &writer("other")).expect("update");
     assert_eq!(
         same["metadata"]["managedFields"],
         updated["metadata"]["managedFields"]
@@ -526,7 +537,7 @@ fn random_applies_never_panic() {
         let config = build(&mut next);
         let force = next().is_multiple_of(2);
         let _ = apply(&live, &config, deployment(), &writer("kubectl"), force);
-        let _ = record_update(&live, &config, deployment(), &writer("other"));
+        let _ = recorded(&live, &config, deployment(), &writer("other"));
     }
 }
 
@@ -536,8 +547,7 @@ fn objects_without_managed_fields() {
     let untracked = json!({"metadata": {"name": "web", "uid": "u1"}, "spec": {"replicas": 1}});
     let mut scaled = untracked.clone();
     scaled["spec"]["replicas"] = json!(2);
-    let updated =
-        record_update(&untracked, &scaled, deployment(), &writer("scaler")).expect("update");
+    let updated = recorded(&untracked, &scaled, deployment(), &writer("scaler")).expect("update");
     assert_eq!(updated["metadata"].get("managedFields"), None);
     // The first apply gives the existing fields to before-first-apply, and
     // conflicts with them.
